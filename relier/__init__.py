@@ -1,0 +1,32 @@
+"""Relier: an asyncio task runtime that speaks Celery's protocol on Redis."""
+
+from relier.app import App
+from relier.context import TaskContext, current_task
+from relier.errors import (
+    AdmissionRejectedError,
+    ArgumentError,
+    BrokerUnavailable,
+    ConfigurationError,
+    PayloadError,
+    RelierError,
+    ResultTimeout,
+    TaskFailed,
+)
+from relier.handle import TaskHandle
+from relier.task import Task
+
+__all__ = [
+    "AdmissionRejectedError",
+    "App",
+    "ArgumentError",
+    "BrokerUnavailable",
+    "ConfigurationError",
+    "PayloadError",
+    "RelierError",
+    "ResultTimeout",
+    "Task",
+    "TaskContext",
+    "TaskFailed",
+    "TaskHandle",
+    "current_task",
+]

@@ -1,0 +1,138 @@
+"""``App``: settings, the task registry and the Redis clients, for producers and workers.
+
+An App holds no global state: two Apps with two Redis URLs live side by side. The
+default App is ``relier.tasks.app``; ``@rl_task`` registers with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, Protocol, TypeVar, overload
+
+import redis
+import redis.asyncio as aioredis
+
+from relier.broker import Broker
+from relier.errors import UnknownTask
+from relier.producer import Producer
+from relier.settings import Settings
+from relier.task import Task
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+#: Seconds to wait for a TCP connection before calling Redis unreachable.
+CONNECT_TIMEOUT_S = 5.0
+
+
+class TaskDecorator(Protocol):
+    """What ``@app.task(...)`` returns: a decorator keeping the function's types."""
+
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+
+
+class App:
+    """A Relier application: where tasks are registered and how Redis is reached.
+
+    Keywords are settings (see :class:`relier.settings.Settings`); each one can also
+    come from its ``RELIER_<NAME>`` environment variable.
+    """
+
+    def __init__(self, redis_url: str | None = None, **settings: Any) -> None:
+        self._overrides: dict[str, Any] = {"redis_url": redis_url, **settings}
+        self._settings: Settings | None = None
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        self.producer = Producer(self)
+        self._broker: Broker | None = None
+        self._broker_loop: asyncio.AbstractEventLoop | None = None
+        self._sync: redis.Redis | None = None
+
+    @property
+    def settings(self) -> Settings:
+        """The settings, read from keywords and the environment on first use."""
+        if self._settings is None:
+            self._settings = Settings.load(self._overrides)
+        return self._settings
+
+    def configure(self, **settings: Any) -> None:
+        """Change settings before first use (the CLI's ``--redis-url`` does this)."""
+        self._overrides.update({k: v for k, v in settings.items() if v is not None})
+        self._settings = None
+        self._broker = None
+        self._sync = None
+
+    # -- registry --------------------------------------------------------------------
+
+    @overload
+    def task(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+    @overload
+    def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+    @overload
+    def task(self, fn: None = None, /, **options: Any) -> TaskDecorator: ...
+
+    def task(self, fn: Any = None, /, **options: Any) -> Any:
+        """Register a function as a task: ``@app.task`` or ``@app.task(queue=...)``.
+
+        Options are those of :class:`relier.task.Task`: ``name``, ``queue``,
+        ``idempotent``, ``idempotency_ttl``, ``soft_timeout``, ``hard_timeout``,
+        ``retries``, ``retry_backoff``, ``retry_on``, ``version``, ``ignore_result``,
+        ``rate_limit``, ``max_queue_depth``.
+        """
+
+        def register(function: Callable[..., Any]) -> Task[Any, Any]:
+            task: Task[Any, Any] = Task(self, function, **options)
+            self.tasks[task.name] = task
+            return task
+
+        return register(fn) if fn is not None else register
+
+    def get_task(self, name: str) -> Task[Any, Any]:
+        try:
+            return self.tasks[name]
+        except KeyError:
+            raise UnknownTask(f"no task named {name!r} is registered") from None
+
+    # -- clients ---------------------------------------------------------------------
+
+    def broker(self) -> Broker:
+        """The async broker for the running event loop (one per loop, made on first use)."""
+        loop = asyncio.get_running_loop()
+        if self._broker is None or self._broker_loop is not loop:
+            self._broker = Broker(self.async_client())
+            self._broker_loop = loop
+        return self._broker
+
+    def async_client(self, **options: Any) -> aioredis.Redis:
+        """A new async Redis client for this App's URL."""
+        return aioredis.from_url(  # type: ignore[no-any-return]
+            self.settings.redis_url,
+            socket_connect_timeout=CONNECT_TIMEOUT_S,
+            socket_keepalive=True,
+            **options,
+        )
+
+    def sync_client(self) -> redis.Redis:
+        """The blocking Redis client used by ``push`` and ``result``."""
+        if self._sync is None:
+            self._sync = redis.Redis.from_url(
+                self.settings.redis_url,
+                socket_connect_timeout=CONNECT_TIMEOUT_S,
+                socket_keepalive=True,
+            )
+        return self._sync
+
+    async def aclose(self) -> None:
+        """Close the async connection pool of the running loop."""
+        if self._broker is not None:
+            await self._broker.aclose()
+            self._broker = None
+
+    def close(self) -> None:
+        """Close the blocking connection pool."""
+        if self._sync is not None:
+            self._sync.close()
+            self._sync = None

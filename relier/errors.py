@@ -1,0 +1,112 @@
+"""Errors a caller can catch. Each one says what went wrong and what to do next."""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: Reasons a message lands in the dead-letter queue.
+DLQ_REASONS: Final = frozenset(
+    {
+        "hard_timeout",
+        "poison",
+        "payload_invalid",
+        "unknown_task",
+        "version_too_new",
+        "exception",
+        "not_json",
+        "expired",
+    }
+)
+
+
+class RelierError(Exception):
+    """Base of every error Relier raises on purpose."""
+
+
+class ConfigurationError(RelierError):
+    """A setting, an ``-A`` target or a task definition is wrong."""
+
+
+class BrokerUnavailable(RelierError):
+    """Redis cannot be reached; the message names the URL (without its password)."""
+
+    def __init__(self, url: str, cause: BaseException) -> None:
+        super().__init__(f"cannot reach Redis at {url}: {cause}")
+        self.url = url
+
+
+class PayloadError(RelierError):
+    """A message or an argument list that cannot be run.
+
+    ``reason`` is the DLQ reason it maps to (``not_json`` or ``payload_invalid``).
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+class ArgumentError(PayloadError, TypeError):
+    """Arguments that do not match the task's signature or type hints.
+
+    Raised by the producer before anything is enqueued; it names the argument.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("payload_invalid", detail)
+
+
+class UnknownTask(RelierError):
+    """No task of that name is registered in this App."""
+
+
+class AdmissionRejectedError(RelierError):
+    """The queue is at its depth limit; nothing was enqueued.
+
+    ``retry_after`` is a suggested wait in seconds, from the queue's recent drain rate.
+    """
+
+    def __init__(self, queue: str, depth: int, limit: int, retry_after: float) -> None:
+        super().__init__(
+            f"queue {queue!r} is full ({depth}/{limit}); retry after {retry_after:.1f}s"
+        )
+        self.queue = queue
+        self.depth = depth
+        self.limit = limit
+        self.retry_after = retry_after
+
+
+class ResultTimeout(RelierError, TimeoutError):
+    """No result arrived within the timeout. The task may still run later."""
+
+    def __init__(self, task_id: str, timeout: float) -> None:
+        super().__init__(f"no result for task {task_id} within {timeout}s")
+        self.task_id = task_id
+        self.timeout = timeout
+
+
+class TaskFailed(RelierError):
+    """The task raised on the worker (or was revoked); the remote error is kept.
+
+    ``exc_type`` and ``exc_module`` name the remote exception class, ``exc_message`` holds
+    its arguments and ``remote_traceback`` the worker's formatted traceback.
+    """
+
+    def __init__(
+        self,
+        task_id: str,
+        status: str,
+        exc_type: str,
+        exc_module: str,
+        exc_message: list[object],
+        remote_traceback: str | None,
+    ) -> None:
+        args_text = ", ".join(repr(a) for a in exc_message)
+        super().__init__(f"task {task_id} {status}: {exc_module}.{exc_type}({args_text})")
+        self.task_id = task_id
+        self.status = status
+        self.exc_type = exc_type
+        self.exc_module = exc_module
+        self.exc_message = exc_message
+        self.remote_traceback = remote_traceback

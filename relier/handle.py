@@ -1,0 +1,135 @@
+"""``TaskHandle``: the id of a pushed task, and a way to wait for its result.
+
+Waiting follows Celery's own reader: subscribe to the result's channel first, then read
+the key once, then only listen. A result that landed before the wait began is found by
+the read; one that lands after is delivered by the notification. Nothing polls.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import anyio
+import msgspec
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from relier.errors import BrokerUnavailable, ResultTimeout, TaskFailed
+from relier.protocol import keys, results
+from relier.protocol.results import ResultMeta
+from relier.settings import redact
+
+if TYPE_CHECKING:
+    from relier.app import App
+
+R = TypeVar("R")
+
+
+class TaskHandle(Generic[R]):
+    """A pushed task. ``await h.aresult(timeout)`` or ``h.result(timeout)`` for its value."""
+
+    __slots__ = ("_app", "_meta", "_return_type", "id")
+
+    def __init__(
+        self,
+        app: App,
+        task_id: str,
+        *,
+        return_type: Any = Any,
+        meta: ResultMeta | None = None,
+    ) -> None:
+        self._app = app
+        self.id = task_id
+        self._return_type = return_type
+        self._meta = meta
+
+    def __repr__(self) -> str:
+        return f"<TaskHandle {self.id}>"
+
+    async def aresult(self, timeout: float | None = None) -> R:
+        """The task's return value; ``TaskFailed`` if it failed; ``ResultTimeout`` if late."""
+        if self._meta is None or not self._meta.ready:
+            self._meta = await _await_ready(self._app, self.id, timeout)
+        return self._unwrap(self._meta)
+
+    def result(self, timeout: float | None = None) -> R:
+        """Blocking form of :meth:`aresult`, for sync code (Flask, Django, scripts)."""
+        if self._meta is None or not self._meta.ready:
+            self._meta = _wait_ready(self._app, self.id, timeout)
+        return self._unwrap(self._meta)
+
+    async def astatus(self) -> str:
+        """The stored state (``PENDING`` when nothing is stored yet)."""
+        raw = await self._app.broker().get_result(self.id)
+        return results.decode(raw).status if raw else results.PENDING
+
+    def status(self) -> str:
+        raw = self._app.sync_client().get(keys.result(self.id))
+        return results.decode(raw).status if raw else results.PENDING
+
+    def _unwrap(self, meta: ResultMeta) -> R:
+        if meta.status == results.SUCCESS:
+            if self._return_type is Any:
+                return meta.result  # type: ignore[no-any-return]
+            try:
+                return msgspec.convert(meta.result, self._return_type, strict=False)  # type: ignore[no-any-return]
+            except msgspec.ValidationError:
+                return meta.result  # type: ignore[no-any-return]
+        exc_type, exc_module, message = meta.exception
+        raise TaskFailed(self.id, meta.status, exc_type, exc_module, message, meta.traceback)
+
+
+def _ready_meta(raw: bytes | str | None) -> ResultMeta | None:
+    if raw is None:
+        return None
+    meta = results.decode(raw)
+    return meta if meta.ready else None
+
+
+def _message_data(message: dict[str, Any] | None) -> bytes | None:
+    if message and message.get("type") == "message":
+        data: bytes = message["data"]
+        return data
+    return None
+
+
+async def _await_ready(app: App, task_id: str, timeout: float | None) -> ResultMeta:
+    client = app.broker().client
+    channel = keys.result(task_id)
+    try:
+        async with client.pubsub() as pubsub:
+            await pubsub.subscribe(channel)
+            meta = _ready_meta(await client.get(channel))
+            if meta is not None:
+                return meta
+            with anyio.move_on_after(timeout):
+                while True:
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+                    meta = _ready_meta(_message_data(message))
+                    if meta is not None:
+                        return meta
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        raise BrokerUnavailable(redact(app.settings.redis_url), exc) from exc
+    raise ResultTimeout(task_id, timeout or 0.0)
+
+
+def _wait_ready(app: App, task_id: str, timeout: float | None) -> ResultMeta:
+    client = app.sync_client()
+    channel = keys.result(task_id)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    try:
+        with client.pubsub() as pubsub:
+            pubsub.subscribe(channel)
+            meta = _ready_meta(client.get(channel))
+            while meta is None:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise ResultTimeout(task_id, timeout or 0.0)
+                # get_message blocks on the socket for at most `remaining` (None: forever).
+                wait = 3600.0 if remaining is None else remaining
+                message = pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
+                meta = _ready_meta(_message_data(message))
+            return meta
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        raise BrokerUnavailable(redact(app.settings.redis_url), exc) from exc

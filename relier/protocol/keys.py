@@ -1,0 +1,78 @@
+"""Every Redis key name Relier reads or writes, in one place.
+
+Queue lists are kombu's: the list named after the queue holds priority bucket 0 and
+``<queue>\\x06\\x16{3,6,9}`` hold the others, so Celery producers and workers share
+them. Relier's own bookkeeping for queue ``q`` lives under ``relier:{q}:...``; the hash
+tag puts all of a queue's keys in one cluster slot, and none collides with kombu's
+``unacked`` keys, so a Celery worker's restore sweep never touches Relier's work.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+PRIORITY_SEPARATOR: Final = "\x06\x16"
+#: kombu's priority steps. A lower number is served first.
+PRIORITY_STEPS: Final = (0, 3, 6, 9)
+#: The internal queue that Phoenix moves a dead worker's tasks to.
+REQUEUE_QUEUE: Final = "re-queue"
+DEFAULT_QUEUES: Final = ("high_priority", "default", "low_priority", REQUEUE_QUEUE)
+
+#: Every queue any Relier worker or producer has used (a set), for `inspect` and `dlq`.
+KNOWN_QUEUES: Final = "relier:queues"
+#: Registered workers (a hash: worker id -> JSON description).
+WORKERS: Final = "relier:workers"
+#: The lease lock held by the one worker that runs the resurrector.
+RESURRECTOR_LOCK: Final = "relier:resurrector:leader"
+
+
+def priority_bucket(priority: int | None) -> int:
+    """kombu's bucket for a priority: clamp to 0..9, then the largest step not above it."""
+    value = min(max(priority or 0, 0), 9)
+    return max(step for step in PRIORITY_STEPS if step <= value)
+
+
+def queue_list(queue: str, priority: int | None = None) -> str:
+    """The list a message of this priority is LPUSHed to."""
+    bucket = priority_bucket(priority)
+    return queue if bucket == 0 else f"{queue}{PRIORITY_SEPARATOR}{bucket}"
+
+
+def queue_lists(queue: str) -> tuple[str, str, str, str]:
+    """The queue's four lists, in the order kombu consumes them (bucket 0 first)."""
+    return (
+        queue,
+        f"{queue}{PRIORITY_SEPARATOR}3",
+        f"{queue}{PRIORITY_SEPARATOR}6",
+        f"{queue}{PRIORITY_SEPARATOR}9",
+    )
+
+
+def processing(queue: str, worker_id: str) -> str:
+    """The list holding the messages one worker has taken from one queue."""
+    return f"relier:{{{queue}}}:processing:{worker_id}"
+
+
+def fences(queue: str) -> str:
+    """Hash: task id -> the fencing token of its current delivery (field ``""`` counts)."""
+    return f"relier:{{{queue}}}:fences"
+
+
+def delayed(queue: str) -> str:
+    """Sorted set of messages due later (countdown, eta, retry, deferral), by due time in ms."""
+    return f"relier:{{{queue}}}:delayed"
+
+
+def dead_letters(queue: str) -> str:
+    """List of DLQ entries (JSON) for messages of this queue that will not run again."""
+    return f"relier:{{{queue}}}:dlq"
+
+
+def heartbeat(worker_id: str) -> str:
+    """A key with a short TTL that exists while the worker is alive."""
+    return f"relier:worker:{worker_id}:heartbeat"
+
+
+def result(task_id: str) -> str:
+    """Where Celery's Redis backend keeps a result; also its pub/sub channel."""
+    return f"celery-task-meta-{task_id}"

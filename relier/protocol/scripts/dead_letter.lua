@@ -1,0 +1,17 @@
+-- Move a delivery to the dead-letter queue with its entry, and store its final result.
+--
+-- KEYS[1] processing list, KEYS[2] fences hash, KEYS[3] DLQ list, KEYS[4] result key.
+-- ARGV[1] message bytes, ARGV[2] fencing token, ARGV[3] task id ('' if unknown),
+-- ARGV[4] DLQ entry JSON, ARGV[5] result JSON ('' for none), ARGV[6] result TTL seconds.
+-- Returns 1, or 0 when the token is stale (see ack.lua).
+redis.call('LREM', KEYS[1], 1, ARGV[1])
+if ARGV[3] ~= '' then
+  if redis.call('HGET', KEYS[2], ARGV[3]) ~= ARGV[2] then return 0 end
+  redis.call('HDEL', KEYS[2], ARGV[3])
+end
+redis.call('LPUSH', KEYS[3], ARGV[4])
+if ARGV[5] ~= '' then
+  redis.call('SET', KEYS[4], ARGV[5], 'EX', ARGV[6])
+  redis.call('PUBLISH', KEYS[4], ARGV[5])
+end
+return 1

@@ -1,0 +1,122 @@
+"""A taken message (``Delivery``) and the batcher that settles deliveries (``Settler``).
+
+A delivery knows how to end itself: ack (with its result), dead-letter, or go back to
+the delayed set. Each of those is one fenced Lua script; the settler sends the settles
+that pile up within a couple of milliseconds in one pipelined round trip.
+
+A settle that fails on a connection error is sent again until it lands: the scripts are
+fenced, so a settle that did land before its reply was lost refuses the repeat.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Any, Final
+
+import anyio
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from relier.broker import Broker, ScriptCall
+
+log = logging.getLogger("relier.worker")
+
+#: Seconds the settler waits for more settles to join a batch.
+LINGER_S: Final = 0.001
+#: Most settles in one pipelined round trip.
+MAX_BATCH: Final = 256
+#: Longest pause between attempts while Redis is unreachable.
+MAX_BACKOFF_S: Final = 5.0
+
+
+class _Pending:
+    __slots__ = ("call", "done", "result")
+
+    def __init__(self, call: ScriptCall) -> None:
+        self.call = call
+        self.done = anyio.Event()
+        self.result: Any = None
+
+
+class Settler:
+    """Collects settle calls and sends them in batches."""
+
+    def __init__(self, broker: Broker) -> None:
+        self._broker = broker
+        self._queue: list[_Pending] = []
+        self._wakeup = anyio.Event()
+
+    async def settle(self, call: ScriptCall) -> Any:
+        """Send one settle with the next batch; returns the script's reply."""
+        pending = _Pending(call)
+        self._queue.append(pending)
+        self._wakeup.set()
+        await pending.done.wait()
+        return pending.result
+
+    async def run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup = anyio.Event()
+            await anyio.sleep(LINGER_S)
+            while self._queue:
+                batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                replies = await self._send(batch)
+                for pending, reply in zip(batch, replies, strict=True):
+                    pending.result = reply
+                    pending.done.set()
+
+    async def _send(self, batch: list[_Pending]) -> list[Any]:
+        delay = 0.1
+        while True:
+            try:
+                return await self._broker.call_many([p.call for p in batch])
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                log.warning("settling %d task(s) failed (%s); retrying in %.1fs",
+                            len(batch), exc, delay)
+                await anyio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF_S)
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One message this worker took, still in its processing list until settled."""
+
+    raw: bytes
+    token: int
+    #: The queue it was taken from (its processing list and fences live under this name).
+    queue: str
+    worker_id: str
+    settler: Settler
+
+    async def ack(self, task_id: str, result: bytes, result_ttl: int) -> bool:
+        """Done: store the result (``b""`` for none) and drop the message.
+
+        False when a newer delivery of the task exists; nothing was written then.
+        """
+        call = Broker.ack_call(
+            self.queue, self.worker_id, self.raw, self.token, task_id, result, result_ttl
+        )
+        return bool(await self.settler.settle(call))
+
+    async def dead_letter(
+        self, task_id: str, entry: bytes, result: bytes, result_ttl: int, origin_queue: str
+    ) -> bool:
+        """Will not run again: record the DLQ entry (under the task's own queue)."""
+        call = Broker.dead_letter_call(
+            self.queue, self.worker_id, self.raw, self.token, task_id,
+            entry, result, result_ttl, origin_queue,
+        )
+        return bool(await self.settler.settle(call))
+
+    async def schedule(
+        self, task_id: str, new_raw: bytes, due_s: float, origin_queue: str
+    ) -> bool:
+        """Not yet: park the (updated) message in the delayed set until ``due_s`` (unix s)."""
+        call = Broker.schedule_call(
+            self.queue, self.worker_id, self.raw, self.token, task_id,
+            new_raw, math.ceil(due_s * 1000), origin_queue,
+        )
+        return bool(await self.settler.settle(call))

@@ -1,0 +1,226 @@
+"""Running one delivery, start to settle.
+
+The executor decodes the message, decides whether it may run now (expired? due later?
+a task this worker knows?), converts its arguments, runs it (``async def`` on the loop,
+``def`` in a worker thread) and settles the outcome through the delivery. It never
+builds a Redis key. Settling is shielded from cancellation, so a task that finished
+during shutdown still gets its result recorded.
+
+A payload that cannot be decoded or whose arguments do not fit is dead-lettered at
+once, never retried: running it again cannot fix it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable
+from functools import partial
+from typing import Any, Final
+
+import anyio
+import msgspec
+
+from relier.app import App
+from relier.context import TaskContext, reset_current, set_current
+from relier.errors import ArgumentError, PayloadError
+from relier.protocol import dead_letter, results
+from relier.protocol import message as wire
+from relier.protocol.message import TaskMessage
+from relier.runtime.capacity import Capacity
+from relier.runtime.delivery import Delivery
+from relier.task import Task
+
+log = logging.getLogger("relier.task")
+
+#: Seconds a settle may take during shutdown before the worker gives up on it (the
+#: message then stays in the processing list, where Phoenix finds it).
+SETTLE_TIMEOUT_S: Final = 10.0
+#: An eta this close to now counts as due (clock skew between hosts).
+ETA_TOLERANCE_S: Final = 0.05
+#: Deferral of an unknown task name: first pause, doubled each time, capped.
+DEFER_FIRST_S: Final = 1.0
+DEFER_MAX_S: Final = 30.0
+
+
+class Executor:
+    """Runs deliveries for one worker."""
+
+    def __init__(self, app: App, worker_id: str, capacity: Capacity, thread_limit: int) -> None:
+        self._app = app
+        self._settings = app.settings
+        self._worker_id = worker_id
+        self._capacity = capacity
+        self._threads = anyio.CapacityLimiter(thread_limit)
+
+    async def execute(self, delivery: Delivery) -> None:
+        """Run one delivery and settle it; always frees its slot."""
+        try:
+            await self._execute(delivery)
+        finally:
+            self._capacity.release()
+
+    async def _execute(self, delivery: Delivery) -> None:
+        try:
+            message = wire.decode(delivery.raw)
+        except PayloadError as exc:
+            log.error("dead-lettering an undecodable message from %r: %s", delivery.queue, exc)
+            await self._dead_letter(delivery, None, exc.reason, exc.detail, None)
+            return
+        now = time.time()
+        if message.expires is not None and message.expires.timestamp() <= now:
+            await self._expire(delivery, message)
+            return
+        if message.eta is not None and message.eta.timestamp() > now + ETA_TOLERANCE_S:
+            await self._settle(delivery.schedule(
+                message.id, delivery.raw, message.eta.timestamp(), message.origin_queue))
+            return
+        task = self._app.tasks.get(message.task)
+        if task is None:
+            await self._defer_unknown(delivery, message, now)
+            return
+        try:
+            args, kwargs = task.arguments.from_wire(message.args, message.kwargs)
+        except ArgumentError as exc:
+            log.error("task %s[%s] has invalid arguments: %s", message.task, message.id, exc)
+            await self._dead_letter(delivery, message, "payload_invalid", str(exc), None,
+                                    failure=exc)
+            return
+        await self._run(delivery, message, task, args, kwargs)
+
+    async def _run(
+        self, delivery: Delivery, message: TaskMessage, task: Task[Any, Any],
+        args: list[Any], kwargs: dict[str, Any],
+    ) -> None:
+        context = TaskContext(
+            id=message.id,
+            name=message.task,
+            queue=message.origin_queue,
+            attempt=message.retries + 1,
+            resurrections=message.resurrections,
+            idempotency_key=message.idempotency_key,
+            worker_id=self._worker_id,
+        )
+        started = time.monotonic()
+        try:
+            value = await self._call(task, args, kwargs, context)
+            payload = self._success(message, task, value)
+        except Exception as exc:
+            elapsed = time.monotonic() - started
+            log.warning("task %s[%s] failed after %.3fs (attempt %d): %r",
+                        message.task, message.id, elapsed, context.attempt, exc)
+            tb = "".join(traceback.format_exception(exc))
+            await self._dead_letter(delivery, message, "exception", repr(exc), tb, failure=exc)
+            return
+        elapsed = time.monotonic() - started
+        if await self._settle(delivery.ack(message.id, payload, self._settings.result_ttl)):
+            log.info("task %s[%s] succeeded in %.3fs (attempt %d)",
+                     message.task, message.id, elapsed, context.attempt)
+        else:
+            log.warning("task %s[%s] finished but a newer delivery owns it; result discarded",
+                        message.task, message.id)
+
+    async def _call(
+        self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], context: TaskContext
+    ) -> Any:
+        if task.is_async:
+            token = set_current(context)
+            try:
+                return await task.fn(*args, **kwargs)
+            finally:
+                reset_current(token)
+        return await anyio.to_thread.run_sync(
+            partial(_call_in_context, task.fn, args, kwargs, context),
+            limiter=self._threads,
+            abandon_on_cancel=True,
+        )
+
+    def _success(self, message: TaskMessage, task: Task[Any, Any], value: Any) -> bytes:
+        if task.ignore_result or message.ignore_result:
+            return b""
+        try:
+            return results.encode(results.success(message.id, msgspec.to_builtins(value)))
+        except (TypeError, msgspec.EncodeError) as exc:
+            raise TypeError(f"return value of {task.name} is not JSON-serialisable: {exc}") from exc
+
+    async def _expire(self, delivery: Delivery, message: TaskMessage) -> None:
+        log.warning("task %s[%s] expired at %s; not run", message.task, message.id,
+                    message.expires)
+        await self._dead_letter(delivery, message, "expired", "expired before it could run",
+                                None, result=results.revoked(message.id, "expired"))
+
+    async def _defer_unknown(self, delivery: Delivery, message: TaskMessage, now: float) -> None:
+        """An unknown task waits in the delayed set (a newer worker may be rolling out);
+        past ``defer_window`` it is dead-lettered as ``unknown_task``."""
+        first = message.headers.get(wire.FIRST_DEFERRED_HEADER)
+        first_at = float(first) if isinstance(first, int | float) else now
+        waited = now - first_at
+        if waited >= self._settings.defer_window:
+            log.error("task %r is unknown to this worker; dead-lettering %s after %.0fs",
+                      message.task, message.id, waited)
+            not_registered = results.failure_from(
+                message.id, "NotRegistered", "celery.exceptions", [message.task], None)
+            await self._dead_letter(delivery, message, "unknown_task",
+                                    f"no task named {message.task!r} is registered", None,
+                                    result=not_registered)
+            return
+        pause = min(DEFER_FIRST_S * 2 ** int(message.headers.get("relier_deferrals", 0)),
+                    DEFER_MAX_S, max(self._settings.defer_window - waited, 0.0))
+        message.headers[wire.FIRST_DEFERRED_HEADER] = first_at
+        message.headers["relier_deferrals"] = int(message.headers.get("relier_deferrals", 0)) + 1
+        log.warning("task %r is unknown to this worker; deferring %s by %.1fs",
+                    message.task, message.id, pause)
+        await self._settle(delivery.schedule(
+            message.id, wire.encode(message), now + pause, message.origin_queue))
+
+    async def _dead_letter(
+        self,
+        delivery: Delivery,
+        message: TaskMessage | None,
+        reason: str,
+        error: str,
+        tb: str | None,
+        *,
+        failure: BaseException | None = None,
+        result: results.ResultMeta | None = None,
+    ) -> None:
+        task_id = message.id if message else ""
+        envelope, envelope_raw = dead_letter.original_message(delivery.raw)
+        entry = dead_letter.DeadLetter(
+            task_id=message.id if message else None,
+            task=message.task if message else None,
+            queue=message.origin_queue if message else delivery.queue,
+            reason=reason,
+            error=error,
+            traceback=tb,
+            attempts=message.retries + 1 if message else 1,
+            resurrections=message.resurrections if message else 0,
+            worker=self._worker_id,
+            failed_at=time.time(),
+            message=envelope,
+            message_raw=envelope_raw,
+        )
+        if result is None and failure is not None and message is not None:
+            result = results.failure(message.id, failure, tb)
+        stored = results.encode(result) if result is not None and task_id else b""
+        await self._settle(delivery.dead_letter(
+            task_id, dead_letter.encode(entry), stored, self._settings.result_ttl, entry.queue))
+
+    async def _settle(self, settle: Any) -> bool:
+        """Await a settle even if the task is being cancelled, within a bound."""
+        with anyio.move_on_after(SETTLE_TIMEOUT_S, shield=True):
+            return bool(await settle)
+        log.error("a settle did not complete in %.0fs; Phoenix will recover the message",
+                  SETTLE_TIMEOUT_S)
+        return False
+
+
+def _call_in_context(
+    fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], context: TaskContext
+) -> Any:
+    token = set_current(context)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        reset_current(token)

@@ -1,0 +1,137 @@
+"""Taking messages from Redis, never more than there are free slots for.
+
+Two paths feed the worker:
+
+* the **batch path**: one Lua call moves up to ``free`` messages from all the worker's
+  queues (priority bucket first, then queue order, rotated each call for fairness) into
+  its processing lists;
+* the **idle path**: when the batch path finds nothing, one ``BLMOVE`` per queue waits
+  on Redis for the next message, so an idle worker starts a new task within a round
+  trip instead of a poll interval. The waiters stop re-arming as soon as work flows.
+
+Every message moves atomically into this worker's processing list; none is ever only
+in memory. A waiter's ``BLMOVE`` is never cancelled while the worker runs (its message
+could be moved with the reply unread); on shutdown the processing lists are given back
+whole, which covers that case too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Final
+
+import anyio
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from relier.broker import Broker
+from relier.runtime.capacity import Capacity
+from relier.runtime.delivery import Delivery, Settler
+
+log = logging.getLogger("relier.worker")
+
+#: Seconds a blocking wait lasts on the server before the waiter checks in again.
+BLOCK_S: Final = 1.0
+#: Seconds the batch path sleeps when idle before looking at every list again (the
+#: waiters only watch each queue's main list, not its priority buckets).
+IDLE_POLL_S: Final = 1.0
+MAX_BACKOFF_S: Final = 5.0
+
+REDIS_ERRORS: Final = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+class Fetcher:
+    """Moves messages into the worker's processing lists and hands them to ``spawn``."""
+
+    def __init__(
+        self,
+        broker: Broker,
+        settler: Settler,
+        queues: Sequence[str],
+        worker_id: str,
+        capacity: Capacity,
+        spawn: Callable[[Delivery], None],
+    ) -> None:
+        self._broker = broker
+        self._settler = settler
+        self._queues = list(queues)
+        self._worker_id = worker_id
+        self._capacity = capacity
+        self._spawn = spawn
+        self._armed = anyio.Event()
+        self._woken = anyio.Event()
+
+    def wake(self) -> None:
+        """Ask the batch path to look again now (new messages were made due)."""
+        self._woken.set()
+
+    async def run(self) -> None:
+        """Fetch until cancelled."""
+        async with anyio.create_task_group() as tg:
+            for queue in self._queues:
+                tg.start_soon(self._wait_on, queue, name=f"relier waiter {queue}")
+            await self._batch_loop()
+
+    def _deliver(self, raw: bytes, token: int, queue: str) -> None:
+        self._capacity.take()
+        self._spawn(Delivery(raw, token, queue, self._worker_id, self._settler))
+
+    async def _batch_loop(self) -> None:
+        rotation = 0
+        backoff = _Backoff("fetching")
+        while True:
+            free = await self._capacity.wait_free()
+            order = self._queues[rotation:] + self._queues[:rotation]
+            rotation = (rotation + 1) % len(self._queues)
+            try:
+                batch = await self._broker.fetch(order, self._worker_id, free)
+            except REDIS_ERRORS as exc:
+                await backoff.pause(exc)
+                continue
+            backoff.reset()
+            for raw, token, queue in batch:
+                self._deliver(raw, token, queue)
+            if not batch:
+                await self._idle()
+
+    async def _idle(self) -> None:
+        """Let the waiters block on Redis until one delivers, or the poll interval ends."""
+        self._woken = anyio.Event()
+        self._armed.set()
+        with anyio.move_on_after(IDLE_POLL_S):
+            await self._woken.wait()
+        self._armed = anyio.Event()
+
+    async def _wait_on(self, queue: str) -> None:
+        backoff = _Backoff(f"waiting on {queue!r}")
+        while True:
+            await self._armed.wait()
+            try:
+                got = await self._broker.block_fetch(queue, self._worker_id, BLOCK_S)
+            except REDIS_ERRORS as exc:
+                await backoff.pause(exc)
+                continue
+            backoff.reset()
+            if got is not None:
+                self._deliver(got[0], got[1], queue)
+                self._woken.set()
+
+
+class _Backoff:
+    """Exponential pauses while Redis is unreachable, logged once per outage."""
+
+    def __init__(self, doing: str) -> None:
+        self._doing = doing
+        self._delay = 0.0
+
+    async def pause(self, exc: BaseException) -> None:
+        if self._delay == 0.0:
+            log.warning("Redis unreachable while %s (%s); retrying with backoff", self._doing, exc)
+        self._delay = min(max(self._delay * 2, 0.1), MAX_BACKOFF_S)
+        await anyio.sleep(self._delay)
+
+    def reset(self) -> None:
+        if self._delay:
+            log.warning("Redis reachable again; %s resumed", self._doing)
+        self._delay = 0.0

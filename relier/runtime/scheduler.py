@@ -1,0 +1,44 @@
+"""The pump: moves due messages (countdown, eta, retry delay, deferral) into their queues.
+
+Delayed messages live in Redis, in each queue's sorted set, never in a worker's memory.
+Every worker pumps its own queues; the Lua move is atomic, so pumping from many workers
+at once moves each message exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import anyio
+
+from relier.broker import Broker
+from relier.runtime.fetcher import REDIS_ERRORS
+
+log = logging.getLogger("relier.worker")
+
+
+class Scheduler:
+    """Pumps the delayed sets of ``queues`` every ``interval_s``."""
+
+    def __init__(
+        self, broker: Broker, queues: Sequence[str], interval_s: float, on_due: Callable[[], None]
+    ) -> None:
+        self._broker = broker
+        self._queues = list(queues)
+        self._interval_s = interval_s
+        self._on_due = on_due
+
+    async def run(self) -> None:
+        while True:
+            try:
+                moved = 0
+                for queue in self._queues:
+                    moved += await self._broker.pump(queue)
+                if moved:
+                    log.debug("moved %d due message(s) into their queues", moved)
+                    self._on_due()
+            except REDIS_ERRORS as exc:
+                # The fetcher reports outages; the pump simply tries again next tick.
+                log.debug("pump failed: %s", exc)
+            await anyio.sleep(self._interval_s)

@@ -1,0 +1,164 @@
+"""The worker's lifecycle: start, run, and stop without losing anything.
+
+One task group owns everything the worker runs:
+
+* services that outlive the tasks: the settler (acks and results), the pump (due
+  messages), the signal watcher;
+* the executors, one per running task, spawned by the fetcher.
+
+Stopping (SIGTERM or SIGINT) happens in order: stop fetching at once; give running
+tasks ``shutdown_grace`` seconds (a second signal ends the grace now); cancel what is
+left; give every message still in this worker's processing lists back to the head of
+its queue; stop the services. A task cut short by shutdown is not counted as an attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import socket
+from collections.abc import Callable, Sequence
+
+import anyio
+from anyio.abc import TaskGroup
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from relier.app import App
+from relier.broker import Broker
+from relier.errors import BrokerUnavailable, ConfigurationError
+from relier.protocol import keys
+from relier.runtime.capacity import Capacity
+from relier.runtime.delivery import Delivery, Settler
+from relier.runtime.executor import Executor
+from relier.runtime.fetcher import REDIS_ERRORS, Fetcher
+from relier.runtime.scheduler import Scheduler
+from relier.settings import redact
+
+log = logging.getLogger("relier.worker")
+
+#: Threads for plain ``def`` tasks, at most (they also count against concurrency).
+MAX_THREADS = 64
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class Worker:
+    """Consumes ``queues`` with up to ``concurrency`` tasks at once."""
+
+    def __init__(
+        self,
+        app: App,
+        queues: Sequence[str] = keys.DEFAULT_QUEUES,
+        concurrency: int = 100,
+        worker_id: str | None = None,
+    ) -> None:
+        if not queues:
+            raise ConfigurationError("a worker needs at least one queue")
+        self.app = app
+        self.queues = list(dict.fromkeys(queues))
+        self.id = worker_id or new_worker_id()
+        self.capacity = Capacity(concurrency)
+        self._stopping = False
+        self._fetch_scope: anyio.CancelScope | None = None
+        self._grace_scope: anyio.CancelScope | None = None
+
+    async def run(self, *, handle_signals: bool = True) -> None:
+        """Run until stopped by a signal (or :meth:`stop`); returns after a clean stop."""
+        settings = self.app.settings
+        broker = Broker(self.app.async_client())
+        try:
+            await self._connect(broker)
+            settler = Settler(broker)
+            executor = Executor(self.app, self.id, self.capacity,
+                                min(self.capacity.limit, MAX_THREADS))
+            async with anyio.create_task_group() as services:
+                services.start_soon(settler.run, name="relier settler")
+                if handle_signals:
+                    services.start_soon(self._watch_signals, name="relier signals")
+                async with anyio.create_task_group() as executors:
+                    fetcher = Fetcher(broker, settler, self.queues, self.id, self.capacity,
+                                      self._spawner(executors, executor))
+                    scheduler = Scheduler(broker, self.queues, settings.pump_interval,
+                                          fetcher.wake)
+                    services.start_soon(scheduler.run, name="relier pump")
+                    log.info("worker %s consuming %s with concurrency %d",
+                             self.id, ",".join(self.queues), self.capacity.limit)
+                    await self._fetch_until_stopped(fetcher)
+                    await self._drain(settings.shutdown_grace)
+                    executors.cancel_scope.cancel()
+                await self._give_back(broker)
+                services.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await broker.aclose()
+        log.info("worker %s stopped", self.id)
+
+    def stop(self) -> None:
+        """Begin a graceful stop (as SIGTERM does); a second call ends the grace period."""
+        if self._stopping:
+            if self._grace_scope is not None:
+                self._grace_scope.cancel()
+            return
+        self._stopping = True
+        if self._fetch_scope is not None:
+            self._fetch_scope.cancel()
+
+    async def _connect(self, broker: Broker) -> None:
+        try:
+            await broker.client.ping()
+            await broker.load_scripts()
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            raise BrokerUnavailable(redact(self.app.settings.redis_url), exc) from None
+
+    @staticmethod
+    def _spawner(executors: TaskGroup, executor: Executor) -> Callable[[Delivery], None]:
+        def spawn(delivery: Delivery) -> None:
+            executors.start_soon(executor.execute, delivery, name="relier task")
+
+        return spawn
+
+    async def _fetch_until_stopped(self, fetcher: Fetcher) -> None:
+        with anyio.CancelScope() as scope:
+            self._fetch_scope = scope
+            if self._stopping:
+                scope.cancel()
+            await fetcher.run()
+
+    async def _drain(self, grace_s: float) -> None:
+        if self.capacity.in_use:
+            log.info("stopping: waiting up to %.0fs for %d running task(s)",
+                     grace_s, self.capacity.in_use)
+        with anyio.move_on_after(grace_s) as scope:
+            self._grace_scope = scope
+            await self.capacity.wait_idle()
+        if self.capacity.in_use:
+            log.warning("grace period over: cancelling %d task(s); they go back to their queues",
+                        self.capacity.in_use)
+
+    async def _give_back(self, broker: Broker) -> None:
+        """Return everything still held to the head of its queue (nothing waits for Phoenix)."""
+        with anyio.move_on_after(10, shield=True):
+            for queue in self.queues:
+                try:
+                    moved = await broker.requeue_all(queue, self.id)
+                except REDIS_ERRORS as exc:
+                    log.error("could not give back %r messages (%s); Phoenix will", queue, exc)
+                    continue
+                if moved:
+                    log.info("gave %d unfinished message(s) back to %r", moved, queue)
+
+    async def _watch_signals(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            async for signum in signals:
+                name = signal.Signals(signum).name
+                if self._stopping:
+                    log.warning("%s again: ending the grace period now", name)
+                else:
+                    log.info("%s: stopping (no new tasks)", name)
+                self.stop()
+

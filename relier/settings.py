@@ -1,0 +1,109 @@
+"""Settings: one name each, an ``App(...)`` keyword and an environment variable.
+
+``App(result_ttl=60)`` and ``RELIER_RESULT_TTL=60`` set the same thing; a keyword wins
+over the environment. Settings are read once, when an App first needs them, and are
+frozen after that.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Final, get_type_hints
+
+from relier.errors import ConfigurationError
+
+ENV_PREFIX: Final = "RELIER_"
+
+
+def _parse_queue_limits(text: str) -> dict[str, int]:
+    """``high_priority=10000,default=50000`` -> ``{"high_priority": 10000, ...}``."""
+    limits: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip().isdigit():
+            raise ConfigurationError(
+                f"RELIER_QUEUE_LIMITS: expected queue=limit pairs, got {item!r}"
+            )
+        limits[name.strip()] = int(value)
+    return limits
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every knob, with the default a production deployment starts from."""
+
+    #: Broker and result store. ``rediss://`` for TLS; passwords and ACL users in the URL.
+    redis_url: str = "redis://localhost:6379/0"
+    #: Depth limits per queue, enforced when a task is pushed.
+    queue_limits: dict[str, int] = field(default_factory=dict)
+    #: Seconds between a worker's heartbeats.
+    heartbeat_interval: float = 2.0
+    #: Seconds after the last heartbeat that a worker counts as dead.
+    heartbeat_ttl: float = 6.0
+    #: A task resurrected this many times is quarantined as poison.
+    max_resurrections: int = 3
+    #: Seconds a stored result is kept.
+    result_ttl: int = 86400
+    #: Seconds an idempotent task's record (and cached result) is kept.
+    idempotency_ttl: int = 86400
+    #: Seconds in-flight tasks get to finish after SIGTERM before they are requeued.
+    shutdown_grace: float = 30.0
+    #: Port of the worker's Prometheus endpoint; 0 turns it off.
+    metrics_port: int = 0
+    #: Messages a worker may hold beyond its concurrency, waiting for a free slot.
+    prefetch: int = 4
+    #: Seconds between moves of due delayed messages into their queues.
+    pump_interval: float = 0.2
+    #: Seconds an unknown task or a too-new version is deferred before it is dead-lettered.
+    defer_window: float = 600.0
+
+    @classmethod
+    def load(
+        cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Defaults, then ``RELIER_*`` variables, then explicit keywords."""
+        environ = os.environ if environ is None else environ
+        overrides = dict(overrides or {})
+        known = {f.name for f in fields(cls)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise ConfigurationError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for name in known:
+            env_name = ENV_PREFIX + name.upper()
+            if name in overrides and overrides[name] is not None:
+                values[name] = overrides[name]
+            elif env_name in environ:
+                values[name] = _from_text(name, hints[name], environ[env_name])
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _from_text(name: str, kind: Any, text: str) -> Any:
+    env_name = ENV_PREFIX + name.upper()
+    try:
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+        if name == "queue_limits":
+            return _parse_queue_limits(text)
+        return text
+    except ValueError as exc:
+        raise ConfigurationError(f"{env_name}={text!r}: {exc}") from exc
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced, fit for logs and error messages."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else f"{scheme}://***@{host}"

@@ -1,0 +1,160 @@
+"""``Task``: a function registered with an App, and the ways to push it.
+
+``task(*args)`` runs the function here and now; ``task.push``/``task.apush`` send it to
+a worker. ``task.options(...)`` gives per-call options (queue, countdown, eta, expires,
+priority, ...) with the same push methods.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+from relier.handle import TaskHandle
+from relier.validation import ArgumentSpec
+
+if TYPE_CHECKING:
+    from relier.app import App
+    from relier.context import TaskContext
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+SoftTimeoutHook = Callable[["TaskContext"], Awaitable[None]]
+Upgrader = Callable[[list[Any], dict[str, Any]], tuple[list[Any], dict[str, Any]]]
+#: One call of a bulk push: positional args and keyword args.
+CallSpec = tuple[Sequence[Any], dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class PushOptions:
+    """Options of one push; ``None`` means the task's own default."""
+
+    queue: str | None = None
+    countdown: float | None = None
+    eta: datetime | None = None
+    expires: datetime | float | None = None
+    priority: int | None = None
+    task_id: str | None = None
+    idempotency_key: str | None = None
+    soft_timeout: float | None = None
+    hard_timeout: float | None = None
+
+
+class Task(Generic[P, R]):
+    """A registered task. Create it with ``@rl_task`` or ``@app.task``."""
+
+    def __init__(
+        self,
+        app: App,
+        fn: Callable[P, Awaitable[R]] | Callable[P, R],
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        idempotent: bool = False,
+        idempotency_ttl: int | None = None,
+        soft_timeout: float | None = None,
+        hard_timeout: float | None = None,
+        retries: int = 0,
+        retry_backoff: float = 1.0,
+        retry_on: tuple[type[BaseException], ...] = (Exception,),
+        version: int = 1,
+        ignore_result: bool = False,
+        rate_limit: str | None = None,
+        max_queue_depth: int | None = None,
+    ) -> None:
+        self.app = app
+        self.fn = fn
+        self.name = name or f"{fn.__module__}.{fn.__qualname__}"
+        self.queue = queue
+        self.idempotent = idempotent
+        self.idempotency_ttl = idempotency_ttl
+        self.soft_timeout = soft_timeout
+        self.hard_timeout = hard_timeout
+        self.retries = retries
+        self.retry_backoff = retry_backoff
+        self.retry_on = retry_on
+        self.version = version
+        self.ignore_result = ignore_result
+        self.rate_limit = rate_limit
+        self.max_queue_depth = max_queue_depth
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.arguments = ArgumentSpec(fn, self.name)
+        self.soft_timeout_hooks: list[SoftTimeoutHook] = []
+        self.upgraders: dict[int, Upgrader] = {}
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name} queue={self.queue}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R] | R:
+        """Run the function in this process, as a plain call."""
+        return self.fn(*args, **kwargs)
+
+    # -- pushing ---------------------------------------------------------------------
+
+    def options(self, **options: Any) -> BoundTask[P, R]:
+        """Per-call options: ``queue``, ``countdown``, ``eta``, ``expires``, ``priority``,
+        ``task_id``, ``idempotency_key``, ``soft_timeout``, ``hard_timeout``."""
+        return BoundTask(self, PushOptions(**options))
+
+    def push(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
+        """Send the task to a worker from sync code; returns its handle at once."""
+        return BoundTask(self, PushOptions()).push(*args, **kwargs)
+
+    async def apush(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
+        """Send the task to a worker from async code; returns its handle at once."""
+        return await BoundTask(self, PushOptions()).apush(*args, **kwargs)
+
+    def push_many(self, calls: Iterable[CallSpec]) -> list[TaskHandle[R]]:
+        """Send many calls in one pipelined round trip."""
+        return BoundTask(self, PushOptions()).push_many(calls)
+
+    async def apush_many(self, calls: Iterable[CallSpec]) -> list[TaskHandle[R]]:
+        """Send many calls in one pipelined round trip, from async code."""
+        return await BoundTask(self, PushOptions()).apush_many(calls)
+
+    # -- hooks -----------------------------------------------------------------------
+
+    def on_soft_timeout(self, hook: SoftTimeoutHook) -> SoftTimeoutHook:
+        """Register ``async def hook(ctx)``, called when the task passes its soft timeout."""
+        self.soft_timeout_hooks.append(hook)
+        return hook
+
+    def upgrade(self, from_version: int) -> Callable[[Upgrader], Upgrader]:
+        """Register a function turning ``(args, kwargs)`` of ``from_version`` into the next."""
+
+        def register(fn: Upgrader) -> Upgrader:
+            self.upgraders[from_version] = fn
+            return fn
+
+        return register
+
+
+class BoundTask(Generic[P, R]):
+    """A task with per-call options; push it like the task itself."""
+
+    __slots__ = ("options", "task")
+
+    def __init__(self, task: Task[P, R], options: PushOptions) -> None:
+        self.task = task
+        self.options = options
+
+    def with_options(self, **options: Any) -> BoundTask[P, R]:
+        return BoundTask(self.task, replace(self.options, **options))
+
+    def push(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
+        return self.task.app.producer.push(self.task, [(args, kwargs)], self.options)[0]
+
+    async def apush(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
+        return (await self.task.app.producer.apush(self.task, [(args, kwargs)], self.options))[0]
+
+    def push_many(self, calls: Iterable[CallSpec]) -> list[TaskHandle[R]]:
+        return self.task.app.producer.push(self.task, list(calls), self.options)
+
+    async def apush_many(self, calls: Iterable[CallSpec]) -> list[TaskHandle[R]]:
+        return await self.task.app.producer.apush(self.task, list(calls), self.options)

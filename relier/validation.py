@@ -1,0 +1,106 @@
+"""Arguments checked against a task's signature and type hints, on both sides of Redis.
+
+The producer turns arguments into JSON-ready values and checks that the worker will be
+able to turn them back into the annotated types (dataclasses, msgspec Structs,
+TypedDicts, enums, datetimes, UUIDs...). The worker does that conversion before the call.
+A mismatch names the argument and is never retried: the payload itself is wrong.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, get_type_hints
+
+import msgspec
+
+from relier.errors import ArgumentError
+
+
+class ArgumentSpec:
+    """How to bind, check and convert the arguments of one task function."""
+
+    def __init__(self, fn: Callable[..., Any], task_name: str) -> None:
+        self.task_name = task_name
+        self.signature = inspect.signature(fn)
+        try:
+            hints = get_type_hints(fn)
+        except Exception:  # unresolvable forward references: validate arity only
+            hints = {}
+        self.return_type: Any = hints.pop("return", Any)
+        self.hints: dict[str, Any] = {
+            name: hint
+            for name, hint in hints.items()
+            if name in self.signature.parameters and hint is not Any
+        }
+
+    def _bind(self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]) -> Any:
+        try:
+            return self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise ArgumentError(f"{self.task_name}(): {exc}") from None
+
+    def _kinds(self, bound: inspect.BoundArguments) -> Any:
+        for name, value in bound.arguments.items():
+            kind = self.signature.parameters[name].kind
+            yield name, value, kind
+
+    def to_wire(
+        self, args: tuple[Any, ...] | list[Any], kwargs: dict[str, Any]
+    ) -> tuple[list[Any], dict[str, Any]]:
+        """Check a call on the producer side and return its JSON-ready args and kwargs."""
+        bound = self._bind(args, kwargs)
+        for name, value, kind in self._kinds(bound):
+            hint = self.hints.get(name)
+            if hint is None:
+                continue
+            values = _variadic_values(value, kind)
+            for item in values:
+                self._check(name, item, hint)
+        try:
+            wire_args = msgspec.to_builtins(list(args))
+            wire_kwargs = msgspec.to_builtins(kwargs)
+        except (TypeError, msgspec.EncodeError) as exc:
+            raise ArgumentError(f"{self.task_name}(): arguments are not JSON-serialisable: {exc}")
+        return wire_args, wire_kwargs
+
+    def _check(self, name: str, value: Any, hint: Any) -> None:
+        try:
+            msgspec.convert(msgspec.to_builtins(value), hint, strict=True)
+        except (msgspec.ValidationError, TypeError, msgspec.EncodeError) as exc:
+            raise ArgumentError(
+                f"{self.task_name}(): argument {name!r}: {exc} (got {value!r})"
+            ) from None
+
+    def from_wire(
+        self, args: list[Any], kwargs: dict[str, Any]
+    ) -> tuple[list[Any], dict[str, Any]]:
+        """Bind and convert received arguments to the annotated types, for the call."""
+        bound = self._bind(args, kwargs)
+        if self.hints:
+            for name, value, kind in self._kinds(bound):
+                hint = self.hints.get(name)
+                if hint is None:
+                    continue
+                bound.arguments[name] = self._convert(name, value, kind, hint)
+        return list(bound.args), dict(bound.kwargs)
+
+    def _convert(self, name: str, value: Any, kind: Any, hint: Any) -> Any:
+        try:
+            if kind is inspect.Parameter.VAR_POSITIONAL:
+                return tuple(msgspec.convert(v, hint, strict=True) for v in value)
+            if kind is inspect.Parameter.VAR_KEYWORD:
+                return {k: msgspec.convert(v, hint, strict=True) for k, v in value.items()}
+            return msgspec.convert(value, hint, strict=True)
+        except msgspec.ValidationError as exc:
+            raise ArgumentError(
+                f"{self.task_name}(): argument {name!r}: {exc} (got {value!r})"
+            ) from None
+
+
+def _variadic_values(value: Any, kind: Any) -> list[Any]:
+    if kind is inspect.Parameter.VAR_POSITIONAL:
+        return list(value)
+    if kind is inspect.Parameter.VAR_KEYWORD:
+        return list(value.values())
+    return [value]
