@@ -1,0 +1,5 @@
+"""``python -m relier`` runs the CLI."""
+
+from relier.cli import main
+
+main()

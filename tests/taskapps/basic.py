@@ -1,0 +1,67 @@
+"""Tasks for tests of the core path. Used by worker subprocesses via -A tests.taskapps.basic:app."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+import time
+from datetime import datetime
+
+from relier import App, current_task
+
+app = App()
+
+
+@dataclasses.dataclass
+class Order:
+    order_id: str
+    amount_cents: int
+
+
+@app.task(name="basic.add")
+async def add(x: int, y: int) -> int:
+    return x + y
+
+
+@app.task(name="basic.sync_add")
+def sync_add(x: int, y: int) -> dict[str, object]:
+    return {"sum": x + y, "thread": threading.current_thread().name}
+
+
+@app.task(name="basic.fail")
+async def fail(message: str) -> None:
+    raise ValueError(message, 42)
+
+
+@app.task(name="basic.sleep")
+async def sleep(seconds: float) -> str:
+    await asyncio.sleep(seconds)
+    return "slept"
+
+
+@app.task(name="basic.sync_sleep")
+def sync_sleep(seconds: float) -> str:
+    time.sleep(seconds)
+    return "slept"
+
+
+@app.task(name="basic.typed")
+async def typed(order: Order, when: datetime) -> dict[str, object]:
+    assert isinstance(order, Order) and isinstance(when, datetime)
+    return {"order": order.order_id, "year": when.year}
+
+
+@app.task(name="basic.context")
+async def context() -> dict[str, object]:
+    ctx = current_task()
+    return {"id": ctx.id, "name": ctx.name, "queue": ctx.queue, "attempt": ctx.attempt}
+
+
+@app.task(name="basic.record_start", queue="default")
+async def record_start(marker: str, seconds: float) -> str:
+    """Marks its start in Redis (so a test can see it began), then sleeps."""
+    client = app.broker().client
+    await client.rpush(f"test:started:{marker}", current_task().id)
+    await asyncio.sleep(seconds)
+    return marker
