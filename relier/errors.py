@@ -61,6 +61,10 @@ class UnknownTask(RelierError):
     """No task of that name is registered in this App."""
 
 
+class PoisonTask(RelierError):
+    """Stored as the result of a task quarantined for killing its workers repeatedly."""
+
+
 class AdmissionRejectedError(RelierError):
     """The queue is at its depth limit; nothing was enqueued.
 

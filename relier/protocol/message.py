@@ -109,11 +109,14 @@ def new_task_id() -> str:
     return str(uuid.uuid4())
 
 
+def _aware(moment: datetime) -> datetime:
+    """The same moment with an offset; a naive time is taken as UTC, as on decode."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def format_time(moment: datetime) -> str:
     """ISO-8601 with an explicit offset, as Celery writes ``eta``/``expires``."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.isoformat()
+    return _aware(moment).isoformat()
 
 
 def _parse_time(value: Any, name: str) -> datetime | None:
@@ -126,7 +129,7 @@ def _parse_time(value: Any, name: str) -> datetime | None:
     except ValueError as exc:
         raise PayloadError("payload_invalid", f"header {name!r}: {exc}") from exc
     # A naive time is read as UTC: Relier workers have no local timezone to assume.
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return _aware(moment)
 
 
 def _parse_timelimit(value: Any) -> tuple[float | None, float | None]:
@@ -271,6 +274,7 @@ def _from_v1(envelope: Envelope, payload: Any) -> TaskMessage:
         soft_timeout=soft,
         root_id=task_id,
         group=_optional_str(payload.get("taskset")) or _optional_str(payload.get("group")),
+        group_index=_optional_int(payload.get("group_index")),
         protocol=1,
         headers=dict(envelope.headers),
         properties=envelope.properties,
@@ -298,8 +302,14 @@ def build(
     origin: str = "relier",
     extra_headers: dict[str, Any] | None = None,
 ) -> TaskMessage:
-    """A new message with the full header set a Celery 5.7 producer writes."""
+    """A new message with the full header set a Celery 5.7 producer writes.
+
+    A naive ``eta``/``expires`` is taken as UTC, the way :func:`decode` reads one.
+    """
     task_id = task_id or new_task_id()
+    # Normalise first: the TTL below subtracts an aware "now", which fails on a naive time.
+    eta = _aware(eta) if eta is not None else None
+    expires = _aware(expires) if expires is not None else None
     headers: dict[str, Any] = {
         "lang": "py",
         "task": task,
@@ -354,20 +364,38 @@ def build(
     )
 
 
+def _v1_headers(message: TaskMessage) -> dict[str, Any]:
+    """The v2 headers for facts a v1 message carried in its body (its headers are empty)."""
+    return {
+        "lang": "py",
+        "task": message.task,
+        "id": message.id,
+        "group": message.group,
+        "group_index": message.group_index,
+        "timelimit": [message.hard_timeout, message.soft_timeout],
+        "root_id": message.root_id or message.id,
+        "parent_id": message.parent_id,
+    }
+
+
 def encode(message: TaskMessage) -> bytes:
     """The bytes to LPUSH: a protocol v2 envelope (a v1 message is written as v2)."""
     headers = dict(message.headers)
     if message.protocol == 1 or "task" not in headers:
-        headers.update(task=message.task, id=message.id, lang="py",
-                       root_id=message.root_id or message.id)
+        headers.update(_v1_headers(message))
+    # Scheduling may change these, so the fields win over the headers that arrived.
     headers["retries"] = message.retries
     headers["eta"] = format_time(message.eta) if message.eta else None
+    headers["expires"] = format_time(message.expires) if message.expires else None
     body = _json_encoder.encode([message.args, message.kwargs, message.embed])
+    # The body is always written as base64, so say so: a message that arrived with a raw
+    # body has no ``body_encoding``, and without it the base64 text would be read as JSON.
+    properties = {**message.properties, "body_encoding": "base64"}
     envelope = Envelope(
         body=base64.b64encode(body).decode("ascii"),
         content_type=JSON_CONTENT_TYPE,
         headers=headers,
-        properties=message.properties,
+        properties=properties,
     )
     return _json_encoder.encode(envelope)
 

@@ -10,9 +10,11 @@ from functools import cache
 from importlib.resources import files
 from typing import Final, Literal
 
-ScriptName = Literal["fetch", "claim", "ack", "dead_letter", "schedule", "requeue", "pump"]
+ScriptName = Literal[
+    "fetch", "claim", "ack", "dead_letter", "schedule", "requeue", "pump", "lease", "resurrect",
+]
 SCRIPT_NAMES: Final[tuple[ScriptName, ...]] = (
-    "fetch", "claim", "ack", "dead_letter", "schedule", "requeue", "pump",
+    "fetch", "claim", "ack", "dead_letter", "schedule", "requeue", "pump", "lease", "resurrect",
 )
 
 

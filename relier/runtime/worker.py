@@ -19,9 +19,11 @@ import os
 import secrets
 import signal
 import socket
+import time
 from collections.abc import Callable, Sequence
 
 import anyio
+import redis
 from anyio.abc import TaskGroup
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -30,10 +32,13 @@ from relier.app import App
 from relier.broker import Broker
 from relier.errors import BrokerUnavailable, ConfigurationError
 from relier.protocol import keys
+from relier.protocol.registry import WorkerInfo
 from relier.runtime.capacity import Capacity
 from relier.runtime.delivery import Delivery, Settler
 from relier.runtime.executor import Executor
 from relier.runtime.fetcher import REDIS_ERRORS, Fetcher
+from relier.runtime.heartbeat import Heartbeat
+from relier.runtime.phoenix import Resurrector
 from relier.runtime.scheduler import Scheduler
 from relier.settings import redact
 
@@ -71,13 +76,18 @@ class Worker:
         """Run until stopped by a signal (or :meth:`stop`); returns after a clean stop."""
         settings = self.app.settings
         broker = Broker(self.app.async_client())
+        heartbeat: Heartbeat | None = None
+        clean = False
         try:
             await self._connect(broker)
+            heartbeat = await self._register()
             settler = Settler(broker)
             executor = Executor(self.app, self.id, self.capacity,
                                 min(self.capacity.limit, MAX_THREADS))
             async with anyio.create_task_group() as services:
                 services.start_soon(settler.run, name="relier settler")
+                services.start_soon(Resurrector(broker, self.id, settings).run,
+                                    name="relier resurrector")
                 if handle_signals:
                     services.start_soon(self._watch_signals, name="relier signals")
                 async with anyio.create_task_group() as executors:
@@ -89,12 +99,17 @@ class Worker:
                     log.info("worker %s consuming %s with concurrency %d",
                              self.id, ",".join(self.queues), self.capacity.limit)
                     await self._fetch_until_stopped(fetcher)
+                    heartbeat.mark_stopping()
                     await self._drain(settings.shutdown_grace)
                     executors.cancel_scope.cancel()
                 await self._give_back(broker)
                 services.cancel_scope.cancel()
+            clean = True
         finally:
             with anyio.CancelScope(shield=True):
+                if heartbeat is not None:
+                    # After an unclean exit the entry stays, so Phoenix recovers what we held.
+                    await anyio.to_thread.run_sync(lambda: heartbeat.stop(deregister=clean))
                 await broker.aclose()
         log.info("worker %s stopped", self.id)
 
@@ -112,8 +127,24 @@ class Worker:
         try:
             await broker.client.ping()
             await broker.load_scripts()
+            await broker.client.sadd(keys.KNOWN_QUEUES, *self.queues)
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise BrokerUnavailable(redact(self.app.settings.redis_url), exc) from None
+
+    async def _register(self) -> Heartbeat:
+        """Announce the queues, enter the registry and start beating."""
+        settings = self.app.settings
+        now = time.time()
+        info = WorkerInfo(
+            id=self.id, host=socket.gethostname(), pid=os.getpid(), queues=self.queues,
+            concurrency=self.capacity.limit, started_at=now, last_heartbeat=now,
+        )
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=5,
+                                      socket_connect_timeout=5)
+        heartbeat = Heartbeat(client, info, settings.heartbeat_interval,
+                              settings.heartbeat_ttl, lambda: self.capacity.in_use)
+        await anyio.to_thread.run_sync(heartbeat.start)
+        return heartbeat
 
     @staticmethod
     def _spawner(executors: TaskGroup, executor: Executor) -> Callable[[Delivery], None]:

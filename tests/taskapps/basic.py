@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import dataclasses
 import threading
 import time
@@ -65,3 +66,30 @@ async def record_start(marker: str, seconds: float) -> str:
     await client.rpush(f"test:started:{marker}", current_task().id)
     await asyncio.sleep(seconds)
     return marker
+
+
+@app.task(name="basic.whoami")
+async def whoami(marker: str, seconds: float) -> str:
+    """Marks its start, sleeps, and returns the id of the worker that ran it."""
+    client = app.broker().client
+    await client.rpush(f"test:started:{marker}", current_task().id)
+    await asyncio.sleep(seconds)
+    return current_task().worker_id
+
+
+@app.task(name="basic.crash")
+async def crash(marker: str) -> None:
+    """Kills its own worker process, every time it runs (a poison task)."""
+    client = app.broker().client
+    await client.rpush(f"test:started:{marker}", current_task().id)
+    os._exit(1)
+
+
+@app.task(name="basic.spin")
+async def spin(seconds: float) -> int:
+    """Holds the event loop with pure-Python work for `seconds` (no await)."""
+    deadline = time.monotonic() + seconds
+    loops = 0
+    while time.monotonic() < deadline:
+        loops += 1
+    return loops

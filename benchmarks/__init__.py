@@ -1,0 +1,1 @@
+"""Benchmarks: Relier against vanilla Celery on one private Redis server (``python -m benchmarks.run``)."""

@@ -1,0 +1,41 @@
+"""The vanilla Celery side of the benchmarks: the same two tasks, as Celery writes them.
+
+The worker is started as ``celery -A benchmarks.celery_app worker ...`` with the broker
+URL in ``BENCH_REDIS_URL`` (the benchmark sets it for the worker and for itself).
+Celery is a bench/test dependency only.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from celery import Celery
+
+from benchmarks.relier_app import IO_SLEEP_S, QUEUE
+
+app = Celery("bench", broker=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
+app.conf.update(
+    # No result backend at all: both sides ignore results.
+    result_backend=None,
+    task_ignore_result=True,
+    task_default_queue=QUEUE,
+    # Ack after the task ran, as Relier does: same delivery guarantee, and "the queue
+    # and the unacked hash are empty" then means "every task has run".
+    task_acks_late=bool(int(os.environ.get("BENCH_CELERY_ACKS_LATE", "1"))),
+    worker_prefetch_multiplier=int(os.environ.get("BENCH_CELERY_PREFETCH", "4")),
+    worker_disable_rate_limits=True,
+    broker_connection_retry_on_startup=True,
+    worker_hijack_root_logger=False,
+)
+
+
+@app.task(name="bench.noop", ignore_result=True)
+def noop() -> None:
+    """Does nothing: what is left is the runtime's own cost per task."""
+
+
+@app.task(name="bench.io", ignore_result=True)
+def io() -> None:
+    """Waits on (simulated) I/O; under the threads pool the GIL is released while asleep."""
+    time.sleep(IO_SLEEP_S)

@@ -1,0 +1,25 @@
+-- Recover one message from a dead worker's processing list, if it is still there.
+-- Its fence is dropped, so the dead (or frozen) run can never ack or store a result.
+--
+-- KEYS[1] the dead worker's processing list, KEYS[2] fences hash of that queue,
+-- KEYS[3] target list: the re-queue list, or the DLQ list when quarantining,
+-- KEYS[4] result key (written only when quarantining).
+-- ARGV[1] message bytes as found, ARGV[2] task id ('' if unknown),
+-- ARGV[3] 'requeue' or 'quarantine', ARGV[4] the bytes to push (updated message or
+-- DLQ entry), ARGV[5] result JSON ('' for none), ARGV[6] result TTL in seconds.
+-- Returns 1 if moved, 0 if another resurrector got there first.
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+if ARGV[2] ~= '' then
+  redis.call('HDEL', KEYS[2], ARGV[2])
+end
+if ARGV[3] == 'requeue' then
+  -- The consuming end: recovered work goes ahead of new work.
+  redis.call('RPUSH', KEYS[3], ARGV[4])
+else
+  redis.call('LPUSH', KEYS[3], ARGV[4])
+  if ARGV[5] ~= '' then
+    redis.call('SET', KEYS[4], ARGV[5], 'EX', ARGV[6])
+    redis.call('PUBLISH', KEYS[4], ARGV[5])
+  end
+end
+return 1

@@ -1,0 +1,93 @@
+"""The heartbeat: proof of life that a busy event loop cannot starve.
+
+A thread with its own Redis connection re-arms the worker's heartbeat key (TTL
+``heartbeat_ttl``) every ``heartbeat_interval`` and refreshes its registry entry. A task
+hogging the loop does not stop it, so a CPU-heavy task never gets its worker declared
+dead; a loop that is truly stuck is the watchdog's business. A frozen or killed process
+stops beating, and the key's TTL tells the resurrector so.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import redis
+
+from relier.protocol import keys, registry
+from relier.protocol.registry import WorkerInfo
+
+log = logging.getLogger("relier.worker")
+
+
+class Heartbeat:
+    """Beats for one worker from a daemon thread until :meth:`stop`."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        info: WorkerInfo,
+        interval_s: float,
+        ttl_s: float,
+        in_flight: Callable[[], int],
+    ) -> None:
+        self._client = client
+        self._info = info
+        self._interval_s = interval_s
+        self._ttl_ms = int(ttl_s * 1000)
+        self._in_flight = in_flight
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="relier-heartbeat", daemon=True)
+        self._failing = False
+
+    def start(self) -> None:
+        """Register and beat once (raising if Redis is unreachable), then keep beating."""
+        self._beat()
+        self._thread.start()
+
+    def stop(self, *, deregister: bool) -> None:
+        """Stop beating; ``deregister`` removes the worker from the registry."""
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join(self._interval_s + 5)
+        if deregister:
+            try:
+                with self._client.pipeline(transaction=False) as pipe:
+                    pipe.delete(keys.heartbeat(self._info.id))
+                    pipe.hdel(keys.WORKERS, self._info.id)
+                    pipe.execute()
+            except redis.RedisError as exc:
+                log.warning("could not deregister worker %s: %s", self._info.id, exc)
+        self._client.close()
+
+    def mark_stopping(self) -> None:
+        self._info.state = registry.STOPPING
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._interval_s):
+            try:
+                self._beat()
+            except redis.RedisError as exc:
+                if not self._failing:
+                    log.warning("heartbeat failed (%s); retrying", exc)
+                self._failing = True
+                continue
+            if self._failing:
+                log.warning("heartbeat restored")
+                self._failing = False
+
+    def _beat(self) -> None:
+        worker_id = self._info.id
+        previous = self._client.hget(keys.WORKERS, worker_id)
+        if previous is not None and registry.decode(previous).state == registry.DEAD:
+            log.error("this worker was declared dead (frozen or cut off longer than the "
+                      "heartbeat TTL); its tasks were resurrected elsewhere and any late "
+                      "results of ours are refused")
+        self._info.last_heartbeat = time.time()
+        self._info.in_flight = self._in_flight()
+        with self._client.pipeline(transaction=False) as pipe:
+            pipe.set(keys.heartbeat(worker_id), self._info.last_heartbeat, px=self._ttl_ms)
+            pipe.hset(keys.WORKERS, worker_id, registry.encode(self._info))
+            pipe.execute()

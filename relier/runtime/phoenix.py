@@ -1,0 +1,155 @@
+"""Phoenix: bringing back the tasks of a worker that died.
+
+Every worker runs this loop; a lease lock lets one of them lead at a time. The leader
+looks for registered workers whose heartbeat key has expired and, message by message,
+moves what their processing lists hold to the ``re-queue`` list, where any worker picks
+it up at once. Each move is one script that also drops the message's fence, so the
+dead run (if it was only frozen) can never ack it or store a result.
+
+Each recovery counts as a resurrection of that task (a header on the message). A task
+that has killed its worker ``max_resurrections`` times is poison: it is quarantined in
+the DLQ instead of being handed to the next worker to kill.
+
+After an outage of its own Redis connection the leader waits a heartbeat TTL before
+judging anyone: every worker lost its connection too and needs a beat to show it lives.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Final
+
+import anyio
+
+from relier.broker import Broker, ScriptCall
+from relier.errors import PayloadError
+from relier.protocol import dead_letter, keys, registry, results
+from relier.protocol import message as wire
+from relier.protocol.registry import WorkerInfo
+from relier.runtime.fetcher import REDIS_ERRORS
+from relier.settings import Settings
+
+log = logging.getLogger("relier.phoenix")
+
+#: Seconds a dead worker's registry entry stays visible to `relier inspect`.
+KEEP_DEAD_S: Final = 3600.0
+
+
+class Resurrector:
+    """Finds dead workers and recovers their in-flight messages."""
+
+    def __init__(self, broker: Broker, worker_id: str, settings: Settings) -> None:
+        self._broker = broker
+        self._worker_id = worker_id
+        self._settings = settings
+        self.interval_s = min(1.0, settings.heartbeat_interval / 2)
+        self._lease_ms = int(max(3 * self.interval_s, 1.0) * 1000)
+
+    async def run(self) -> None:
+        quiet_until = 0.0
+        while True:
+            try:
+                if await self._lead() and time.monotonic() >= quiet_until:
+                    await self.sweep()
+            except REDIS_ERRORS as exc:
+                log.debug("resurrector paused by a Redis error: %s", exc)
+                quiet_until = time.monotonic() + self._settings.heartbeat_ttl
+            await anyio.sleep(self.interval_s)
+
+    async def _lead(self) -> bool:
+        held = await self._broker.call(
+            "lease", [keys.RESURRECTOR_LOCK], [self._worker_id, self._lease_ms]
+        )
+        return bool(held)
+
+    async def sweep(self) -> int:
+        """One pass: recover every dead worker's messages; returns how many moved."""
+        client = self._broker.client
+        entries = await client.hgetall(keys.WORKERS)
+        workers = [registry.decode(raw) for raw in entries.values()]
+        async with client.pipeline(transaction=False) as pipe:
+            for info in workers:
+                pipe.exists(keys.heartbeat(info.id))
+            beating = await pipe.execute()
+        moved = 0
+        now = time.time()
+        for info, alive in zip(workers, beating, strict=True):
+            if alive or info.id == self._worker_id:
+                continue
+            if info.state != registry.DEAD:
+                moved += await self._resurrect_worker(info, now)
+            elif info.died_at is not None and now - info.died_at > KEEP_DEAD_S:
+                await client.hdel(keys.WORKERS, info.id)
+        return moved
+
+    async def _resurrect_worker(self, info: WorkerInfo, now: float) -> int:
+        silent_for = now - info.last_heartbeat
+        moved = 0
+        for queue in info.queues:
+            held = await self._broker.client.lrange(keys.processing(queue, info.id), 0, -1)
+            calls = [self._recovery(queue, info.id, raw) for raw in held]
+            if calls:
+                moved += sum(int(r) for r in await self._broker.call_many(calls)
+                             if not isinstance(r, Exception))
+        info.state = registry.DEAD
+        info.died_at = now
+        info.resurrected = moved
+        await self._broker.client.hset(keys.WORKERS, info.id, registry.encode(info))
+        log.warning("worker %s (pid %d on %s) silent for %.1fs: declared dead, "
+                    "%d task(s) resurrected", info.id, info.pid, info.host, silent_for, moved)
+        return moved
+
+    def _recovery(self, queue: str, dead_worker: str, raw: bytes) -> ScriptCall:
+        """The script call that moves one message on: re-queue, or quarantine as poison."""
+        processing, fences = keys.processing(queue, dead_worker), keys.fences(queue)
+        try:
+            message = wire.decode(raw)
+        except PayloadError:
+            # Undecodable: hand it on untouched; the next worker dead-letters it.
+            return ScriptCall("resurrect", [processing, fences, keys.REQUEUE_QUEUE, "-"],
+                              [raw, "", "requeue", raw, "", 0])
+        count = message.resurrections + 1
+        origin = message.origin_queue
+        result_key = keys.result(message.id)
+        if count >= self._settings.max_resurrections:
+            log.error("task %s[%s] killed its worker %d times: quarantined as poison",
+                      message.task, message.id, count)
+            return ScriptCall(
+                "resurrect", [processing, fences, keys.dead_letters(origin), result_key],
+                [raw, message.id, "quarantine", self._poison_entry(message, raw, count,
+                                                                   dead_worker),
+                 self._poison_result(message, count), self._settings.result_ttl],
+            )
+        message.headers[wire.RESURRECTIONS_HEADER] = count
+        message.headers[wire.ORIGIN_QUEUE_HEADER] = origin
+        wire.redelivered(message)
+        return ScriptCall(
+            "resurrect", [processing, fences, keys.queue_list(keys.REQUEUE_QUEUE), result_key],
+            [raw, message.id, "requeue", wire.encode(message), "", 0],
+        )
+
+    def _poison_entry(
+        self, message: wire.TaskMessage, raw: bytes, count: int, dead_worker: str
+    ) -> bytes:
+        envelope, envelope_raw = dead_letter.original_message(raw)
+        return dead_letter.encode(dead_letter.DeadLetter(
+            task_id=message.id,
+            task=message.task,
+            queue=message.origin_queue,
+            reason="poison",
+            error=f"the task's worker died {count} times while running it",
+            attempts=message.retries + 1,
+            resurrections=count,
+            worker=dead_worker,
+            failed_at=time.time(),
+            message=envelope,
+            message_raw=envelope_raw,
+        ))
+
+    @staticmethod
+    def _poison_result(message: wire.TaskMessage, count: int) -> bytes:
+        return results.encode(results.failure_from(
+            message.id, "PoisonTask", "relier.errors",
+            [f"worker died {count} times running this task"], None,
+        ))

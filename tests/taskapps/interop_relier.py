@@ -1,0 +1,82 @@
+"""Relier side of the Celery interop tests.
+
+``app`` is what a Relier worker subprocess runs (``-A tests.taskapps.interop_relier:app``):
+tasks that Celery producers send by name, and the ``probe.*`` tasks the hand-built wire
+vectors in ``tests/vectors`` name.
+
+``producer`` is an App the test process pushes from to a *Celery* worker: its tasks are
+registered under the names of the tasks in :mod:`tests.taskapps.interop_celery` and are
+never run by Relier.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import NoReturn
+
+from relier import App
+
+app = App()
+
+
+class InteropError(Exception):
+    """A non-builtin exception, so a Celery reader has to find the class by module."""
+
+
+@app.task(name="interop.add")
+async def add(x: int, y: int, z: int = 0) -> int:
+    return x + y + z
+
+
+@app.task(name="interop.fail")
+async def fail(message: str) -> NoReturn:
+    raise ValueError(message, 7)
+
+
+@app.task(name="interop.custom_fail")
+def custom_fail(message: str) -> NoReturn:
+    raise InteropError(message)
+
+
+@app.task(name="interop.stamp")
+async def stamp(label: str) -> dict[str, object]:
+    """When it ran (unix seconds), so a test can compare it with the message's eta."""
+    return {"label": label, "ran_at": time.time()}
+
+
+# -- the tasks the vectors in tests/vectors name (Celery's queue "celery") ----------------
+
+
+@app.task(name="probe.add", queue="celery")
+def probe_add(x: int, y: int, z: int = 0) -> int:
+    return x + y + z
+
+
+@app.task(name="probe.echo", queue="celery")
+async def probe_echo(*args: str, **kwargs: str) -> dict[str, object]:
+    return {"args": list(args), "kwargs": kwargs}
+
+
+# -- stand-ins for the Celery worker's tasks (pushed from here, run by Celery) -----------
+
+producer = App()
+
+
+@producer.task(name="interop.celery_mul")
+def celery_mul(x: int, y: int, z: int = 1) -> int:
+    raise NotImplementedError("runs on the Celery worker")
+
+
+@producer.task(name="interop.celery_fail")
+def celery_fail(message: str) -> int:
+    raise NotImplementedError("runs on the Celery worker")
+
+
+@producer.task(name="interop.celery_custom_fail")
+def celery_custom_fail(message: str) -> int:
+    raise NotImplementedError("runs on the Celery worker")
+
+
+@producer.task(name="interop.celery_echo")
+async def celery_echo(payload: dict[str, object]) -> dict[str, object]:
+    raise NotImplementedError("runs on the Celery worker")
