@@ -92,3 +92,126 @@ def demo(
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``relier`` console script."""
     return cli(args=argv if argv is not None else sys.argv[1:])
+
+
+# -- dlq ------------------------------------------------------------------------------
+
+dlq_cli = typer.Typer(help="The dead-letter queue: list, show, replay, purge.",
+                      no_args_is_help=True)
+cli.add_typer(dlq_cli, name="dlq")
+
+QueueFilter = Annotated[str | None, typer.Option("--queue", "-q", help="Only this queue.")]
+TaskFilter = Annotated[str | None, typer.Option("--task", help="Only this task name.")]
+ReasonFilter = Annotated[str | None, typer.Option("--reason", help="Only this reason.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def _sync_client(redis_url: str | None) -> Any:
+    from relier.app import App
+
+    app = App(redis_url=redis_url)
+    client = app.sync_client()
+    guarded(lambda: _ping(client, app.settings.redis_url))
+    return client
+
+
+def _ping(client: Any, url: str) -> None:
+    import redis
+
+    from relier.errors import BrokerUnavailable
+    from relier.settings import redact
+
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        raise BrokerUnavailable(redact(url), exc) from None
+
+
+def _print_json(value: Any) -> None:
+    import msgspec
+
+    typer.echo(msgspec.json.format(msgspec.json.encode(value)).decode())
+
+
+@dlq_cli.command("list")
+def dlq_list(
+    queue: QueueFilter = None,
+    task: TaskFilter = None,
+    reason: ReasonFilter = None,
+    limit: Annotated[int, typer.Option(help="Show at most this many (newest first).")] = 100,
+    json_output: JsonOption = False,
+    redis_url: RedisOption = None,
+) -> None:
+    """List dead-lettered tasks, newest first."""
+    from relier.dlq import DeadLetterQueue, Filter
+
+    entries = DeadLetterQueue(_sync_client(redis_url)).list(Filter(queue, task, reason), limit)
+    if json_output:
+        _print_json(entries)
+        return
+    from relier.observability.render import dlq_table
+
+    dlq_table(entries)
+
+
+@dlq_cli.command("show")
+def dlq_show(
+    task_id: Annotated[str, typer.Argument(help="The task id of the entry.")],
+    json_output: JsonOption = False,
+    redis_url: RedisOption = None,
+) -> None:
+    """Show one entry whole: error, traceback and original message."""
+    from relier.dlq import DeadLetterQueue, Filter
+
+    entries = DeadLetterQueue(_sync_client(redis_url)).list(Filter(task_id=task_id))
+    if not entries:
+        _fail(f"no DLQ entry for task {task_id}")
+    if json_output:
+        _print_json(entries[0])
+        return
+    from relier.observability.render import dlq_entry
+
+    dlq_entry(entries[0])
+
+
+@dlq_cli.command("replay")
+def dlq_replay(
+    task_id: Annotated[str | None, typer.Argument(help="Replay this task's entry.")] = None,
+    queue: QueueFilter = None,
+    task: TaskFilter = None,
+    reason: ReasonFilter = None,
+    all_entries: Annotated[bool, typer.Option("--all", help="Every matching entry.")] = False,
+    redis_url: RedisOption = None,
+) -> None:
+    """Enqueue dead-lettered tasks again (their original message, with fresh counters)."""
+    from relier.dlq import DeadLetterQueue, Filter
+
+    if task_id is None and not (all_entries or queue or task or reason):
+        _fail("name a task id, or use --all / --queue / --task / --reason")
+    replayed = DeadLetterQueue(_sync_client(redis_url)).replay(
+        Filter(queue, task, reason, task_id))
+    typer.echo(f"replayed {len(replayed)} task(s)")
+    for replayed_id in replayed:
+        typer.echo(f"  {replayed_id}")
+
+
+@dlq_cli.command("purge")
+def dlq_purge(
+    queue: QueueFilter = None,
+    task: TaskFilter = None,
+    reason: ReasonFilter = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    redis_url: RedisOption = None,
+) -> None:
+    """Delete dead-lettered entries for good."""
+    from relier.dlq import DeadLetterQueue, Filter
+
+    dlq = DeadLetterQueue(_sync_client(redis_url))
+    only = Filter(queue, task, reason)
+    count = len(dlq.list(only))
+    if count == 0:
+        typer.echo("nothing to purge")
+        return
+    if not yes and not typer.confirm(f"delete {count} DLQ entr{'y' if count == 1 else 'ies'}?"):
+        raise typer.Exit(1)
+    typer.echo(f"purged {dlq.purge(only)} entr{'y' if count == 1 else 'ies'}")

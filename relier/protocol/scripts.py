@@ -12,9 +12,11 @@ from typing import Final, Literal
 
 ScriptName = Literal[
     "fetch", "claim", "ack", "dead_letter", "schedule", "requeue", "pump", "lease", "resurrect",
+    "replay",
 ]
 SCRIPT_NAMES: Final[tuple[ScriptName, ...]] = (
     "fetch", "claim", "ack", "dead_letter", "schedule", "requeue", "pump", "lease", "resurrect",
+    "replay",
 )
 
 

@@ -1,0 +1,1 @@
+"""What Relier shows about itself: terminal views, inspection, metrics."""

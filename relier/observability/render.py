@@ -1,0 +1,45 @@
+"""Terminal rendering of Relier's state with rich tables."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+from relier.protocol.dead_letter import DeadLetter
+
+
+def _age(moment: float) -> str:
+    seconds = max(0.0, time.time() - moment)
+    if seconds < 120:
+        return f"{seconds:.0f}s ago"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m ago"
+    return f"{seconds / 3600:.1f}h ago"
+
+
+def dlq_table(entries: Sequence[DeadLetter], console: Console | None = None) -> None:
+    console = console or Console()
+    if not entries:
+        console.print("the DLQ is empty")
+        return
+    table = Table(title=f"dead letters ({len(entries)})", title_justify="left")
+    for column in ("task id", "task", "queue", "reason", "attempts", "deaths", "when", "error"):
+        table.add_column(column, overflow="fold")
+    for e in entries:
+        table.add_row(e.task_id or "-", e.task or "-", e.queue, e.reason, str(e.attempts),
+                      str(e.resurrections), _age(e.failed_at), e.error[:80])
+    console.print(table)
+
+
+def dlq_entry(entry: DeadLetter, console: Console | None = None) -> None:
+    console = console or Console()
+    for field in ("task_id", "task", "queue", "reason", "error", "attempts", "resurrections",
+                  "worker"):
+        console.print(f"[bold]{field}[/bold]: {getattr(entry, field)}")
+    console.print(f"[bold]failed_at[/bold]: {_age(entry.failed_at)}")
+    if entry.traceback:
+        console.print("[bold]traceback[/bold]:")
+        console.print(entry.traceback, markup=False, highlight=False)
