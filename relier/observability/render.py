@@ -26,8 +26,10 @@ def dlq_table(entries: Sequence[DeadLetter], console: Console | None = None) -> 
         console.print("the DLQ is empty")
         return
     table = Table(title=f"dead letters ({len(entries)})", title_justify="left")
-    for column in ("task id", "task", "queue", "reason", "attempts", "deaths", "when", "error"):
-        table.add_column(column, overflow="fold")
+    table.add_column("task id", no_wrap=True)
+    for column in ("task", "queue", "reason", "tries", "deaths", "when"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("error", overflow="ellipsis", no_wrap=True, ratio=1)
     for e in entries:
         table.add_row(e.task_id or "-", e.task or "-", e.queue, e.reason, str(e.attempts),
                       str(e.resurrections), _age(e.failed_at), e.error[:80])
