@@ -108,7 +108,7 @@ class App:
 
     def async_client(self, **options: Any) -> aioredis.Redis:
         """A new async Redis client for this App's URL."""
-        return aioredis.from_url(  # type: ignore[no-any-return]
+        return aioredis.from_url(
             self.settings.redis_url,
             socket_connect_timeout=CONNECT_TIMEOUT_S,
             socket_keepalive=True,

@@ -49,6 +49,11 @@ def _sha(name: ScriptName) -> str:
 SHAS: Final[dict[ScriptName, str]] = {name: _sha(name) for name in scripts.SCRIPT_NAMES}
 
 
+def as_bytes(value: object) -> bytes:
+    """A reply as bytes (Relier's clients never decode responses; the stubs allow str)."""
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
 def _is_noscript(value: object) -> bool:
     return isinstance(value, NoScriptError) or (
         isinstance(value, ResponseError) and str(value).startswith("NOSCRIPT")
@@ -139,7 +144,7 @@ class Broker:
         ]
 
     async def block_fetch(
-        self, queue: str, worker_id: str, timeout_s: float
+        self, queue: str, worker_id: str, timeout_s: int
     ) -> tuple[bytes, int] | None:
         """Wait up to ``timeout_s`` for a message on the queue's main list.
 
@@ -151,7 +156,7 @@ class Broker:
         )
         if raw is None:
             return None
-        return raw, await self.claim(queue, raw)
+        return as_bytes(raw), await self.claim(queue, as_bytes(raw))
 
     async def claim(self, queue: str, raw: bytes) -> int:
         task_id = ""
@@ -221,5 +226,5 @@ class Broker:
     # -- results ---------------------------------------------------------------------
 
     async def get_result(self, task_id: str) -> bytes | None:
-        value: bytes | None = await self.client.get(keys.result(task_id))
-        return value
+        value = await self.client.get(keys.result(task_id))
+        return None if value is None else as_bytes(value)

@@ -145,7 +145,7 @@ def dlq_list(
     """List dead-lettered tasks, newest first."""
     from relier.dlq import DeadLetterQueue, Filter
 
-    entries = DeadLetterQueue(_sync_client(redis_url)).list(Filter(queue, task, reason), limit)
+    entries = DeadLetterQueue(_sync_client(redis_url)).entries(Filter(queue, task, reason), limit)
     if json_output:
         _print_json(entries)
         return
@@ -163,7 +163,7 @@ def dlq_show(
     """Show one entry whole: error, traceback and original message."""
     from relier.dlq import DeadLetterQueue, Filter
 
-    entries = DeadLetterQueue(_sync_client(redis_url)).list(Filter(task_id=task_id))
+    entries = DeadLetterQueue(_sync_client(redis_url)).entries(Filter(task_id=task_id))
     if not entries:
         _fail(f"no DLQ entry for task {task_id}")
     if json_output:
@@ -208,7 +208,7 @@ def dlq_purge(
 
     dlq = DeadLetterQueue(_sync_client(redis_url))
     only = Filter(queue, task, reason)
-    count = len(dlq.list(only))
+    count = len(dlq.entries(only))
     if count == 0:
         typer.echo("nothing to purge")
         return

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import redis
 
+from relier.broker import as_bytes
 from relier.protocol import dead_letter, keys, scripts
 from relier.protocol import message as wire
 from relier.protocol.dead_letter import DeadLetter
@@ -48,17 +49,18 @@ class DeadLetterQueue:
         self._replay = client.register_script(scripts.source("replay"))
 
     def queues(self) -> list[str]:
-        return sorted(q.decode() for q in self._client.smembers(keys.KNOWN_QUEUES))
+        return sorted(as_bytes(q).decode() for q in self._client.smembers(keys.KNOWN_QUEUES))
 
     def _raw_entries(self, only: Filter) -> Iterator[tuple[bytes, DeadLetter]]:
         names = [only.queue] if only.queue else self.queues()
         for queue in names:
             for raw in self._client.lrange(keys.dead_letters(queue), 0, -1):
-                entry = dead_letter.decode(raw)
+                entry = dead_letter.decode(as_bytes(raw))
                 if only.matches(entry):
-                    yield raw, entry
+                    yield as_bytes(raw), entry
 
-    def list(self, only: Filter = Filter(), limit: int | None = None) -> list[DeadLetter]:
+    def entries(self, only: Filter = Filter(), limit: int | None = None) -> list[DeadLetter]:
+        """Matching entries, newest first."""
         found = [entry for _, entry in self._raw_entries(only)]
         found.sort(key=lambda e: e.failed_at, reverse=True)
         return found[:limit] if limit else found
@@ -86,7 +88,7 @@ class DeadLetterQueue:
         """Delete matching entries; returns how many."""
         removed = 0
         for raw, entry in list(self._raw_entries(only)):
-            removed += int(self._client.lrem(keys.dead_letters(entry.queue), 1, raw))
+            removed += int(self._client.lrem(keys.dead_letters(entry.queue), 1, raw))  # type: ignore[arg-type]
         return removed
 
     @staticmethod

@@ -119,7 +119,7 @@ def _wait_ready(app: App, task_id: str, timeout: float | None) -> ResultMeta:
     channel = keys.result(task_id)
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        with client.pubsub() as pubsub:
+        with client.pubsub() as pubsub:  # type: ignore[no-untyped-call]
             pubsub.subscribe(channel)
             meta = _ready_meta(client.get(channel))
             while meta is None:

@@ -61,7 +61,8 @@ class ArgumentSpec:
             wire_args = msgspec.to_builtins(list(args))
             wire_kwargs = msgspec.to_builtins(kwargs)
         except (TypeError, msgspec.EncodeError) as exc:
-            raise ArgumentError(f"{self.task_name}(): arguments are not JSON-serialisable: {exc}")
+            raise ArgumentError(
+                f"{self.task_name}(): arguments are not JSON-serialisable: {exc}") from None
         return wire_args, wire_kwargs
 
     def _check(self, name: str, value: Any, hint: Any) -> None:

@@ -344,6 +344,19 @@ def test_v1_is_rewritten_with_its_facts_in_v2_headers(name: str) -> None:
     assert headers["retries"] == body["retries"]
 
 
+def test_v1_group_and_timelimit_are_read_and_carried_to_v2() -> None:
+    envelope = load("v1_send_task.json")
+    body = payload_of(raw("v1_send_task.json"))
+    body.update(taskset="g-1", group_index=2, timelimit=[30, 20])
+    set_body(envelope, body)
+    msg = message.decode(json.dumps(envelope))
+    assert (msg.group, msg.group_index, msg.hard_timeout, msg.soft_timeout) == (
+        "g-1", 2, 30.0, 20.0)
+    again = message.decode(message.encode(msg))
+    assert (again.group, again.group_index, again.hard_timeout, again.soft_timeout) == (
+        "g-1", 2, 30.0, 20.0)
+
+
 def test_redelivered_marks_a_message_the_way_kombu_restore_does() -> None:
     restored = load("e_restored_message_rpush.json")
     original = copy.deepcopy(restored)

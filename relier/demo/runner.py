@@ -17,6 +17,7 @@ from contextlib import contextmanager
 import redis
 from rich.console import Console
 
+from relier.broker import as_bytes
 from relier.demo import tasks
 from relier.dlq import DeadLetterQueue
 from relier.embedded import EmbeddedServer
@@ -82,7 +83,7 @@ def _workers(url: str, log_dir: str, names: list[str]) -> Iterator[list[DemoWork
 def _starts(client: redis.Redis, task_id: str) -> list[tuple[str, float]]:
     found = []
     for raw in client.lrange(tasks.STARTED, 0, -1):
-        tid, worker, at = raw.decode().split()
+        tid, worker, at = as_bytes(raw).decode().split()
         if tid == task_id:
             found.append((worker, float(at)))
     return found
@@ -145,7 +146,7 @@ def run_demo(*, keep_server: bool = False) -> None:
             _mixed_batch(client)
             _phoenix(client, workers)
             console.rule("3. the dead-letter queue")
-            dlq_table(DeadLetterQueue(client).list(), console)
+            dlq_table(DeadLetterQueue(client).entries(), console)
             console.print("  replay with: relier dlq replay <task id>")
     finally:
         client.close()

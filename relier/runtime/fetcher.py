@@ -32,7 +32,7 @@ from relier.runtime.delivery import Delivery, Settler
 log = logging.getLogger("relier.worker")
 
 #: Seconds a blocking wait lasts on the server before the waiter checks in again.
-BLOCK_S: Final = 1.0
+BLOCK_S: Final = 1
 #: Seconds the batch path sleeps when idle before looking at every list again (the
 #: waiters only watch each queue's main list, not its priority buckets).
 IDLE_POLL_S: Final = 1.0

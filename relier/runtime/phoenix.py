@@ -22,7 +22,7 @@ from typing import Final
 
 import anyio
 
-from relier.broker import Broker, ScriptCall
+from relier.broker import Broker, ScriptCall, as_bytes
 from relier.errors import PayloadError
 from relier.protocol import dead_letter, keys, registry, results
 from relier.protocol import message as wire
@@ -88,7 +88,7 @@ class Resurrector:
         moved = 0
         for queue in info.queues:
             held = await self._broker.client.lrange(keys.processing(queue, info.id), 0, -1)
-            calls = [self._recovery(queue, info.id, raw) for raw in held]
+            calls = [self._recovery(queue, info.id, as_bytes(raw)) for raw in held]
             if calls:
                 moved += sum(int(r) for r in await self._broker.call_many(calls)
                              if not isinstance(r, Exception))
