@@ -191,36 +191,36 @@ class Broker:
 
     @staticmethod
     def ack_call(
-        queue: str, worker_id: str, raw: bytes, token: int, task_id: str,
+        queue: str, worker_id: str, raw: bytes, token: int, fence_id: str, task_id: str,
         result: bytes, result_ttl: int,
     ) -> ScriptCall:
         return ScriptCall(
             "ack",
             [keys.processing(queue, worker_id), keys.fences(queue), keys.result(task_id)],
-            [raw, str(token), task_id, result, result_ttl],
+            [raw, str(token), fence_id, result, result_ttl],
         )
 
     @staticmethod
     def dead_letter_call(
-        queue: str, worker_id: str, raw: bytes, token: int, task_id: str,
+        queue: str, worker_id: str, raw: bytes, token: int, fence_id: str, task_id: str,
         entry: bytes, result: bytes, result_ttl: int, dlq_queue: str,
     ) -> ScriptCall:
         return ScriptCall(
             "dead_letter",
             [keys.processing(queue, worker_id), keys.fences(queue),
              keys.dead_letters(dlq_queue), keys.result(task_id or "unknown")],
-            [raw, str(token), task_id, entry, result, result_ttl],
+            [raw, str(token), fence_id, entry, result, result_ttl],
         )
 
     @staticmethod
     def schedule_call(
-        queue: str, worker_id: str, raw: bytes, token: int, task_id: str,
+        queue: str, worker_id: str, raw: bytes, token: int, fence_id: str,
         new_raw: bytes, due_ms: int, target_queue: str,
     ) -> ScriptCall:
         return ScriptCall(
             "schedule",
             [keys.processing(queue, worker_id), keys.fences(queue), keys.delayed(target_queue)],
-            [raw, str(token), task_id, new_raw, due_ms],
+            [raw, str(token), fence_id, new_raw, due_ms],
         )
 
     # -- results ---------------------------------------------------------------------

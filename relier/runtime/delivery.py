@@ -20,6 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from relier.broker import Broker, ScriptCall
+from relier.protocol.message import TaskMessage
 
 log = logging.getLogger("relier.worker")
 
@@ -80,6 +81,18 @@ class Settler:
                 delay = min(delay * 2, MAX_BACKOFF_S)
 
 
+def fence_id(message: TaskMessage | None) -> str:
+    """The id the fetch script fenced the delivery under: the ``id`` header.
+
+    A protocol v1 message keeps its id in the body, which Lua cannot read cheaply (it is
+    base64); such deliveries are not fenced.
+    """
+    if message is None:
+        return ""
+    value = message.headers.get("id")
+    return value if isinstance(value, str) else ""
+
+
 @dataclass(slots=True)
 class Delivery:
     """One message this worker took, still in its processing list until settled."""
@@ -91,32 +104,30 @@ class Delivery:
     worker_id: str
     settler: Settler
 
-    async def ack(self, task_id: str, result: bytes, result_ttl: int) -> bool:
+    async def ack(self, message: TaskMessage, result: bytes, result_ttl: int) -> bool:
         """Done: store the result (``b""`` for none) and drop the message.
 
         False when a newer delivery of the task exists; nothing was written then.
         """
-        call = Broker.ack_call(
-            self.queue, self.worker_id, self.raw, self.token, task_id, result, result_ttl
-        )
+        call = Broker.ack_call(self.queue, self.worker_id, self.raw, self.token,
+                               fence_id(message), message.id, result, result_ttl)
         return bool(await self.settler.settle(call))
 
     async def dead_letter(
-        self, task_id: str, entry: bytes, result: bytes, result_ttl: int, origin_queue: str
+        self, message: TaskMessage | None, entry: bytes, result: bytes, result_ttl: int,
+        origin_queue: str,
     ) -> bool:
         """Will not run again: record the DLQ entry (under the task's own queue)."""
         call = Broker.dead_letter_call(
-            self.queue, self.worker_id, self.raw, self.token, task_id,
-            entry, result, result_ttl, origin_queue,
+            self.queue, self.worker_id, self.raw, self.token, fence_id(message),
+            message.id if message else "", entry, result, result_ttl, origin_queue,
         )
         return bool(await self.settler.settle(call))
 
-    async def schedule(
-        self, task_id: str, new_raw: bytes, due_s: float, origin_queue: str
-    ) -> bool:
-        """Not yet: park the (updated) message in the delayed set until ``due_s`` (unix s)."""
+    async def schedule(self, message: TaskMessage, new_raw: bytes, due_s: float) -> bool:
+        """Not yet: park the (updated) message in its queue's delayed set until ``due_s``."""
         call = Broker.schedule_call(
-            self.queue, self.worker_id, self.raw, self.token, task_id,
-            new_raw, math.ceil(due_s * 1000), origin_queue,
+            self.queue, self.worker_id, self.raw, self.token, fence_id(message),
+            new_raw, math.ceil(due_s * 1000), message.origin_queue,
         )
         return bool(await self.settler.settle(call))

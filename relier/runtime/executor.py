@@ -73,8 +73,7 @@ class Executor:
             await self._expire(delivery, message)
             return
         if message.eta is not None and message.eta.timestamp() > now + ETA_TOLERANCE_S:
-            await self._settle(delivery.schedule(
-                message.id, delivery.raw, message.eta.timestamp(), message.origin_queue))
+            await self._settle(delivery.schedule(message, delivery.raw, message.eta.timestamp()))
             return
         task = self._app.tasks.get(message.task)
         if task is None:
@@ -114,7 +113,7 @@ class Executor:
             await self._dead_letter(delivery, message, "exception", repr(exc), tb, failure=exc)
             return
         elapsed = time.monotonic() - started
-        if await self._settle(delivery.ack(message.id, payload, self._settings.result_ttl)):
+        if await self._settle(delivery.ack(message, payload, self._settings.result_ttl)):
             log.info("task %s[%s] succeeded in %.3fs (attempt %d)",
                      message.task, message.id, elapsed, context.attempt)
         else:
@@ -171,8 +170,7 @@ class Executor:
         message.headers["relier_deferrals"] = int(message.headers.get("relier_deferrals", 0)) + 1
         log.warning("task %r is unknown to this worker; deferring %s by %.1fs",
                     message.task, message.id, pause)
-        await self._settle(delivery.schedule(
-            message.id, wire.encode(message), now + pause, message.origin_queue))
+        await self._settle(delivery.schedule(message, wire.encode(message), now + pause))
 
     async def _dead_letter(
         self,
@@ -205,7 +203,7 @@ class Executor:
             result = results.failure(message.id, failure, tb)
         stored = results.encode(result) if result is not None and task_id else b""
         await self._settle(delivery.dead_letter(
-            task_id, dead_letter.encode(entry), stored, self._settings.result_ttl, entry.queue))
+            message, dead_letter.encode(entry), stored, self._settings.result_ttl, entry.queue))
 
     async def _settle(self, settle: Any) -> bool:
         """Await a settle even if the task is being cancelled, within a bound."""
