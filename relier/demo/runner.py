@@ -80,7 +80,7 @@ def _workers(url: str, log_dir: str, names: list[str]) -> Iterator[list[DemoWork
             worker.stop()
 
 
-def _starts(client: redis.Redis, task_id: str) -> list[tuple[str, float]]:
+def task_starts(client: redis.Redis, task_id: str) -> list[tuple[str, float]]:
     found = []
     for raw in client.lrange(tasks.STARTED, 0, -1):
         tid, worker, at = as_bytes(raw).decode().split()
@@ -89,7 +89,7 @@ def _starts(client: redis.Redis, task_id: str) -> list[tuple[str, float]]:
     return found
 
 
-def _wait(condition: object, timeout: float, what: str) -> None:
+def wait_until(condition: object, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():  # type: ignore[operator]
         if time.monotonic() > deadline:
@@ -115,16 +115,16 @@ def _mixed_batch(client: redis.Redis) -> None:
 def _phoenix(client: redis.Redis, workers: list[DemoWorker]) -> None:
     console.rule("2. Phoenix: kill -9 a worker in the middle of a task")
     report = tasks.nightly_report.push(4.0)
-    _wait(lambda: _starts(client, report.id), 10, "the report to start")
-    first_worker, _ = _starts(client, report.id)[0]
+    wait_until(lambda: task_starts(client, report.id), 10, "the report to start")
+    first_worker, _ = task_starts(client, report.id)[0]
     victim = next(w for w in workers if w.id == first_worker)
     console.print(f"  nightly_report {report.id[:8]} started on worker {victim.name}")
     victim.process.send_signal(signal.SIGKILL)
     killed_at = time.time()
     console.print(f"  [bold red]kill -9[/bold red] worker {victim.name} (pid {victim.process.pid})")
     with console.status("  waiting for Phoenix (default settings: heartbeat TTL 6 s)..."):
-        _wait(lambda: len(_starts(client, report.id)) >= 2, 30, "the resurrection")
-    rescuer_id, restarted_at = _starts(client, report.id)[1]
+        wait_until(lambda: len(task_starts(client, report.id)) >= 2, 30, "the resurrection")
+    rescuer_id, restarted_at = task_starts(client, report.id)[1]
     rescuer = next(w for w in workers if w.id == rescuer_id)
     console.print(f"  resurrected on worker {rescuer.name} "
                   f"[bold green]{restarted_at - killed_at:.1f} s[/bold green] after the kill")
