@@ -44,12 +44,15 @@ class Producer:
         """Validate every call and encode its message; nothing is sent yet."""
         now = datetime.now(UTC)
         queue = options.queue or task.queue
-        eta = options.eta
+        # A naive datetime is taken as UTC, the rule the worker applies when decoding.
+        eta = wire.aware(options.eta) if options.eta is not None else None
         if options.countdown is not None:
             eta = now + timedelta(seconds=options.countdown)
         expires = options.expires
         if isinstance(expires, int | float):
             expires = now + timedelta(seconds=expires)
+        elif expires is not None:
+            expires = wire.aware(expires)
         due_ms = int(eta.timestamp() * 1000) if eta is not None and eta > now else None
         outgoing: list[Outgoing] = []
         handles: list[TaskHandle[R]] = []

@@ -96,7 +96,6 @@ CHORD_GROUP = "ec4f4f2d-a97b-4a55-ab7e-5e4ca0eef27b"
 CHORD_CALLBACK = "c0d9d161-aa40-4d65-b57a-4d0e5b0a714d"
 CHORD_ROOT = "3c676404-2964-46d0-a7f2-7c7ccfb0376a"
 RETRIED = "e7000000-0000-4000-8000-000000000007"
-HANDBUILT = "aaaaaaaa-0000-4000-8000-0000000"
 
 #: The meaning of every task message vector, written from INDEX.md and SPEC.md.
 MESSAGES: dict[str, dict[str, Any]] = {
@@ -180,21 +179,24 @@ MESSAGES: dict[str, dict[str, Any]] = {
     "e_restored_message_rpush.json": meaning(
         "probe.sleepy", "vt000000-0000-4000-8000-000000000001", [3], {}),
     "handbuilt_full.json": meaning(
-        "probe.add", HANDBUILT + "04720", [20, 22], {"z": 100}, ignore_result=False),
+        "probe.add", "aaaaaaaa-0000-4000-8000-000000004720", [20, 22], {"z": 100},
+        ignore_result=False),
     # Only task and id: no priority property, no root_id header.
     "handbuilt_minimal.json": meaning(
-        "probe.add", HANDBUILT + "02086", [20, 22], {"z": 100}, priority=None, root_id=None),
+        "probe.add", "aaaaaaaa-0000-4000-8000-000000002086", [20, 22], {"z": 100},
+        priority=None, root_id=None),
     "handbuilt_rawbody.json": meaning(
-        "probe.add", HANDBUILT + "22192", [20, 22], {"z": 100}, priority=None, root_id=None),
+        "probe.add", "aaaaaaaa-0000-4000-8000-000000022192", [20, 22], {"z": 100},
+        priority=None, root_id=None),
     "handbuilt_prio9.json": meaning(
-        "probe.add", HANDBUILT + "20642", [20, 22], {"z": 100}, ignore_result=False,
-        priority=9),
+        "probe.add", "aaaaaaaa-0000-4000-8000-000000020642", [20, 22], {"z": 100},
+        ignore_result=False, priority=9),
     "handbuilt_raw_utf8.json": meaning(
         "probe.echo", "9c979603-e63c-44d7-88d2-58ec38fb8628", ["hé ☃ 😀"], {"clé": "ü"},
         ignore_result=False),
     # An unknown task is the worker's business; the codec reads it like any other.
     "handbuilt_unknown.json": meaning(
-        "relier.not_registered", HANDBUILT + "01063", [20, 22], {"z": 100},
+        "relier.not_registered", "aaaaaaaa-0000-4000-8000-000000001063", [20, 22], {"z": 100},
         ignore_result=False),
     "handbuilt_v1.json": meaning(
         "probe.add", "ff1d8ac4-2f0b-40b4-9325-94a27e374076", [1, 2], {"z": 3}, protocol=1),

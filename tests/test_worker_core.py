@@ -75,3 +75,10 @@ async def test_bulk_push_runs_every_call(start_worker: StartWorker) -> None:
     handles = await basic.add.apush_many([((i, i), {}) for i in range(200)])
     assert len({h.id for h in handles}) == 200
     assert [await h.aresult(timeout=30) for h in handles] == [2 * i for i in range(200)]
+
+
+async def test_naive_eta_is_taken_as_utc(start_worker: StartWorker) -> None:
+    start_worker(APP)
+    naive_now = datetime.now(UTC).replace(tzinfo=None)
+    handle = await basic.add.options(eta=naive_now).apush(1, 1)
+    assert await handle.aresult(timeout=10) == 2

@@ -109,14 +109,14 @@ def new_task_id() -> str:
     return str(uuid.uuid4())
 
 
-def _aware(moment: datetime) -> datetime:
+def aware(moment: datetime) -> datetime:
     """The same moment with an offset; a naive time is taken as UTC, as on decode."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def format_time(moment: datetime) -> str:
     """ISO-8601 with an explicit offset, as Celery writes ``eta``/``expires``."""
-    return _aware(moment).isoformat()
+    return aware(moment).isoformat()
 
 
 def _parse_time(value: Any, name: str) -> datetime | None:
@@ -129,7 +129,7 @@ def _parse_time(value: Any, name: str) -> datetime | None:
     except ValueError as exc:
         raise PayloadError("payload_invalid", f"header {name!r}: {exc}") from exc
     # A naive time is read as UTC: Relier workers have no local timezone to assume.
-    return _aware(moment)
+    return aware(moment)
 
 
 def _parse_timelimit(value: Any) -> tuple[float | None, float | None]:
@@ -308,8 +308,8 @@ def build(
     """
     task_id = task_id or new_task_id()
     # Normalise first: the TTL below subtracts an aware "now", which fails on a naive time.
-    eta = _aware(eta) if eta is not None else None
-    expires = _aware(expires) if expires is not None else None
+    eta = aware(eta) if eta is not None else None
+    expires = aware(expires) if expires is not None else None
     headers: dict[str, Any] = {
         "lang": "py",
         "task": task,
