@@ -6,6 +6,7 @@ No test uses a server someone started by hand, and none fakes Redis.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
@@ -109,10 +110,8 @@ class WorkerProcess:
 
     def kill(self) -> None:
         if self.process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self.process.wait(10)
         self._reader.join(5)
         if self.process.stdout is not None:

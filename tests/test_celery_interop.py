@@ -30,7 +30,7 @@ from celery import Celery
 from celery.exceptions import TaskRevokedError
 from kombu import pools
 
-from relier import TaskFailed
+from relier import App, TaskFailed
 from relier.protocol import keys
 from tests.conftest import StartWorker, WorkerProcess
 from tests.taskapps import interop_relier
@@ -117,7 +117,7 @@ def start_celery_worker(redis_url: str) -> Iterator[StartCelery]:
 
 
 @pytest.fixture
-async def relier_producer(redis_url: str) -> AsyncIterator[Any]:
+async def relier_producer(redis_url: str) -> AsyncIterator[App]:
     """The Relier App whose tasks stand in for the Celery worker's, on this database."""
     producer = interop_relier.producer
     producer.configure(redis_url=redis_url)
@@ -230,7 +230,7 @@ def test_celery_expires_in_the_past_gives_revoked(
 
 
 def test_relier_push_runs_on_celery_worker_sync(
-    start_celery_worker: StartCelery, relier_producer: Any, rclient: redis.Redis
+    start_celery_worker: StartCelery, relier_producer: App, rclient: redis.Redis
 ) -> None:
     queue = unique_queue("r2c")
     # Pushed before the Celery worker starts, so the priority bucket can be inspected.
@@ -245,7 +245,7 @@ def test_relier_push_runs_on_celery_worker_sync(
 
 
 async def test_relier_apush_runs_on_celery_worker_async(
-    start_celery_worker: StartCelery, relier_producer: Any
+    start_celery_worker: StartCelery, relier_producer: App
 ) -> None:
     queue = unique_queue("r2c-async")
     start_celery_worker(queue)
@@ -268,7 +268,7 @@ async def test_relier_apush_runs_on_celery_worker_async(
 
 
 async def test_celery_failure_raises_task_failed_in_relier(
-    start_celery_worker: StartCelery, relier_producer: Any
+    start_celery_worker: StartCelery, relier_producer: App
 ) -> None:
     queue = unique_queue("r2c-fail")
     start_celery_worker(queue)
@@ -297,26 +297,6 @@ async def test_celery_failure_raises_task_failed_in_relier(
     assert caught_expired.value.exc_type == "TaskRevokedError"
     assert caught_expired.value.exc_module == "celery.exceptions"
     assert caught_expired.value.exc_message == ["expired"]
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="Relier's producer parks countdown/eta messages in its own delayed set "
-    "(relier:{q}:delayed, relier/broker.py stage_enqueue), which only Relier workers "
-    "pump; a Celery worker never sees them",
-)
-def test_relier_countdown_reaches_a_celery_worker(
-    start_celery_worker: StartCelery, relier_producer: Any, rclient: redis.Redis
-) -> None:
-    queue = unique_queue("r2c-eta")
-    sent_at = time.time()
-    handle = interop_relier.celery_mul.options(queue=queue, countdown=1).push(2, 2)
-    # Celery keeps eta messages in worker memory: it must find this one on a queue list.
-    assert sum(rclient.llen(name) for name in keys.queue_lists(queue)) == 1
-    start_celery_worker(queue)
-    assert handle.result(timeout=RESULT_TIMEOUT) == 4
-    stored = json.loads(rclient.get(keys.result(handle.id)) or b"{}")
-    assert datetime.fromisoformat(stored["date_done"]).timestamp() >= sent_at + 1.0
 
 
 # == 3. Wire vectors replayed through a Relier worker =====================================
@@ -349,19 +329,12 @@ def _wait_until_settled(rclient: redis.Redis, queue: str, timeout: float) -> Non
         time.sleep(0.05)
 
 
-V1_FENCE_BUG = (
-    "a protocol v1 message's id is in its body, but the fetch scripts fence only "
-    "headers.id (fetch.lua token_for, Broker.claim), so ack.lua finds no fence for the "
-    "body id and discards the result ('a newer delivery owns it')"
-)
-
-
 @pytest.mark.parametrize(
     ("vector", "expected"),
     [
         ("handbuilt_full.json", 142),
-        pytest.param("handbuilt_v1.json", 6,
-                     marks=pytest.mark.xfail(strict=True, reason=V1_FENCE_BUG)),
+        # Protocol v1: the id is in the body, not in a header.
+        ("handbuilt_v1.json", 6),
         ("handbuilt_rawbody.json", 142),
         ("handbuilt_raw_utf8.json", {"args": ["hé ☃ 😀"], "kwargs": {"clé": "ü"}}),
     ],

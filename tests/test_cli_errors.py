@@ -38,7 +38,7 @@ async def test_push_to_unreachable_redis_raises_broker_unavailable() -> None:
     @app.task(name="cli.noop")
     async def noop() -> None: ...
 
-    with pytest.raises(BrokerUnavailable, match="cannot reach Redis at redis://127.0.0.1"):
+    with pytest.raises(BrokerUnavailable, match=r"cannot reach Redis at redis://127\.0\.0\.1"):
         noop.push()
     with pytest.raises(BrokerUnavailable):
         await noop.apush()
