@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 import redis
 
-from relier import ArgumentError, TaskFailed
+from relier import ArgumentError, ResultTimeout, TaskFailed
 from relier.protocol import dead_letter, keys
 from tests.conftest import StartWorker
 from tests.taskapps import basic
@@ -82,3 +82,11 @@ async def test_naive_eta_is_taken_as_utc(start_worker: StartWorker) -> None:
     naive_now = datetime.now(UTC).replace(tzinfo=None)
     handle = await basic.add.options(eta=naive_now).apush(1, 1)
     assert await handle.aresult(timeout=10) == 2
+
+
+async def test_no_result_in_time_raises_result_timeout() -> None:
+    handle = await basic.add.apush(1, 2)  # no worker is running
+    with pytest.raises(ResultTimeout, match=handle.id):
+        await handle.aresult(timeout=0.3)
+    with pytest.raises(ResultTimeout):
+        handle.result(timeout=0.3)
