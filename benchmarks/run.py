@@ -167,7 +167,7 @@ class WorkerProcess:
 
     def __init__(self, argv: list[str], env: dict[str, str]) -> None:
         self.argv = argv
-        self._log = tempfile.TemporaryFile()
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed when the worker stops
         self.process = subprocess.Popen(
             argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=self._log,
             stderr=subprocess.STDOUT, start_new_session=True,
@@ -186,10 +186,8 @@ class WorkerProcess:
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pgid, signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                pass
         # Whatever is left of the group (a stuck leader, orphaned pool children) is killed.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pgid, signal.SIGKILL)
