@@ -53,8 +53,6 @@ class Settings:
     shutdown_grace: float = 30.0
     #: Port of the worker's Prometheus endpoint; 0 turns it off.
     metrics_port: int = 0
-    #: Messages a worker may hold beyond its concurrency, waiting for a free slot.
-    prefetch: int = 4
     #: Seconds between moves of due delayed messages into their queues.
     pump_interval: float = 0.2
     #: Seconds an unknown task or a too-new version is deferred before it is dead-lettered.
