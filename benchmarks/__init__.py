@@ -1,4 +1,1 @@
-"""Benchmarks: Relier against vanilla Celery on one private Redis server.
-
-Run: ``python -m benchmarks.run`` (``--quick`` for a smoke run).
-"""
+"""Relier against vanilla Celery on one private Redis server: ``python -m benchmarks.run``."""

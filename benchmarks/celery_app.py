@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 import time
 
-from celery import Celery
+from celery import Celery  # type: ignore[import-untyped]
 
-from benchmarks.relier_app import IO_SLEEP_S, QUEUE
+from benchmarks.common import IO_SLEEP_S, QUEUE, redis_url
 
-app = Celery("bench", broker=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
+app = Celery("bench", broker=redis_url())
 app.conf.update(
     # No result backend at all: both sides ignore results.
     result_backend=None,
@@ -30,12 +30,12 @@ app.conf.update(
 )
 
 
-@app.task(name="bench.noop", ignore_result=True)
+@app.task(name="bench.noop", ignore_result=True)  # type: ignore[untyped-decorator]
 def noop() -> None:
     """Does nothing: what is left is the runtime's own cost per task."""
 
 
-@app.task(name="bench.io", ignore_result=True)
+@app.task(name="bench.io", ignore_result=True)  # type: ignore[untyped-decorator]
 def io() -> None:
     """Waits on (simulated) I/O; under the threads pool the GIL is released while asleep."""
     time.sleep(IO_SLEEP_S)

@@ -9,11 +9,7 @@ from __future__ import annotations
 import asyncio
 
 import relier
-
-#: The one queue every benchmark uses (the Celery side uses the same name).
-QUEUE = "bench"
-#: Seconds each I/O-bound task waits.
-IO_SLEEP_S = 0.01
+from benchmarks.common import IO_SLEEP_S, QUEUE
 
 app = relier.App()
 

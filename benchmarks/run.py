@@ -31,19 +31,20 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from importlib import metadata
 from pathlib import Path
 from types import FrameType, ModuleType
 from typing import Any
 
 import redis
 
+from benchmarks.common import IO_SLEEP_S, QUEUE
 from relier.embedded import EmbeddedServer
 
 ROOT = Path(__file__).resolve().parent.parent
-QUEUE = "bench"
-#: Batch size of every bulk push (Relier's push_many/apush_many; the prefill of both).
+#: Calls per Relier push_many/apush_many (timed bulk runs and Relier's prefill).
 BULK_BATCH = 500
 #: Pushes made (and not timed) before each timed enqueue run: connections, first SADD.
 WARMUP_PUSHES = 200
@@ -128,31 +129,102 @@ class CeleryPool:
 
 
 @dataclass
+class Run:
+    """One timed run: its rate, and the CPU the measured processes used meanwhile."""
+
+    rate: float
+    #: CPU seconds per wall second of the worker's process group (processing) or of
+    #: this process (enqueue): 1.0 is one core kept busy.
+    cores: float | None
+    #: The same for the Redis server.
+    redis_cores: float | None
+
+    def rounded(self) -> Run:
+        def r2(x: float | None) -> float | None:
+            return None if x is None else round(x, 2)
+
+        return Run(round(self.rate, 1), r2(self.cores), r2(self.redis_cores))
+
+
+@dataclass
 class Figure:
     """One row of the table: the same workload measured for both systems."""
 
     workload: str
     n: int
-    relier: float
-    celery: float | None
     relier_config: str
     celery_config: str
+    relier_runs: list[Run]
+    celery_runs: list[Run]
     unit: str = "tasks/s"
-    relier_runs: list[float] = field(default_factory=list)
-    celery_runs: list[float] = field(default_factory=list)
+
+    @property
+    def relier(self) -> float:
+        return median([r.rate for r in self.relier_runs])
+
+    @property
+    def celery(self) -> float | None:
+        return median([r.rate for r in self.celery_runs]) if self.celery_runs else None
 
     @property
     def ratio(self) -> float | None:
         return self.relier / self.celery if self.celery else None
 
+    def cores(self, runs: list[Run]) -> float | None:
+        values = [r.cores for r in runs if r.cores is not None]
+        return round(statistics.median(values), 2) if values else None
+
     def as_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["ratio"] = round(self.ratio, 3) if self.ratio else None
-        return data
+        return {
+            "workload": self.workload, "n": self.n, "unit": self.unit,
+            "relier": self.relier, "celery": self.celery,
+            "ratio": round(self.ratio, 3) if self.ratio else None,
+            "relier_config": self.relier_config, "celery_config": self.celery_config,
+            "relier_runs": [asdict(r) for r in self.relier_runs],
+            "celery_runs": [asdict(r) for r in self.celery_runs],
+        }
 
 
 def median(values: list[float]) -> float:
     return round(statistics.median(values), 1)
+
+
+# -- CPU accounting (Linux /proc; None elsewhere) ------------------------------------------
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _stat_fields(pid: str) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            # Fields after "(comm)": state ppid pgrp ... utime(12th) stime(13th).
+            return stat.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def process_cpu(pid: int) -> float | None:
+    fields = _stat_fields(str(pid))
+    return (int(fields[11]) + int(fields[12])) / _TICKS if fields else None
+
+
+def group_cpu(pgid: int) -> float | None:
+    """CPU seconds used so far by every live process of the group (threads included)."""
+    if not os.path.isdir("/proc"):
+        return None
+    total = 0.0
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            fields = _stat_fields(pid)
+            if fields and int(fields[2]) == pgid:
+                total += (int(fields[11]) + int(fields[12])) / _TICKS
+    return total
+
+
+def cores(before: float | None, after: float | None, seconds: float) -> float | None:
+    if before is None or after is None or seconds <= 0:
+        return None
+    return (after - before) / seconds
 
 
 # -- worker subprocesses -------------------------------------------------------------------
@@ -183,22 +255,53 @@ class WorkerProcess:
     def stop(self) -> None:
         """SIGTERM to the group, SIGKILL to it after STOP_TIMEOUT_S; reaps the process."""
         pgid = self.process.pid  # start_new_session: the group id is the leader's pid
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pgid, signal.SIGTERM)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(STOP_TIMEOUT_S)
-        # Whatever is left of the group (a stuck leader, orphaned pool children) is killed.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
-        self.process.wait(STOP_TIMEOUT_S)
-        self._log.close()
+        # A Ctrl-C now must not cut the clean-up short and leak the worker: it is held
+        # back and raised once the worker is gone.
+        received: list[int] = []
+        held = (signal.SIGINT, signal.SIGTERM)
+        previous = {s: signal.signal(s, lambda signum, _frame: received.append(signum))
+                    for s in held}
+        try:
+            if self.process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pgid, signal.SIGTERM)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self.process.wait(STOP_TIMEOUT_S)
+            # Whatever is left of the group (a stuck leader, pool children) is killed.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGKILL)
+            self.process.wait(STOP_TIMEOUT_S)
+            self._log.close()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        if received:
+            signal.raise_signal(received[0])
 
-    def __enter__(self) -> WorkerProcess:
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+@contextlib.contextmanager
+def running_worker(argv: list[str], env: dict[str, str]) -> Iterator[WorkerProcess]:
+    """A started worker, stopped on the way out whatever happens (Ctrl-C included).
+
+    SIGINT/SIGTERM arriving while the process is spawned are held back until the
+    worker is in hand, so no signal can land between the spawn and the ``finally``.
+    """
+    received: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, _frame: received.append(signum)) for s in held}
+    worker: WorkerProcess | None = None
+    try:
+        try:
+            worker = WorkerProcess(argv, env)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        if received:
+            signal.raise_signal(received[0])
+        yield worker
+    finally:
+        if worker is not None:
+            worker.stop()
 
 
 # -- the bench -----------------------------------------------------------------------------
@@ -208,16 +311,16 @@ class Bench:
     """Both systems' producers and workers, pointed at one server and database."""
 
     def __init__(self, server: EmbeddedServer, args: argparse.Namespace) -> None:
+        self.server = server
         self.url = server.url
         self.args = args
-        self.client = redis.Redis.from_url(self.url)
-        self.env = {**os.environ, "BENCH_REDIS_URL": self.url,
+        self.client = redis.Redis.from_url(self.url, socket_timeout=60)
+        settings = {"BENCH_REDIS_URL": self.url,
                     "BENCH_CELERY_PREFETCH": str(args.celery_prefetch),
-                    "BENCH_CELERY_ACKS_LATE": "1" if args.celery_acks_late else "0",
-                    "PYTHONUNBUFFERED": "1"}
+                    "BENCH_CELERY_ACKS_LATE": "1" if args.celery_acks_late else "0"}
+        self.env = {**os.environ, **settings, "PYTHONUNBUFFERED": "1"}
         # The Celery app reads its broker URL and options from the environment on import.
-        os.environ.update({k: self.env[k] for k in
-                           ("BENCH_REDIS_URL", "BENCH_CELERY_PREFETCH", "BENCH_CELERY_ACKS_LATE")})
+        os.environ.update(settings)
         self.rl: ModuleType = importlib.import_module("benchmarks.relier_app")
         self.cl: ModuleType = importlib.import_module("benchmarks.celery_app")
         self.rl.app.configure(redis_url=self.url)
@@ -229,30 +332,24 @@ class Bench:
         self.cl.app.close()
         self.client.close()
 
+    def redis_cpu(self) -> float | None:
+        process = self.server.process
+        return process_cpu(process.pid) if process is not None else None
+
     # -- enqueueing (the same calls serve the timed runs and the prefill) ----------------
 
-    def relier_single(self, task: Any, n: int) -> None:
+    @staticmethod
+    def relier_single(task: Any, n: int) -> None:
         for _ in range(n):
             task.push()
 
-    def relier_bulk(self, task: Any, n: int) -> None:
+    @staticmethod
+    def relier_bulk(task: Any, n: int) -> None:
         for start in range(0, n, BULK_BATCH):
             task.push_many([((), {})] * min(BULK_BATCH, n - start))
 
-    def relier_abulk(self, task: Any, n: int) -> None:
-        async def main() -> None:
-            try:
-                await task.apush_many([((), {})] * WARMUP_PUSHES)  # connection, untimed
-                self._timer_start = time.perf_counter()
-                for start in range(0, n, BULK_BATCH):
-                    await task.apush_many([((), {})] * min(BULK_BATCH, n - start))
-                self._timer_end = time.perf_counter()
-            finally:
-                await self.rl.app.aclose()
-
-        asyncio.run(main())
-
-    def celery_single(self, task: Any, n: int) -> None:
+    @staticmethod
+    def celery_single(task: Any, n: int) -> None:
         for _ in range(n):
             task.delay()
 
@@ -263,36 +360,64 @@ class Bench:
             for _ in range(n):
                 task.apply_async(producer=producer)
 
-    # -- measurements --------------------------------------------------------------------
+    # -- enqueue measurements ------------------------------------------------------------
 
     def flush(self) -> None:
         self.client.flushdb()
 
-    def queue_length(self) -> int:
-        return int(self.client.llen(QUEUE))
-
-    def measure_enqueue(self, push: Callable[[Any, int], None], task: Any, n: int) -> float:
-        """Tasks/s of ``push(task, n)`` on an empty database, after an untimed warm-up."""
-        self.flush()
-        push(task, WARMUP_PUSHES)
-        started = time.perf_counter()
-        push(task, n)
-        elapsed = time.perf_counter() - started
-        self._check_length(WARMUP_PUSHES + n)
-        return n / elapsed
-
-    def measure_relier_abulk(self, n: int) -> float:
-        self.flush()
-        self.relier_abulk(self.rl.noop, n)
-        self._check_length(WARMUP_PUSHES + n)
-        return n / (self._timer_end - self._timer_start)
-
     def _check_length(self, expected: int) -> None:
-        found = self.queue_length()
+        found = int(self.client.llen(QUEUE))
         if found != expected:
             raise BenchError(f"queue {QUEUE!r} holds {found} messages, expected {expected}")
 
-    def measure_processing(self, system: str, task_name: str, n: int, argv: list[str]) -> float:
+    def _timed(self, action: Callable[[], None], n: int) -> Run:
+        cpu, redis_cpu = time.process_time(), self.redis_cpu()
+        started = time.perf_counter()
+        action()
+        elapsed = time.perf_counter() - started
+        return Run(n / elapsed, (time.process_time() - cpu) / elapsed,
+                   cores(redis_cpu, self.redis_cpu(), elapsed))
+
+    def measure_enqueue(self, push: Callable[[Any, int], None], task: Any, n: int) -> Run:
+        """``push(task, n)`` on an empty database, after an untimed warm-up."""
+        self.flush()
+        push(task, WARMUP_PUSHES)
+        run = self._timed(lambda: push(task, n), n)
+        self._check_length(WARMUP_PUSHES + n)
+        return run
+
+    def measure_relier_abulk(self, n: int) -> Run:
+        """``await apush_many`` in batches, on one event loop, after an untimed warm-up."""
+        self.flush()
+        task = self.rl.noop
+        calls: list[tuple[tuple[()], dict[str, Any]]] = [((), {})]
+        timed: list[Run] = []
+
+        async def pushes(count: int) -> None:
+            for start in range(0, count, BULK_BATCH):
+                await task.apush_many(calls * min(BULK_BATCH, count - start))
+
+        async def main() -> None:
+            try:
+                await pushes(WARMUP_PUSHES)
+                loop = asyncio.get_running_loop()
+                # Time the awaited pushes only; the loop stays the same throughout.
+                cpu, redis_cpu = time.process_time(), self.redis_cpu()
+                started = loop.time()
+                await pushes(n)
+                elapsed = loop.time() - started
+                timed.append(Run(n / elapsed, (time.process_time() - cpu) / elapsed,
+                                 cores(redis_cpu, self.redis_cpu(), elapsed)))
+            finally:
+                await self.rl.app.aclose()
+
+        asyncio.run(main())
+        self._check_length(WARMUP_PUSHES + n)
+        return timed[0]
+
+    # -- processing measurements ---------------------------------------------------------
+
+    def measure_processing(self, system: str, task_name: str, n: int, argv: list[str]) -> Run:
         """Fill the queue with ``n`` tasks, start one worker, time it until all are done.
 
         The clock runs from the last poll that saw the queue whole (the worker had not
@@ -314,12 +439,16 @@ class Bench:
             queued, inflight = pending(keys=keys, args=args)
             return int(queued), int(inflight)
 
-        with WorkerProcess(argv, self.env) as worker:
+        with running_worker(argv, self.env) as worker:
             started = self._wait_for_start(worker, poll, n)
+            cpu, redis_cpu = group_cpu(worker.process.pid), self.redis_cpu()
             finished = self._wait_for_drain(worker, poll, n, started)
+            elapsed = finished - started
+            run = Run(n / elapsed, cores(cpu, group_cpu(worker.process.pid), elapsed),
+                      cores(redis_cpu, self.redis_cpu(), elapsed))
         if system == "relier":
             self._check_relier_deliveries(n)
-        return n / (finished - started)
+        return run
 
     def _wait_for_start(
         self, worker: WorkerProcess, poll: Callable[[], tuple[int, int]], n: int
@@ -385,8 +514,16 @@ class Bench:
 # -- the workloads -------------------------------------------------------------------------
 
 
-def repeat(runs: int, measure: Callable[[], float]) -> list[float]:
-    return [round(measure(), 1) for _ in range(runs)]
+def alternate(runs: int, relier: Callable[[], Run], celery: Callable[[], Run] | None
+              ) -> tuple[list[Run], list[Run]]:
+    """Relier, Celery, Relier, Celery...: a drift in the machine's load hits both alike."""
+    r: list[Run] = []
+    c: list[Run] = []
+    for _ in range(runs):
+        r.append(relier().rounded())
+        if celery is not None:
+            c.append(celery().rounded())
+    return r, c
 
 
 def run_all(bench: Bench, sizes: Sizes, args: argparse.Namespace, say: Callable[[str], None]
@@ -396,83 +533,122 @@ def run_all(bench: Bench, sizes: Sizes, args: argparse.Namespace, say: Callable[
     figures: list[Figure] = []
 
     def processing(label: str, task: str, n: int, pool: CeleryPool) -> None:
-        say(f"{label}: Relier, {n} tasks x{runs}")
-        r = repeat(runs, lambda: bench.measure_processing("relier", task, n, bench.relier_argv()))
-        say(f"{label}: Celery ({pool.pool} -c {pool.concurrency}), {n} tasks x{runs}")
-        c = repeat(runs, lambda: bench.measure_processing("celery", task, n,
-                                                          bench.celery_argv(pool)))
+        say(f"{label}: {n} tasks, Relier / Celery ({pool.pool} -c {pool.concurrency}) x{runs}")
+        r, c = alternate(
+            runs,
+            lambda: bench.measure_processing("relier", task, n, bench.relier_argv()),
+            lambda: bench.measure_processing("celery", task, n, bench.celery_argv(pool)))
         figures.append(Figure(
-            label, n, median(r), median(c), relier_worker,
-            "1 worker, " + pool.describe(args.celery_prefetch, args.celery_acks_late),
-            relier_runs=r, celery_runs=c))
+            label, n, relier_worker,
+            "1 worker, " + pool.describe(args.celery_prefetch, args.celery_acks_late), r, c))
 
     processing("process no-op", "noop", sizes.noop, args.celery_noop)
-    processing(f"process I/O-bound ({bench.rl.IO_SLEEP_S * 1000:.0f} ms)", "io", sizes.io,
+    processing(f"process I/O-bound ({IO_SLEEP_S * 1000:.0f} ms sleep)", "io", sizes.io,
                args.celery_io)
 
-    say(f"enqueue one by one: {sizes.single} x{runs} each")
-    r = repeat(runs, lambda: bench.measure_enqueue(bench.relier_single, bench.rl.noop,
+    say(f"enqueue one by one: {sizes.single} pushes x{runs}")
+    r, c = alternate(runs,
+                     lambda: bench.measure_enqueue(bench.relier_single, bench.rl.noop,
+                                                   sizes.single),
+                     lambda: bench.measure_enqueue(bench.celery_single, bench.cl.noop,
                                                    sizes.single))
-    c = repeat(runs, lambda: bench.measure_enqueue(bench.celery_single, bench.cl.noop,
-                                                   sizes.single))
-    figures.append(Figure("enqueue one by one", sizes.single, median(r), median(c),
-                          "task.push() in a loop (sync)", "task.delay() in a loop",
-                          relier_runs=r, celery_runs=c))
+    figures.append(Figure("enqueue one by one", sizes.single,
+                          "task.push() in a loop (sync client)", "task.delay() in a loop", r, c))
 
-    say(f"enqueue in bulk: {sizes.bulk} x{runs} each")
-    r = repeat(runs, lambda: bench.measure_enqueue(bench.relier_bulk, bench.rl.noop, sizes.bulk))
-    c = repeat(runs, lambda: bench.measure_enqueue(bench.celery_bulk, bench.cl.noop, sizes.bulk))
-    figures.append(Figure("enqueue in bulk", sizes.bulk, median(r), median(c),
-                          f"push_many, batches of {BULK_BATCH} (sync, 1 pipeline each)",
-                          "apply_async(producer=p) in a loop, one shared producer",
-                          relier_runs=r, celery_runs=c))
-    r = repeat(runs, lambda: bench.measure_relier_abulk(sizes.bulk))
-    figures.append(Figure("enqueue in bulk, async", sizes.bulk, median(r), c and median(c),
-                          f"await apush_many, batches of {BULK_BATCH}",
-                          "(same Celery figure: Celery has no async producer)",
-                          relier_runs=r, celery_runs=c))
+    say(f"enqueue in bulk: {sizes.bulk} pushes x{runs}")
+    r, c = alternate(runs,
+                     lambda: bench.measure_enqueue(bench.relier_bulk, bench.rl.noop, sizes.bulk),
+                     lambda: bench.measure_enqueue(bench.celery_bulk, bench.cl.noop, sizes.bulk))
+    figures.append(Figure("enqueue in bulk", sizes.bulk,
+                          f"task.push_many(), batches of {BULK_BATCH}, 1 pipeline each",
+                          "task.apply_async(producer=p) in a loop, one shared producer",
+                          r, c))
+    r, _ = alternate(runs, lambda: bench.measure_relier_abulk(sizes.bulk), None)
+    figures.append(Figure("enqueue in bulk, async", sizes.bulk,
+                          f"await task.apush_many(), batches of {BULK_BATCH}",
+                          "same Celery figure as above (Celery has no async producer)", r, c))
     return figures
 
 
 # -- output --------------------------------------------------------------------------------
 
 
+NOTES = (
+    "Figures are medians of the runs (all runs are in the JSON); ratio = Relier / Celery.",
+    "process: the queue is filled first (each system's own producer, untimed), then ONE "
+    "worker is started; the clock runs from its first take until the queue and in-flight "
+    "work are both empty. Results are ignored on both sides; both ack after the task ran.",
+    "Celery's pool is the best one measured on 2 cores for each workload; its consumer "
+    "(one BRPOP, one unacked write and one ack per message) caps it, whatever the pool.",
+    "CPU = cores the worker's process group kept busy while timed (processing), or this "
+    "process (enqueue); the machine's cores are shared with Redis and this process.",
+)
+
+
 def print_table(figures: list[Figure], meta: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=None if sys.stdout.isatty() else 160)
-    table = Table(title=f"Relier {meta['relier']} vs Celery {meta['celery']} "
-                        f"({meta['cpus']} CPUs, {meta['server']}; median of {meta['repeat']})")
-    table.add_column("workload")
+    console = Console(width=None if sys.stdout.isatty() else 150)
+    table = Table(
+        title=f"Relier {meta['relier']} vs Celery {meta['celery']}: {meta['cpus']} CPUs, "
+              f"{meta['server']}, Python {meta['python']}, median of {meta['repeat']}")
+    table.add_column("workload", overflow="fold")
     table.add_column("N", justify="right")
     table.add_column("Relier", justify="right")
     table.add_column("Celery", justify="right")
     table.add_column("ratio", justify="right")
+    table.add_column("CPU R / C", justify="right")
     table.add_column("Relier config", overflow="fold")
     table.add_column("Celery config", overflow="fold")
+
+    def cpu(value: float | None) -> str:
+        return "?" if value is None else f"{value:.2f}"
+
     for f in figures:
         table.add_row(
-            f.workload, str(f.n), f"{f.relier:,.0f} {f.unit}",
-            f"{f.celery:,.0f} {f.unit}" if f.celery else "—",
+            f.workload, f"{f.n:,}", f"{f.relier:,.0f}/s",
+            f"{f.celery:,.0f}/s" if f.celery else "—",
             f"{f.ratio:.2f}x" if f.ratio else "—",
+            f"{cpu(f.cores(f.relier_runs))} / {cpu(f.cores(f.celery_runs))}",
             f.relier_config, f.celery_config,
         )
     console.print(table)
+    for note in NOTES:
+        console.print(f"  * {note}", highlight=False)
+
+
+def git_commit() -> str | None:
+    """The checked-out commit (``+dirty`` with local changes), when this is a git tree."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, check=True,
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=ROOT, check=True, capture_output=True, text=True,
+                               timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{head}+dirty" if dirty else head
 
 
 def environment(server: EmbeddedServer, client: redis.Redis, args: argparse.Namespace
                 ) -> dict[str, Any]:
-    import celery
-
-    import relier
+    import celery  # type: ignore[import-untyped]
+    import kombu
 
     info = client.info("server")
     name = "valkey" if "valkey_version" in info else "redis"
     version = info.get("valkey_version") or info.get("redis_version")
+    try:
+        relier_version = metadata.version("relier")
+    except metadata.PackageNotFoundError:
+        relier_version = "(not installed)"
     return {
-        "relier": getattr(relier, "__version__", "?"),
+        "relier": relier_version,
+        "commit": git_commit(),
         "celery": celery.__version__,
+        "kombu": kombu.__version__,
+        "redis_py": redis.__version__,
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
         "platform": platform.platform(),
@@ -480,44 +656,58 @@ def environment(server: EmbeddedServer, client: redis.Redis, args: argparse.Name
         "server_binary": server.binary,
         "repeat": args.repeat,
         "quick": args.quick,
+        "relier_concurrency": args.relier_concurrency,
+        "celery_noop_pool": f"{args.celery_noop.pool}:{args.celery_noop.concurrency}",
+        "celery_io_pool": f"{args.celery_io.pool}:{args.celery_io.concurrency}",
+        "celery_prefetch_multiplier": args.celery_prefetch,
+        "celery_acks_late": args.celery_acks_late,
     }
 
 
 # -- entry point ---------------------------------------------------------------------------
 
 
+def positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--n", type=int, help="no-op tasks processed (default 20000)")
-    parser.add_argument("--io-n", type=int, help="I/O-bound tasks processed (default 5000)")
-    parser.add_argument("--enqueue-n", type=int, help="one-by-one pushes timed (default 5000)")
-    parser.add_argument("--bulk-n", type=int, help="bulk pushes timed (default 20000)")
+    parser.add_argument("--n", type=positive, help="no-op tasks processed (default 20000)")
+    parser.add_argument("--io-n", type=positive, help="I/O-bound tasks processed (default 5000)")
+    parser.add_argument("--enqueue-n", type=positive, help="one-by-one pushes timed (default 5000)")
+    parser.add_argument("--bulk-n", type=positive, help="bulk pushes timed (default 20000)")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
-    parser.add_argument("--repeat", type=int, default=None,
+    parser.add_argument("--repeat", type=positive, default=None,
                         help="runs of each measurement; the median is reported "
                              "(default 3, 1 with --quick)")
     parser.add_argument("--json", type=Path, metavar="PATH",
                         help="write the figures here (default: print them as JSON at the end)")
-    parser.add_argument("--relier-concurrency", type=int, default=100)
+    parser.add_argument("--relier-concurrency", type=positive, default=100,
+                        help="tasks one Relier worker runs at once (default 100)")
     parser.add_argument("--celery-noop", type=CeleryPool.parse, default=CeleryPool("prefork", 2),
                         metavar="POOL:C", help="Celery pool for no-op tasks (default prefork:2)")
     parser.add_argument("--celery-io", type=CeleryPool.parse, default=CeleryPool("threads", 100),
                         metavar="POOL:C", help="Celery pool for I/O tasks (default threads:100)")
-    parser.add_argument("--celery-prefetch", type=int, default=4,
+    parser.add_argument("--celery-prefetch", type=positive, default=4,
                         help="worker_prefetch_multiplier (Celery's default: 4)")
     parser.add_argument("--celery-acks-early", dest="celery_acks_late", action="store_false",
                         help="Celery acks on receipt instead of after the task ran")
     args = parser.parse_args(argv)
     if args.repeat is None:
         args.repeat = 1 if args.quick else 3
-    if args.repeat < 1:
-        parser.error("--repeat must be at least 1")
     return args
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
-    raise SystemExit(128 + signum)  # unwinds through every finally: workers, server
+    raise KeyboardInterrupt  # SIGTERM as Ctrl-C: unwinds through every finally
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -529,17 +719,29 @@ def main(argv: list[str] | None = None) -> int:
     def say(text: str) -> None:
         print(f"[{time.monotonic() - started:6.1f}s] {text}", file=sys.stderr, flush=True)
 
-    with EmbeddedServer() as server:
+    server = EmbeddedServer()
+    try:  # not `with`: a signal during start() must still stop the server
+        server.start()
         bench = Bench(server, args)
         try:
             meta = environment(server, bench.client, args)
             say(f"server {meta['server']} on {server.url}")
             figures = run_all(bench, sizes, args, say)
-        except BenchError as exc:
-            print(f"benchmark failed: {exc}", file=sys.stderr)
-            return 1
         finally:
             bench.close()
+    except BenchError as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: workers and server stopped", file=sys.stderr)
+        return 130
+    except redis.ConnectionError as exc:
+        # A Ctrl-C in a terminal reaches the server too (same process group); it may
+        # shut down before this process sees its KeyboardInterrupt.
+        print(f"lost the private Redis server ({exc}); workers stopped", file=sys.stderr)
+        return 1
+    finally:
+        server.close()
     meta["seconds"] = round(time.monotonic() - started, 1)
     print_table(figures, meta)
     document = {"meta": meta, "results": [f.as_json() for f in figures]}

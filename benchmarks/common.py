@@ -1,0 +1,19 @@
+"""What both sides of the benchmarks share; imports neither Relier nor Celery."""
+
+from __future__ import annotations
+
+import os
+
+#: The one queue every benchmark uses, on both sides.
+QUEUE = "bench"
+#: Seconds each I/O-bound task waits.
+IO_SLEEP_S = 0.01
+
+
+def redis_url() -> str:
+    """The private server's URL, which ``benchmarks.run`` puts in ``BENCH_REDIS_URL``."""
+    url = os.environ.get("BENCH_REDIS_URL")
+    if not url:
+        raise RuntimeError("BENCH_REDIS_URL is not set: run the benchmarks with "
+                           "`python -m benchmarks.run`, which starts its own server")
+    return url
