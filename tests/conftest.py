@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -50,6 +50,17 @@ def rclient(redis_url: str) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url)
     yield client
     client.close()
+
+
+@pytest.fixture
+async def basic_app(redis_url: str) -> AsyncIterator[None]:
+    """Point the tests' `basic` App at this test's database; close its clients after."""
+    from tests.taskapps import basic
+
+    basic.app.configure(redis_url=redis_url)
+    yield
+    await basic.app.aclose()
+    basic.app.close()
 
 
 class WorkerProcess:

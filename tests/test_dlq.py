@@ -6,7 +6,6 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 import redis
@@ -19,12 +18,7 @@ from tests.taskapps import basic
 APP = "tests.taskapps.basic:app"
 
 
-@pytest.fixture(autouse=True)
-async def _point_app(redis_url: str) -> AsyncIterator[None]:
-    basic.app.configure(redis_url=redis_url)
-    yield
-    await basic.app.aclose()
-    basic.app.close()
+pytestmark = pytest.mark.usefixtures("basic_app")
 
 
 def relier(redis_url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:

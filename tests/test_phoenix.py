@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 import redis
@@ -19,12 +18,7 @@ APP = "tests.taskapps.basic:app"
 FAST = {"RELIER_HEARTBEAT_INTERVAL": "0.3", "RELIER_HEARTBEAT_TTL": "1.2"}
 
 
-@pytest.fixture(autouse=True)
-async def _point_app(redis_url: str) -> AsyncIterator[None]:
-    basic.app.configure(redis_url=redis_url)
-    yield
-    await basic.app.aclose()
-    basic.app.close()
+pytestmark = pytest.mark.usefixtures("basic_app")
 
 
 def poll(condition, timeout: float, what: str):  # type: ignore[no-untyped-def]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 import redis
@@ -16,12 +15,7 @@ from tests.taskapps import basic
 APP = "tests.taskapps.basic:app"
 
 
-@pytest.fixture(autouse=True)
-async def _point_app(redis_url: str) -> AsyncIterator[None]:
-    basic.app.configure(redis_url=redis_url)
-    yield
-    await basic.app.aclose()
-    basic.app.close()
+pytestmark = pytest.mark.usefixtures("basic_app")
 
 
 def wait_started(client: redis.Redis, marker: str, count: int, timeout: float) -> list[bytes]:

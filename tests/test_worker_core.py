@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
@@ -16,12 +15,7 @@ from tests.taskapps import basic
 APP = "tests.taskapps.basic:app"
 
 
-@pytest.fixture(autouse=True)
-async def _point_app(redis_url: str) -> AsyncIterator[None]:
-    basic.app.configure(redis_url=redis_url)
-    yield
-    await basic.app.aclose()
-    basic.app.close()
+pytestmark = pytest.mark.usefixtures("basic_app")
 
 
 async def test_async_and_sync_tasks_return_results(start_worker: StartWorker) -> None:
