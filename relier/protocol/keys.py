@@ -68,6 +68,23 @@ def dead_letters(queue: str) -> str:
     return f"relier:{{{queue}}}:dlq"
 
 
+def stats(queue: str) -> str:
+    """Hash of counters for one queue, kept by the scripts that do the counted thing.
+
+    Fields: ``fetched`` (messages taken by workers, ever), ``rejected`` (pushes refused by
+    admission control), ``idempotent_hits`` (duplicate dispatches answered from the
+    idempotency record), and the drain-rate window ``rate`` (messages/s), ``window_start_ms``
+    and ``window_count`` that admission control's ``retry_after`` is estimated from.
+    """
+    return f"relier:{{{queue}}}:stats"
+
+
+def idempotency(key: str) -> str:
+    """Hash recording one idempotent call: ``state`` (pending, running, succeeded), ``id``
+    (the task id that owns it) and, once succeeded, ``result`` (the stored result)."""
+    return f"relier:idem:{key}"
+
+
 def heartbeat(worker_id: str) -> str:
     """A key with a short TTL that exists while the worker is alive."""
     return f"relier:worker:{worker_id}:heartbeat"
