@@ -12,11 +12,13 @@ import hashlib
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
+import redis
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError, ResponseError
 
+from relier.errors import AdmissionRejectedError
 from relier.protocol import keys, scripts
 from relier.protocol.message import decode_json
 from relier.protocol.scripts import ScriptName
@@ -27,12 +29,34 @@ PUMP_BATCH: Final = 500
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """A message ready to enqueue: onto its list now, or into the delayed set until due."""
+    """Messages for one queue, enqueued together by one call of ``enqueue.lua``.
+
+    They share a target: the queue's list for ``priority`` now, or its delayed set until
+    ``due_ms``. Admission (``depth_limit``, ``memory_limit``) is all-or-nothing for the
+    batch. When ``idempotency_records`` is set (one record key per message), each call
+    enqueues only if no earlier dispatch of it is pending, running or succeeded.
+    """
 
     queue: str
-    raw: bytes
+    #: ``(message bytes, task id)`` per call.
+    messages: Sequence[tuple[bytes, str]]
     priority: int | None = None
     due_ms: int | None = None
+    depth_limit: int = 0
+    memory_limit: float = 0.0
+    idempotency_records: Sequence[str] = ()
+    idempotency_ttl: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    """What became of one call of a batch."""
+
+    #: ``new`` (enqueued now), ``pending`` (an earlier dispatch will run it) or ``done``
+    #: (an earlier dispatch ran it; ``result`` is its stored result, empty if it kept none).
+    status: Literal["new", "pending", "done"]
+    task_id: str
+    result: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,15 +84,53 @@ def _is_noscript(value: object) -> bool:
     )
 
 
-def stage_enqueue(pipe: Any, messages: Sequence[Outgoing], announced: set[str]) -> None:
-    """Queue the commands that enqueue ``messages`` on a (sync or async) pipeline."""
-    for queue in {m.queue for m in messages} - announced:
-        pipe.sadd(keys.KNOWN_QUEUES, queue)
-    for m in messages:
-        if m.due_ms is None:
-            pipe.lpush(keys.queue_list(m.queue, m.priority), m.raw)
-        else:
-            pipe.zadd(keys.delayed(m.queue), {m.raw: m.due_ms})
+def enqueue_call(batch: Outgoing) -> ScriptCall:
+    """The ``enqueue.lua`` call for one batch."""
+    q = batch.queue
+    target = keys.queue_list(q, batch.priority) if batch.due_ms is None else keys.delayed(q)
+    args: list[str | bytes | int | float] = [
+        q, "" if batch.due_ms is None else batch.due_ms, batch.depth_limit,
+        batch.memory_limit, batch.idempotency_ttl if batch.idempotency_records else 0,
+    ]
+    for raw, task_id in batch.messages:
+        args += [raw, task_id]
+    return ScriptCall(
+        "enqueue",
+        [target, keys.KNOWN_QUEUES, keys.stats(q), *keys.queue_lists(q), keys.delayed(q),
+         *batch.idempotency_records],
+        args,
+    )
+
+
+def read_enqueue_reply(batch: Outgoing, reply: list[Any]) -> list[Enqueued]:
+    """Each call's outcome; raises ``AdmissionRejectedError`` when the batch was refused."""
+    if as_bytes(reply[0]) == b"rejected":
+        depth, limit, retry_after_ms, why = reply[1:5]
+        raise AdmissionRejectedError(
+            batch.queue, int(depth), int(limit), int(retry_after_ms) / 1000,
+            reason=as_bytes(why).decode(),
+        )
+    return [
+        Enqueued(as_bytes(reply[i]).decode(), as_bytes(reply[i + 1]).decode(),  # type: ignore[arg-type]
+                 as_bytes(reply[i + 2]))
+        for i in range(1, len(reply), 3)
+    ]
+
+
+def read_begin_reply(reply: list[Any]) -> Enqueued | None:
+    """An earlier success of the call (the worker acks without running), or None to run."""
+    if as_bytes(reply[0]) == b"done":
+        return Enqueued("done", as_bytes(reply[1]).decode(), as_bytes(reply[2]))
+    return None
+
+
+def call_sync(client: redis.Redis, call: ScriptCall) -> Any:
+    """Run one script by SHA on a blocking client, loading it if the server forgot it."""
+    try:
+        return client.evalsha(SHAS[call.name], len(call.keys), *call.keys, *call.args)
+    except NoScriptError:
+        client.script_load(scripts.source(call.name))
+        return client.evalsha(SHAS[call.name], len(call.keys), *call.keys, *call.args)
 
 
 class Broker:
@@ -76,7 +138,6 @@ class Broker:
 
     def __init__(self, client: aioredis.Redis) -> None:
         self.client = client
-        self._announced: set[str] = set()
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -117,12 +178,11 @@ class Broker:
 
     # -- producing -------------------------------------------------------------------
 
-    async def enqueue(self, messages: Sequence[Outgoing]) -> None:
-        """LPUSH (or ZADD, for later) every message in one pipelined round trip."""
-        async with self.client.pipeline(transaction=False) as pipe:
-            stage_enqueue(pipe, messages, self._announced)
-            await pipe.execute()
-        self._announced.update(m.queue for m in messages)
+    async def enqueue(self, batch: Outgoing) -> list[Enqueued]:
+        """Enqueue a batch in one round trip; see :class:`Outgoing`."""
+        call = enqueue_call(batch)
+        return read_enqueue_reply(batch, await self.call(call.name, call.keys, call.args))
+
 
     # -- consuming -------------------------------------------------------------------
 
@@ -136,7 +196,7 @@ class Broker:
         """
         key_groups: list[str] = []
         for queue in queues:
-            key_groups += [keys.processing(queue, worker_id), keys.fences(queue)]
+            key_groups += [keys.processing(queue, worker_id), keys.fences(queue), keys.stats(queue)]
             key_groups += keys.queue_lists(queue)
         flat = await self.call("fetch", key_groups, [want])
         return [
@@ -167,7 +227,7 @@ class Broker:
                 task_id = found if isinstance(found, str) else ""
         except Exception:  # a malformed message still gets a token; the executor rejects it
             task_id = ""
-        return int(await self.call("claim", [keys.fences(queue)], [task_id]))
+        return int(await self.call("claim", [keys.fences(queue), keys.stats(queue)], [task_id]))
 
     async def requeue_all(self, queue: str, worker_id: str) -> int:
         """Give back everything this worker holds for ``queue`` (graceful shutdown)."""
@@ -190,25 +250,35 @@ class Broker:
     # -- settling (built here so that callers never assemble keys) -------------------------
 
     @staticmethod
+    def idempotent_begin_call(record: str, task_id: str, ttl: int) -> ScriptCall:
+        """Before running an idempotent call; read the reply with :func:`read_begin_reply`."""
+        return ScriptCall("idempotent_begin", [record], [task_id, ttl])
+
+    @staticmethod
     def ack_call(
         queue: str, worker_id: str, raw: bytes, token: int, fence_id: str, task_id: str,
-        result: bytes, result_ttl: int,
+        result: bytes, result_ttl: int, idempotency: tuple[str, int] | None = None,
     ) -> ScriptCall:
+        """``idempotency``: the call's record key and TTL, for an idempotent call."""
+        record, record_ttl = idempotency or ("", 0)
         return ScriptCall(
             "ack",
-            [keys.processing(queue, worker_id), keys.fences(queue), keys.result(task_id)],
-            [raw, str(token), fence_id, result, result_ttl],
+            [keys.processing(queue, worker_id), keys.fences(queue), keys.result(task_id),
+             *([record] if record else [])],
+            [raw, str(token), fence_id, result, result_ttl, record_ttl],
         )
 
     @staticmethod
     def dead_letter_call(
         queue: str, worker_id: str, raw: bytes, token: int, fence_id: str, task_id: str,
         entry: bytes, result: bytes, result_ttl: int, dlq_queue: str,
+        idempotency_record: str | None = None,
     ) -> ScriptCall:
         return ScriptCall(
             "dead_letter",
             [keys.processing(queue, worker_id), keys.fences(queue),
-             keys.dead_letters(dlq_queue), keys.result(task_id or "unknown")],
+             keys.dead_letters(dlq_queue), keys.result(task_id or "unknown"),
+             *([idempotency_record] if idempotency_record else [])],
             [raw, str(token), fence_id, entry, result, result_ttl],
         )
 

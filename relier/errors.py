@@ -66,19 +66,26 @@ class PoisonTask(RelierError):
 
 
 class AdmissionRejectedError(RelierError):
-    """The queue is at its depth limit; nothing was enqueued.
+    """The queue is at its depth limit (or Redis near its memory limit); nothing was
+    enqueued.
 
-    ``retry_after`` is a suggested wait in seconds, from the queue's recent drain rate.
+    ``retry_after`` is a suggested wait in seconds, estimated from the queue's recent
+    drain rate. ``reason`` is ``"depth"`` or ``"memory"``.
     """
 
-    def __init__(self, queue: str, depth: int, limit: int, retry_after: float) -> None:
-        super().__init__(
-            f"queue {queue!r} is full ({depth}/{limit}); retry after {retry_after:.1f}s"
-        )
+    def __init__(
+        self, queue: str, depth: int, limit: int, retry_after: float, *, reason: str = "depth"
+    ) -> None:
+        if reason == "memory":
+            text = f"Redis is near its maxmemory; queue {queue!r} refused new work"
+        else:
+            text = f"queue {queue!r} is full ({depth}/{limit})"
+        super().__init__(f"{text}; retry after {retry_after:.1f}s")
         self.queue = queue
         self.depth = depth
         self.limit = limit
         self.retry_after = retry_after
+        self.reason = reason
 
 
 class ResultTimeout(RelierError, TimeoutError):

@@ -1,6 +1,9 @@
 """Turning calls into Celery messages and putting them on Redis, from sync or async code.
 
-Every message of a batch goes out in one pipelined round trip. Arguments are checked
+Every message of a batch goes out in one script call, one round trip, which also decides
+admission (a full queue refuses the whole batch with ``AdmissionRejectedError``) and
+idempotency (a call that an earlier dispatch owns is not enqueued again; its handle is
+that dispatch's, with the result already in it when it succeeded). Arguments are checked
 against the task's type hints first, so a wrong call fails here, before anything is
 enqueued, with an error that names the argument.
 """
@@ -16,10 +19,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from relier.broker import Outgoing, stage_enqueue
+from relier.broker import Enqueued, Outgoing, call_sync, enqueue_call, read_enqueue_reply
 from relier.errors import BrokerUnavailable
 from relier.handle import TaskHandle
+from relier.protocol import keys, results
 from relier.protocol import message as wire
+from relier.protocol.results import ResultMeta
 from relier.settings import redact
 
 if TYPE_CHECKING:
@@ -36,12 +41,12 @@ class Producer:
 
     def __init__(self, app: App) -> None:
         self._app = app
-        self._announced_sync: set[str] = set()
 
     def prepare(
         self, task: Task[Any, R], calls: Sequence[CallSpec], options: PushOptions
-    ) -> tuple[list[Outgoing], list[TaskHandle[R]]]:
+    ) -> Outgoing:
         """Validate every call and encode its message; nothing is sent yet."""
+        settings = self._app.settings
         now = datetime.now(UTC)
         queue = options.queue or task.queue
         # A naive datetime is taken as UTC, the rule the worker applies when decoding.
@@ -53,11 +58,18 @@ class Producer:
             expires = now + timedelta(seconds=expires)
         elif expires is not None:
             expires = wire.aware(expires)
-        due_ms = int(eta.timestamp() * 1000) if eta is not None and eta > now else None
-        outgoing: list[Outgoing] = []
-        handles: list[TaskHandle[R]] = []
+        idempotent = task.idempotent or options.idempotency_key is not None
+        idempotency_ttl = task.idempotency_ttl or settings.idempotency_ttl
+        messages: list[tuple[bytes, str]] = []
+        records: list[str] = []
         for args, kwargs in calls:
             wire_args, wire_kwargs = task.arguments.to_wire(tuple(args), dict(kwargs))
+            headers: dict[str, Any] = {wire.VERSION_HEADER: task.version}
+            if idempotent:
+                key = options.idempotency_key or task.arguments.fingerprint(wire_args, wire_kwargs)
+                headers[wire.IDEMPOTENCY_HEADER] = key
+                headers[wire.IDEMPOTENCY_TTL_HEADER] = idempotency_ttl
+                records.append(keys.idempotency(task.name, key))
             message = wire.build(
                 task.name,
                 wire_args,
@@ -71,33 +83,54 @@ class Producer:
                 soft_timeout=options.soft_timeout or task.soft_timeout,
                 ignore_result=task.ignore_result,
                 origin=_ORIGIN,
-                extra_headers={wire.VERSION_HEADER: task.version},
+                extra_headers=headers,
             )
-            outgoing.append(Outgoing(queue, wire.encode(message), options.priority, due_ms))
-            handles.append(
-                TaskHandle(self._app, message.id, return_type=task.arguments.return_type)
-            )
-        return outgoing, handles
+            messages.append((wire.encode(message), message.id))
+        return Outgoing(
+            queue,
+            messages,
+            priority=options.priority,
+            due_ms=int(eta.timestamp() * 1000) if eta is not None and eta > now else None,
+            depth_limit=task.max_queue_depth or settings.queue_limits.get(queue, 0),
+            memory_limit=settings.broker_memory_limit,
+            idempotency_records=records,
+            idempotency_ttl=idempotency_ttl,
+        )
 
     def push(
         self, task: Task[Any, R], calls: Sequence[CallSpec], options: PushOptions
     ) -> list[TaskHandle[R]]:
-        outgoing, handles = self.prepare(task, calls, options)
+        """Enqueue from sync code; one round trip for the whole batch."""
+        batch = self.prepare(task, calls, options)
         try:
-            with self._app.sync_client().pipeline(transaction=False) as pipe:
-                stage_enqueue(pipe, outgoing, self._announced_sync)
-                pipe.execute()
+            reply = call_sync(self._app.sync_client(), enqueue_call(batch))
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise BrokerUnavailable(redact(self._app.settings.redis_url), exc) from None
-        self._announced_sync.update(m.queue for m in outgoing)
-        return handles
+        return self._handles(task, read_enqueue_reply(batch, reply))
 
     async def apush(
         self, task: Task[Any, R], calls: Sequence[CallSpec], options: PushOptions
     ) -> list[TaskHandle[R]]:
-        outgoing, handles = self.prepare(task, calls, options)
+        """Enqueue from async code; one round trip for the whole batch."""
+        batch = self.prepare(task, calls, options)
         try:
-            await self._app.broker().enqueue(outgoing)
+            enqueued = await self._app.broker().enqueue(batch)
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise BrokerUnavailable(redact(self._app.settings.redis_url), exc) from None
-        return handles
+        return self._handles(task, enqueued)
+
+    def _handles(self, task: Task[Any, R], enqueued: list[Enqueued]) -> list[TaskHandle[R]]:
+        return [
+            TaskHandle(
+                self._app, e.task_id, return_type=task.arguments.return_type,
+                meta=_stored_result(e) if e.status == "done" else None,
+            )
+            for e in enqueued
+        ]
+
+
+def _stored_result(enqueued: Enqueued) -> ResultMeta:
+    """The result an earlier run of an idempotent call left (one it did not keep is None)."""
+    if enqueued.result:
+        return results.decode(enqueued.result)
+    return results.success(enqueued.task_id, None)

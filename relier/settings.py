@@ -37,8 +37,14 @@ class Settings:
 
     #: Broker and result store. ``rediss://`` for TLS; passwords and ACL users in the URL.
     redis_url: str = "redis://localhost:6379/0"
-    #: Depth limits per queue, enforced when a task is pushed.
+    #: Depth limits per queue, enforced when a task is pushed: a push that would take a
+    #: queue's waiting messages (ready and delayed) past its limit raises
+    #: ``AdmissionRejectedError``. A task's ``max_queue_depth`` takes precedence.
     queue_limits: dict[str, int] = field(default_factory=dict)
+    #: Refuse pushes once Redis uses this fraction of its ``maxmemory`` (0 turns the guard
+    #: off; without a ``maxmemory`` there is nothing to guard), so that a flood is refused
+    #: here rather than evicted or refused by Redis.
+    broker_memory_limit: float = 0.95
     #: Seconds between a worker's heartbeats.
     heartbeat_interval: float = 2.0
     #: Seconds after the last heartbeat that a worker counts as dead.

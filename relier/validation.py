@@ -8,6 +8,7 @@ A mismatch names the argument and is never retried: the payload itself is wrong.
 
 from __future__ import annotations
 
+import hashlib
 import inspect
 from collections.abc import Callable
 from typing import Any, get_type_hints
@@ -64,6 +65,19 @@ class ArgumentSpec:
             raise ArgumentError(
                 f"{self.task_name}(): arguments are not JSON-serialisable: {exc}") from None
         return wire_args, wire_kwargs
+
+    def fingerprint(self, wire_args: list[Any], wire_kwargs: dict[str, Any]) -> str:
+        """A stable hash of one call, the default idempotency key.
+
+        The arguments are bound to the signature with defaults applied, so ``f(1, b=2)``,
+        ``f(a=1, b=2)`` and ``f(1, 2)`` are one call, and keyword order does not matter.
+        """
+        bound = self._bind(wire_args, wire_kwargs)
+        bound.apply_defaults()
+        canonical = msgspec.json.encode(
+            [self.task_name, msgspec.to_builtins(dict(bound.arguments))], order="sorted"
+        )
+        return hashlib.sha256(canonical).hexdigest()
 
     def _check(self, name: str, value: Any, hint: Any) -> None:
         try:

@@ -12,6 +12,7 @@ from relier import TaskFailed
 from relier.protocol import dead_letter, keys, registry, results
 from tests.conftest import StartWorker, WorkerProcess
 from tests.taskapps import basic
+from tests.waiting import poll
 
 APP = "tests.taskapps.basic:app"
 #: Short heartbeats so a test sees a death in about a second instead of six.
@@ -19,16 +20,6 @@ FAST = {"RELIER_HEARTBEAT_INTERVAL": "0.3", "RELIER_HEARTBEAT_TTL": "1.2"}
 
 
 pytestmark = pytest.mark.usefixtures("basic_app")
-
-
-def poll(condition, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def worker_id(worker: WorkerProcess) -> str:

@@ -79,10 +79,13 @@ def stats(queue: str) -> str:
     return f"relier:{{{queue}}}:stats"
 
 
-def idempotency(key: str) -> str:
-    """Hash recording one idempotent call: ``state`` (pending, running, succeeded), ``id``
-    (the task id that owns it) and, once succeeded, ``result`` (the stored result)."""
-    return f"relier:idem:{key}"
+def idempotency(task: str, key: str) -> str:
+    """Hash recording one idempotent call of ``task``: ``state`` (pending, running,
+    succeeded), ``id`` (the task id that owns it) and, once succeeded, ``result``.
+
+    Keys are scoped by task name, so ``idempotency_key="order-17"`` on two different
+    tasks names two different calls."""
+    return f"relier:idem:{task}:{key}"
 
 
 def heartbeat(worker_id: str) -> str:

@@ -34,6 +34,7 @@ DEFAULT_EMBED: Final[dict[str, Any]] = {
 #: Header names Relier adds. Celery reads headers with ``.get`` and ignores these.
 VERSION_HEADER: Final = "relier_version"
 IDEMPOTENCY_HEADER: Final = "relier_idempotency_key"
+IDEMPOTENCY_TTL_HEADER: Final = "relier_idempotency_ttl"
 RESURRECTIONS_HEADER: Final = "relier_resurrections"
 ORIGIN_QUEUE_HEADER: Final = "relier_origin_queue"
 FIRST_DEFERRED_HEADER: Final = "relier_first_deferred_at"
@@ -91,6 +92,12 @@ class TaskMessage:
     def idempotency_key(self) -> str | None:
         value = self.headers.get(IDEMPOTENCY_HEADER)
         return value if isinstance(value, str) else None
+
+    @property
+    def idempotency_ttl(self) -> int:
+        """Seconds the producer asked the idempotency record to be kept."""
+        value = self.headers.get(IDEMPOTENCY_TTL_HEADER, 0)
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
     @property
     def resurrections(self) -> int:

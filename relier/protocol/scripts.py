@@ -2,25 +2,35 @@
 
 Each script is loaded once per connection pool and called by SHA; redis-py reloads it
 after ``NOSCRIPT`` (a restarted or failed-over Redis starts with an empty script cache).
+
+Lua scripts cannot call each other, so a helper shared by several scripts lives in
+``scripts/lib/NAME.lua`` and is pasted in where a script says ``--!include NAME``.
 """
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from importlib.resources import files
 from typing import Final, Literal
 
 ScriptName = Literal[
-    "fetch", "claim", "ack", "dead_letter", "schedule", "requeue", "pump", "lease", "resurrect",
-    "replay",
+    "enqueue", "idempotent_begin", "fetch", "claim", "ack", "dead_letter", "schedule",
+    "requeue", "pump", "lease", "resurrect", "replay",
 ]
 SCRIPT_NAMES: Final[tuple[ScriptName, ...]] = (
-    "fetch", "claim", "ack", "dead_letter", "schedule", "requeue", "pump", "lease", "resurrect",
-    "replay",
+    "enqueue", "idempotent_begin", "fetch", "claim", "ack", "dead_letter", "schedule",
+    "requeue", "pump", "lease", "resurrect", "replay",
 )
+
+_INCLUDE: Final = re.compile(r"^--!include (\w+)$", re.MULTILINE)
 
 
 @cache
 def source(name: ScriptName) -> str:
     """The Lua text of one script."""
-    return (files("relier.protocol") / "scripts" / f"{name}.lua").read_text(encoding="utf-8")
+    folder = files("relier.protocol") / "scripts"
+    text = (folder / f"{name}.lua").read_text(encoding="utf-8")
+    return _INCLUDE.sub(
+        lambda m: (folder / "lib" / f"{m.group(1)}.lua").read_text(encoding="utf-8"), text
+    )

@@ -19,7 +19,8 @@ import anyio
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from relier.broker import Broker, ScriptCall
+from relier.broker import Broker, ScriptCall, read_begin_reply
+from relier.protocol import keys
 from relier.protocol.message import TaskMessage
 
 log = logging.getLogger("relier.worker")
@@ -30,6 +31,8 @@ LINGER_S: Final = 0.001
 MAX_BATCH: Final = 256
 #: Longest pause between attempts while Redis is unreachable.
 MAX_BACKOFF_S: Final = 5.0
+#: Record TTL for an idempotent message that does not carry one (a hand-built message).
+DEFAULT_IDEMPOTENCY_TTL_S: Final = 86400
 
 
 class _Pending:
@@ -93,6 +96,12 @@ def fence_id(message: TaskMessage | None) -> str:
     return value if isinstance(value, str) else ""
 
 
+def idempotency_record(message: TaskMessage | None) -> str | None:
+    """The key of the message's idempotency record, if it is an idempotent call."""
+    key = message.idempotency_key if message is not None else None
+    return keys.idempotency(message.task, key) if message is not None and key else None
+
+
 @dataclass(slots=True)
 class Delivery:
     """One message this worker took, still in its processing list until settled."""
@@ -109,8 +118,11 @@ class Delivery:
 
         False when a newer delivery of the task exists; nothing was written then.
         """
-        call = Broker.ack_call(self.queue, self.worker_id, self.raw, self.token,
-                               fence_id(message), message.id, result, result_ttl)
+        record = idempotency_record(message)
+        call = Broker.ack_call(
+            self.queue, self.worker_id, self.raw, self.token, fence_id(message), message.id,
+            result, result_ttl, (record, message.idempotency_ttl) if record else None,
+        )
         return bool(await self.settler.settle(call))
 
     async def dead_letter(
@@ -121,8 +133,21 @@ class Delivery:
         call = Broker.dead_letter_call(
             self.queue, self.worker_id, self.raw, self.token, fence_id(message),
             message.id if message else "", entry, result, result_ttl, origin_queue,
+            idempotency_record(message),
         )
         return bool(await self.settler.settle(call))
+
+    async def ran_before(self, message: TaskMessage) -> bytes | None:
+        """For an idempotent call: the result its earlier successful run stored (``b""``
+        when it kept none), or None when it has not succeeded yet; then its record is
+        marked running under this delivery's id."""
+        record = idempotency_record(message)
+        if record is None:
+            return None
+        ttl = message.idempotency_ttl or DEFAULT_IDEMPOTENCY_TTL_S
+        reply = await self.settler.settle(Broker.idempotent_begin_call(record, message.id, ttl))
+        earlier = read_begin_reply(reply)
+        return None if earlier is None else earlier.result
 
     async def schedule(self, message: TaskMessage, new_raw: bytes, due_s: float) -> bool:
         """Not yet: park the (updated) message in its queue's delayed set until ``due_s``."""

@@ -86,7 +86,25 @@ class Executor:
             await self._dead_letter(delivery, message, "payload_invalid", str(exc), None,
                                     failure=exc)
             return
+        if message.idempotency_key is not None and await self._ran_before(delivery, message):
+            return
         await self._run(delivery, message, task, args, kwargs)
+
+    async def _ran_before(self, delivery: Delivery, message: TaskMessage) -> bool:
+        """An idempotent call that already succeeded is acked with that result, not run
+        again (a redelivery after a resurrection, or a dispatch that outlived its record)."""
+        stored = await delivery.ran_before(message)
+        if stored is None:
+            return False
+        payload = b""
+        if stored:
+            meta = results.decode(stored)
+            meta.task_id = message.id
+            payload = results.encode(meta)
+        log.info("task %s[%s] already succeeded under idempotency key %s; not run again",
+                 message.task, message.id, message.idempotency_key)
+        await self._settle(delivery.ack(message, payload, self._settings.result_ttl))
+        return True
 
     async def _run(
         self, delivery: Delivery, message: TaskMessage, task: Task[Any, Any],
