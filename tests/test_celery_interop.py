@@ -226,6 +226,24 @@ def test_celery_expires_in_the_past_gives_revoked(
     assert fresh.get(timeout=RESULT_TIMEOUT) == 2
 
 
+async def test_celery_reads_the_result_of_an_idempotent_relier_call(
+    start_worker: StartWorker, celery_client: Celery, redis_url: str
+) -> None:
+    queue = unique_queue("idem")
+    interop_relier.app.configure(redis_url=redis_url)
+    try:
+        start_worker(RELIER_APP, queues=queue)
+        first = interop_relier.quote.options(queue=queue).push("sku-1", 4)
+        value = first.result(timeout=RESULT_TIMEOUT)
+        duplicate = interop_relier.quote.options(queue=queue).push("sku-1", 4)
+        assert duplicate.id == first.id
+        assert duplicate.result(timeout=0) == value
+        assert celery_client.AsyncResult(first.id).get(timeout=RESULT_TIMEOUT) == value
+    finally:
+        await interop_relier.app.aclose()
+        interop_relier.app.close()
+
+
 # == 2. Relier producer -> Celery worker ===================================================
 
 

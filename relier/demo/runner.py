@@ -18,7 +18,7 @@ import redis
 from rich.console import Console
 
 from relier.broker import as_bytes
-from relier.demo import tasks
+from relier.demo import payments, tasks
 from relier.dlq import DeadLetterQueue
 from relier.embedded import EmbeddedServer
 from relier.errors import ConfigurationError, TaskFailed
@@ -98,7 +98,7 @@ def wait_until(condition: object, timeout: float, what: str) -> None:
 
 
 def _mixed_batch(client: redis.Redis) -> None:
-    console.rule("1. a mixed batch: async, sync, and one that fails")
+    console.rule("a mixed batch: async, sync, and one that fails")
     quotes = tasks.fetch_quote.push_many([(("RLR",), {}), (("CELERY",), {})])
     resize = tasks.resize_image.push("cat.png", 640)
     charge = tasks.charge_card.push("cus_42", 5000)
@@ -113,7 +113,7 @@ def _mixed_batch(client: redis.Redis) -> None:
 
 
 def _phoenix(client: redis.Redis, workers: list[DemoWorker]) -> None:
-    console.rule("2. Phoenix: kill -9 a worker in the middle of a task")
+    console.rule("Phoenix: kill -9 a worker in the middle of a task")
     report = tasks.nightly_report.push(4.0)
     wait_until(lambda: task_starts(client, report.id), 10, "the report to start")
     first_worker, _ = task_starts(client, report.id)[0]
@@ -144,8 +144,9 @@ def run_demo(*, keep_server: bool = False) -> None:
             console.print("  two workers running: " +
                           ", ".join(f"{w.name} = {w.id}" for w in workers))
             _mixed_batch(client)
+            payments.double_click(console, client)
             _phoenix(client, workers)
-            console.rule("3. the dead-letter queue")
+            console.rule("the dead-letter queue")
             dlq_table(DeadLetterQueue(client).entries(), console)
             console.print("  replay with: relier dlq replay <task id>")
     finally:

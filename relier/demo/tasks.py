@@ -44,3 +44,16 @@ async def nightly_report(seconds: float) -> str:
     await _note_start()
     await asyncio.sleep(seconds)
     return f"report done on {current_task().worker_id}"
+
+
+CHARGES = "demo:charges"
+
+
+@app.task(name="demo.pay", idempotent=True)
+async def pay(order: str, amount_cents: int) -> str:
+    """Charges a card once per order, however many times the button is clicked."""
+    ctx = current_task()
+    await app.broker().client.rpush(CHARGES, ctx.id)
+    await asyncio.sleep(0.5)  # the payment provider takes its time
+    key = (ctx.idempotency_key or "")[:12]
+    return f"charged {amount_cents} cents for {order} (key {key}...)"

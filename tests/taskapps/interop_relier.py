@@ -38,6 +38,12 @@ def custom_fail(message: str) -> NoReturn:
     raise InteropError(message)
 
 
+@app.task(name="interop.quote", idempotent=True)
+async def quote(sku: str, quantity: int) -> dict[str, object]:
+    """Idempotent: its result is kept in the idempotency record and in Celery's format."""
+    return {"sku": sku, "quantity": quantity, "total_cents": quantity * 250}
+
+
 @app.task(name="interop.stamp")
 async def stamp(label: str) -> dict[str, object]:
     """When it ran (unix seconds), so a test can compare it with the message's eta."""
