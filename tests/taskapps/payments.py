@@ -61,3 +61,10 @@ async def flaky(order: str) -> str:
 async def receipt(order: str) -> None:
     """A short idempotency window, and no result kept."""
     await _note_run("receipt")
+
+
+@app.task(name="payments.notify", ignore_result=True)
+async def notify(customer: str) -> str:
+    """Not idempotent, keeps no result."""
+    await _note_run("notify")
+    return f"notified {customer}"
