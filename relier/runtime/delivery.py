@@ -1,8 +1,9 @@
 """A taken message (``Delivery``) and the batcher that settles deliveries (``Settler``).
 
 A delivery knows how to end itself: ack (with its result), dead-letter, or go back to
-the delayed set. Each of those is one fenced Lua script; the settler sends the settles
-that pile up within a couple of milliseconds in one pipelined round trip.
+the delayed set. Each of those is one fenced Lua script. The settler sends a settle at
+once when nothing is in flight, and everything that piled up during a round trip in the
+next one: a lone task pays no waiting, a busy worker pays one round trip per batch.
 
 A settle that fails on a connection error is sent again until it lands: the scripts are
 fenced, so a settle that did land before its reply was lost refuses the repeat.
@@ -25,8 +26,6 @@ from relier.protocol.message import TaskMessage
 
 log = logging.getLogger("relier.worker")
 
-#: Seconds the settler waits for more settles to join a batch.
-LINGER_S: Final = 0.001
 #: Most settles in one pipelined round trip.
 MAX_BATCH: Final = 256
 #: Longest pause between attempts while Redis is unreachable.
@@ -64,7 +63,6 @@ class Settler:
         while True:
             await self._wakeup.wait()
             self._wakeup = anyio.Event()
-            await anyio.sleep(LINGER_S)
             while self._queue:
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
                 replies = await self._send(batch)

@@ -37,6 +37,10 @@ BLOCK_S: Final = 1
 #: waiters only watch each queue's main list, not its priority buckets).
 IDLE_POLL_S: Final = 1.0
 MAX_BACKOFF_S: Final = 5.0
+#: Most messages one batch fetch takes. Filling every free slot at once makes a busy
+#: worker run in lockstep waves (all start, all finish, one big fetch); smaller fetches
+#: keep slots refilling as they free up.
+MAX_FETCH: Final = 32
 
 REDIS_ERRORS: Final = (RedisConnectionError, RedisTimeoutError, OSError)
 
@@ -85,7 +89,7 @@ class Fetcher:
             order = self._queues[rotation:] + self._queues[:rotation]
             rotation = (rotation + 1) % len(self._queues)
             try:
-                batch = await self._broker.fetch(order, self._worker_id, free)
+                batch = await self._broker.fetch(order, self._worker_id, min(free, MAX_FETCH))
             except REDIS_ERRORS as exc:
                 await backoff.pause(exc)
                 continue
