@@ -293,6 +293,11 @@ class Broker:
             [raw, str(token), fence_id, new_raw, due_ms],
         )
 
+    @staticmethod
+    def rate_limit_call(task_name: str, interval_us: float, burst: int) -> ScriptCall:
+        """Reserve one token of a task's rate limit; the reply is the wait in µs."""
+        return ScriptCall("rate_limit", [keys.rate_limit(task_name)], [interval_us, burst])
+
     # -- results ---------------------------------------------------------------------
 
     async def get_result(self, task_id: str) -> bytes | None:

@@ -17,9 +17,11 @@ from relier.broker import as_bytes
 from relier.protocol import dead_letter, keys, scripts
 from relier.protocol import message as wire
 from relier.protocol.dead_letter import DeadLetter
+from relier.runtime.rate_limit import RATE_TOKEN_HEADER
 
 #: Relier's own counters are reset on replay, so a replayed task starts with a clean slate.
-_COUNTER_HEADERS = (wire.RESURRECTIONS_HEADER, wire.FIRST_DEFERRED_HEADER, "relier_deferrals")
+_COUNTER_HEADERS = (wire.RESURRECTIONS_HEADER, wire.FIRST_DEFERRED_HEADER, "relier_deferrals",
+                    RATE_TOKEN_HEADER)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from relier.handle import TaskHandle
+from relier.runtime.rate_limit import RateLimit
 from relier.validation import ArgumentSpec
 
 if TYPE_CHECKING:
@@ -80,6 +81,8 @@ class Task(Generic[P, R]):
         self.version = version
         self.ignore_result = ignore_result
         self.rate_limit = rate_limit
+        #: The parsed ``rate_limit`` (a bad one fails here, when the task is defined).
+        self.rate = RateLimit.parse(rate_limit) if rate_limit is not None else None
         self.max_queue_depth = max_queue_depth
         self.is_async = inspect.iscoroutinefunction(fn)
         self.arguments = ArgumentSpec(fn, self.name)

@@ -88,6 +88,14 @@ def idempotency(task: str, key: str) -> str:
     return f"relier:idem:{task}:{key}"
 
 
+def rate_limit(task_name: str) -> str:
+    """A task's global rate-limit bucket: the time its next token is due (µs, server clock).
+
+    Per task, not per queue, so the key stands alone (the script touches nothing else).
+    """
+    return f"relier:rate:{task_name}"
+
+
 def heartbeat(worker_id: str) -> str:
     """A key with a short TTL that exists while the worker is alive."""
     return f"relier:worker:{worker_id}:heartbeat"

@@ -16,11 +16,11 @@ from typing import Final, Literal
 
 ScriptName = Literal[
     "enqueue", "idempotent_begin", "fetch", "claim", "ack", "dead_letter", "schedule",
-    "requeue", "pump", "lease", "resurrect", "replay",
+    "requeue", "pump", "lease", "resurrect", "replay", "rate_limit",
 ]
 SCRIPT_NAMES: Final[tuple[ScriptName, ...]] = (
     "enqueue", "idempotent_begin", "fetch", "claim", "ack", "dead_letter", "schedule",
-    "requeue", "pump", "lease", "resurrect", "replay",
+    "requeue", "pump", "lease", "resurrect", "replay", "rate_limit",
 )
 
 _INCLUDE: Final = re.compile(r"^--!include (\w+)$", re.MULTILINE)

@@ -30,6 +30,7 @@ from relier.protocol import message as wire
 from relier.protocol.message import TaskMessage
 from relier.runtime.capacity import Capacity
 from relier.runtime.delivery import Delivery
+from relier.runtime.rate_limit import defer_if_limited
 from relier.task import Task
 
 log = logging.getLogger("relier.task")
@@ -88,6 +89,8 @@ class Executor:
             return
         if message.idempotency_key is not None and await self._ran_before(delivery, message):
             return
+        if task.rate is not None and await defer_if_limited(delivery, message, task, self._settle):
+            return  # parked in the delayed set until its rate-limit token is due
         await self._run(delivery, message, task, args, kwargs)
 
     async def _ran_before(self, delivery: Delivery, message: TaskMessage) -> bool:
