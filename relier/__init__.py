@@ -7,12 +7,15 @@ from relier.errors import (
     ArgumentError,
     BrokerUnavailable,
     ConfigurationError,
+    LockLost,
+    LockTimeout,
     PayloadError,
     RelierError,
     ResultTimeout,
     TaskFailed,
 )
 from relier.handle import TaskHandle
+from relier.lock import Lock
 from relier.task import Task
 
 __all__ = [
@@ -21,6 +24,9 @@ __all__ = [
     "ArgumentError",
     "BrokerUnavailable",
     "ConfigurationError",
+    "Lock",
+    "LockLost",
+    "LockTimeout",
     "PayloadError",
     "RelierError",
     "ResultTimeout",

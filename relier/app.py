@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from relier.broker import Broker
 from relier.errors import UnknownTask
+from relier.lock import Lock
 from relier.producer import Producer
 from relier.settings import Settings
 from relier.task import Task
@@ -95,6 +96,16 @@ class App:
             return self.tasks[name]
         except KeyError:
             raise UnknownTask(f"no task named {name!r} is registered") from None
+
+    def lock(self, name: str, ttl: float, *, timeout: float | None = None) -> Lock:
+        """A named distributed lock on this App's Redis, with a fencing token.
+
+        ``async with app.lock("nightly-report", ttl=30) as lock:`` (or ``with``) holds it
+        for at most ``ttl`` seconds unless extended; ``lock.token`` grows with every
+        acquisition. ``timeout``: seconds to wait for it (``None`` waits for ever, ``0``
+        tries once). See :class:`relier.lock.Lock`.
+        """
+        return Lock(self, name, ttl, timeout=timeout)
 
     # -- clients ---------------------------------------------------------------------
 

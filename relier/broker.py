@@ -133,6 +133,15 @@ def call_sync(client: redis.Redis, call: ScriptCall) -> Any:
         return client.evalsha(SHAS[call.name], len(call.keys), *call.keys, *call.args)
 
 
+def run_sync(client: redis.Redis, call: ScriptCall) -> Any:
+    """Run one prepared script call on a blocking client (loading it after ``NOSCRIPT``)."""
+    try:
+        return client.evalsha(SHAS[call.name], len(call.keys), *call.keys, *call.args)
+    except NoScriptError:
+        client.script_load(scripts.source(call.name))
+        return client.evalsha(SHAS[call.name], len(call.keys), *call.keys, *call.args)
+
+
 class Broker:
     """Async access to queues, processing lists, the delayed set, the DLQ and results."""
 
@@ -297,6 +306,31 @@ class Broker:
     def rate_limit_call(task_name: str, interval_us: float, burst: int) -> ScriptCall:
         """Reserve one token of a task's rate limit; the reply is the wait in µs."""
         return ScriptCall("rate_limit", [keys.rate_limit(task_name)], [interval_us, burst])
+
+    # -- named locks (relier/lock.py) ------------------------------------------------------
+
+    @staticmethod
+    def lock_acquire_call(name: str, value: str, ttl_ms: int) -> ScriptCall:
+        """Take the lock if free; the value is ``"<holder> <token>"`` minus the token."""
+        return ScriptCall("lock_acquire", [keys.lock(name), keys.lock_fence(name)],
+                          [value, ttl_ms])
+
+    @staticmethod
+    def lock_release_call(name: str, value: str) -> ScriptCall:
+        return ScriptCall("lock_release", [keys.lock(name)], [value])
+
+    @staticmethod
+    def lock_extend_call(name: str, value: str, ttl_ms: int) -> ScriptCall:
+        return ScriptCall("lock_extend", [keys.lock(name)], [value, ttl_ms])
+
+    @staticmethod
+    def lock_channel(name: str) -> str:
+        """Where a lock's release is announced (its own key name)."""
+        return keys.lock(name)
+
+    async def run(self, call: ScriptCall) -> Any:
+        """Run one prepared script call."""
+        return await self.call(call.name, call.keys, call.args)
 
     # -- results ---------------------------------------------------------------------
 

@@ -121,3 +121,24 @@ class TaskFailed(RelierError):
         self.exc_module = exc_module
         self.exc_message = exc_message
         self.remote_traceback = remote_traceback
+
+
+class LockTimeout(RelierError, TimeoutError):
+    """``app.lock(...)`` could not be taken within its ``timeout``; someone else holds it."""
+
+    def __init__(self, name: str, timeout: float) -> None:
+        super().__init__(f"lock {name!r} is held by someone else; gave up after {timeout}s")
+        self.name = name
+        self.timeout = timeout
+
+
+class LockLost(RelierError):
+    """The lock's lease ran out (and maybe another holder took it) before this holder
+    released or extended it: the work done under it may have overlapped with another's.
+    """
+
+    def __init__(self, name: str, token: int) -> None:
+        super().__init__(f"lock {name!r} (fencing token {token}) was lost: its lease expired "
+                         "before it was released or extended")
+        self.name = name
+        self.token = token

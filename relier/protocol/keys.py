@@ -96,6 +96,17 @@ def rate_limit(task_name: str) -> str:
     return f"relier:rate:{task_name}"
 
 
+def lock(name: str) -> str:
+    """A named lock (``app.lock``): ``"<holder> <token>"`` with the lease as TTL. Also the
+    channel its release is announced on. The tag keeps it in its fence counter's slot."""
+    return f"relier:lock:{{{name}}}"
+
+
+def lock_fence(name: str) -> str:
+    """Counter of the fencing tokens a named lock has handed out (never expires)."""
+    return f"relier:lock:{{{name}}}:fence"
+
+
 def heartbeat(worker_id: str) -> str:
     """A key with a short TTL that exists while the worker is alive."""
     return f"relier:worker:{worker_id}:heartbeat"
