@@ -133,15 +133,6 @@ def call_sync(client: redis.Redis, call: ScriptCall) -> Any:
         return client.evalsha(SHAS[call.name], len(call.keys), *call.keys, *call.args)
 
 
-def run_sync(client: redis.Redis, call: ScriptCall) -> Any:
-    """Run one prepared script call on a blocking client (loading it after ``NOSCRIPT``)."""
-    try:
-        return client.evalsha(SHAS[call.name], len(call.keys), *call.keys, *call.args)
-    except NoScriptError:
-        client.script_load(scripts.source(call.name))
-        return client.evalsha(SHAS[call.name], len(call.keys), *call.keys, *call.args)
-
-
 class Broker:
     """Async access to queues, processing lists, the delayed set, the DLQ and results."""
 
@@ -311,7 +302,7 @@ class Broker:
 
     @staticmethod
     def lock_acquire_call(name: str, value: str, ttl_ms: int) -> ScriptCall:
-        """Take the lock if free; the value is ``"<holder> <token>"`` minus the token."""
+        """Take the lock if free; it then holds ``"<holder> <new fencing token>"``."""
         return ScriptCall("lock_acquire", [keys.lock(name), keys.lock_fence(name)],
                           [value, ttl_ms])
 

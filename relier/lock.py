@@ -27,7 +27,7 @@ import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
-from relier.broker import Broker, ScriptCall, run_sync
+from relier.broker import Broker, ScriptCall, call_sync
 from relier.errors import LockLost, LockTimeout
 
 if TYPE_CHECKING:
@@ -172,7 +172,7 @@ class Lock:
         token = self._held()
         self.token = None
         call = Broker.lock_release_call(self.name, f"{self._holder} {token}")
-        if not run_sync(self._app.sync_client(), call):
+        if not call_sync(self._app.sync_client(), call):
             raise LockLost(self.name, token)
 
     def extend(self, ttl: float | None = None) -> None:
@@ -183,7 +183,7 @@ class Lock:
         ttl = self.ttl if ttl is None else ttl
         token = self._held()
         started = time.monotonic()
-        if not run_sync(self._app.sync_client(), self._extend_call(ttl)):
+        if not call_sync(self._app.sync_client(), self._extend_call(ttl)):
             self.token = None
             raise LockLost(self.name, token)
         self._lease_ends = started + ttl
@@ -210,7 +210,7 @@ class Lock:
 
     def _try(self, client: Any) -> float | None:
         started = time.monotonic()
-        return self._taken(run_sync(client, self._acquire_call()), started)
+        return self._taken(call_sync(client, self._acquire_call()), started)
 
     # -- shared ----------------------------------------------------------------------
 
