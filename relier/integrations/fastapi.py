@@ -1,0 +1,83 @@
+"""FastAPI (and Starlette): ``relier.integrations.fastapi.register(app)``.
+
+``register`` does two things:
+
+* an exception handler: a push that admission control refuses (``AdmissionRejectedError``,
+  from ``apush``/``push``/``push_many`` anywhere in a request) becomes HTTP 429 with
+  ``Retry-After`` and a JSON body (``queue``, ``depth``, ``limit``, ``retry_after``, ...);
+* a lifespan around the app's own (``FastAPI(lifespan=...)`` keeps working, inside it):
+  at startup it opens each Relier App's connection pool on the server's event loop and
+  checks that Redis answers, so a wrong URL fails the deploy, not the first request; at
+  shutdown, after the app's own shutdown code, it closes the pools.
+
+Call it once, after creating the app and before serving::
+
+    app = FastAPI(lifespan=my_lifespan)
+    relier.integrations.fastapi.register(app)            # the default App
+    relier.integrations.fastapi.register(app, billing)   # or your own App(s)
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from relier.app import App
+from relier.errors import AdmissionRejectedError, BrokerUnavailable
+from relier.integrations import common
+from relier.settings import redact
+
+try:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+except ImportError:  # pragma: no cover - exercised in a subprocess without the package
+    raise common.missing("fastapi", "FastAPI") from None
+
+__all__ = ["admission_rejected", "register"]
+
+
+async def admission_rejected(request: Request, error: Exception) -> Response:
+    """The exception handler: 429, ``Retry-After``, and the JSON body."""
+    assert isinstance(error, AdmissionRejectedError)
+    return JSONResponse(common.body(error), status_code=common.STATUS,
+                        headers=common.headers(error))
+
+
+def register(app: Starlette, *relier_apps: App, check_broker: bool = True) -> None:
+    """Install the 429 handler and the lifespan that opens and closes Relier's pools.
+
+    ``relier_apps``: the Relier Apps whose pools to manage (default: the default App of
+    ``@rl_task``). ``check_broker=False`` skips the startup ping (start without Redis).
+    """
+    apps = common.apps_or_default(relier_apps)
+    app.add_exception_handler(AdmissionRejectedError, admission_rejected)
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(asgi_app: Any) -> AsyncIterator[Any]:
+        await _open(apps, check_broker)
+        try:
+            async with inner(asgi_app) as state:
+                yield state
+        finally:
+            for relier_app in apps:
+                await relier_app.aclose()
+                relier_app.close()
+
+    app.router.lifespan_context = lifespan
+
+
+async def _open(apps: Sequence[App], check: bool) -> None:
+    for relier_app in apps:
+        broker = relier_app.broker()  # the pool of the server's loop
+        if not check:
+            continue
+        try:
+            await broker.client.ping()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise BrokerUnavailable(redact(relier_app.settings.redis_url), exc) from None
