@@ -1,0 +1,26 @@
+"""Two views: one queues a task and answers at once, one waits for a result.
+
+Sync views push with ``push()``. Under an ASGI server (uvicorn, daphne) async views can
+``await task.apush()`` instead; under runserver/gunicorn (WSGI) every async view gets an
+event loop of its own, so keep to ``push()`` there.
+"""
+
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from examples.web_tasks import add, send_welcome_email
+
+
+@csrf_exempt
+@require_POST
+def signup(request: HttpRequest, address: str) -> JsonResponse:
+    """Queue the welcome email and answer at once (429 when the queue is full)."""
+    return JsonResponse({"task_id": send_welcome_email.push(address).id}, status=202)
+
+
+@require_GET
+def add_numbers(request: HttpRequest) -> JsonResponse:
+    """Run `add` on a worker and wait for its result."""
+    handle = add.push(int(request.GET["x"]), int(request.GET["y"]))
+    return JsonResponse({"result": handle.result(timeout=10)})

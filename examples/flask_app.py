@@ -1,0 +1,25 @@
+"""Flask pushing Relier tasks. Run: flask --app examples.flask_app run (see README.md)."""
+
+from __future__ import annotations
+
+from flask import Flask, request
+
+import relier.integrations.flask
+from examples.web_tasks import add, send_welcome_email
+
+app = Flask(__name__)
+# A full queue becomes 429 + Retry-After; the connection pool is closed at exit.
+relier.integrations.flask.register(app)
+
+
+@app.post("/signup/<address>")
+def signup(address: str) -> tuple[dict[str, str], int]:
+    """Queue the welcome email and answer at once."""
+    return {"task_id": send_welcome_email.push(address).id}, 202
+
+
+@app.get("/add")
+def add_numbers() -> dict[str, int]:
+    """Run `add` on a worker and wait for its result."""
+    handle = add.push(int(request.args["x"]), int(request.args["y"]))
+    return {"result": handle.result(timeout=10)}

@@ -1,0 +1,72 @@
+"""The example web apps run as documented: each pushes, and a burst gets 429s.
+
+Each runs in a subprocess (they use the default App, configured from the environment,
+and Django's settings are once per process)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+BURST = """
+import warnings
+warnings.simplefilter("ignore")
+from examples.web_tasks import send_welcome_email
+{client}
+codes = [post("/signup/u%d@example.com" % i) for i in range(25)]
+# max_queue_depth=20 on send_welcome_email, and no worker drains it here.
+assert codes == [202] * 20 + [429] * 5, codes
+print("ok")
+"""
+
+CLIENTS = {
+    "fastapi": """
+from fastapi.testclient import TestClient
+from examples.fastapi_app import app
+client = TestClient(app).__enter__()
+def post(path):
+    return client.post(path).status_code
+""",
+    "flask": """
+from examples.flask_app import app
+client = app.test_client()
+def post(path):
+    return client.post(path).status_code
+""",
+}
+
+
+def run(args: list[str], redis_url: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "RELIER_REDIS_URL": redis_url, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("framework", sorted(CLIENTS))
+def test_web_example_pushes_and_refuses_a_burst(framework: str, redis_url: str) -> None:
+    done = run([sys.executable, "-c", BURST.format(client=CLIENTS[framework])], redis_url)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+def test_django_example_project_starts(redis_url: str) -> None:
+    manage = str(ROOT / "examples" / "django_project" / "manage.py")
+    done = run([sys.executable, manage, "check"], redis_url)
+    assert done.returncode == 0, done.stderr
+    burst = run([sys.executable, "-c", f"""
+import os, sys, runpy
+sys.argv = [{manage!r}, "shell", "-c", '''
+from django.test import Client
+client = Client()
+codes = [client.post("/signup/u%d@example.com" % i).status_code for i in range(22)]
+assert codes == [202] * 20 + [429] * 2, codes
+print("ok")
+''']
+runpy.run_path({manage!r}, run_name="__main__")
+"""], redis_url)
+    assert burst.returncode == 0, burst.stderr
+    assert burst.stdout.strip().endswith("ok")
