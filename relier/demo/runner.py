@@ -18,7 +18,7 @@ import redis
 from rich.console import Console
 
 from relier.broker import as_bytes
-from relier.demo import payments, tasks
+from relier.demo import admission, payments, tasks
 from relier.dlq import DeadLetterQueue
 from relier.embedded import EmbeddedServer
 from relier.errors import ConfigurationError, TaskFailed
@@ -145,6 +145,7 @@ def run_demo(*, keep_server: bool = False) -> None:
                           ", ".join(f"{w.name} = {w.id}" for w in workers))
             _mixed_batch(client)
             payments.double_click(console, client)
+            admission.overfull_queue(console, client)
             _phoenix(client, workers)
             console.rule("the dead-letter queue")
             dlq_table(DeadLetterQueue(client).entries(), console)

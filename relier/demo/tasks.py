@@ -57,3 +57,10 @@ async def pay(order: str, amount_cents: int) -> str:
     await asyncio.sleep(0.5)  # the payment provider takes its time
     key = (ctx.idempotency_key or "")[:12]
     return f"charged {amount_cents} cents for {order} (key {key}...)"
+
+
+@app.task(name="demo.render_thumbnail", queue="low_priority", max_queue_depth=4)
+async def render_thumbnail(photo: str) -> str:
+    """Admission control's scene: slow, and at most 4 may wait in its queue."""
+    await asyncio.sleep(1.0)
+    return f"{photo} thumbnail"
