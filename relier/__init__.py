@@ -12,6 +12,7 @@ from relier.errors import (
     PayloadError,
     RelierError,
     ResultTimeout,
+    Retry,
     TaskFailed,
 )
 from relier.handle import TaskHandle
@@ -30,6 +31,7 @@ __all__ = [
     "PayloadError",
     "RelierError",
     "ResultTimeout",
+    "Retry",
     "Task",
     "TaskContext",
     "TaskFailed",

@@ -80,7 +80,8 @@ class App:
 
         Options are those of :class:`relier.task.Task`: ``name``, ``queue``,
         ``idempotent``, ``idempotency_ttl``, ``soft_timeout``, ``hard_timeout``,
-        ``retries``, ``retry_backoff``, ``retry_on``, ``version``, ``ignore_result``,
+        ``retries``, ``retry_backoff``, ``retry_backoff_max``, ``retry_on``,
+        ``retry_on_timeout``, ``version``, ``ignore_result``,
         ``rate_limit``, ``max_queue_depth``.
         """
 

@@ -66,7 +66,7 @@ def worker(
     """Run a worker: take tasks from the queues and run them until SIGTERM."""
     from relier.loader import load_app
     from relier.runtime import loop
-    from relier.runtime.worker import Worker
+    from relier.runtime.worker import Worker, end_process
 
     logs.configure(log_level, log_format)
     relier_app = guarded(lambda: load_app(app))
@@ -75,6 +75,7 @@ def worker(
     names = [q.strip() for q in queues.split(",") if q.strip()]
     runner = guarded(lambda: Worker(relier_app, names, concurrency))
     guarded(lambda: loop.run(runner.run))
+    end_process(runner.exit_code)
 
 
 @cli.command()

@@ -97,6 +97,25 @@ class ResultTimeout(RelierError, TimeoutError):
         self.timeout = timeout
 
 
+class Retry(RelierError):
+    """Raise inside a task to run it again later: ``raise relier.Retry(countdown=30)``.
+
+    The message goes back through its queue's delayed set (in Redis, not in the worker's
+    memory) with Celery's ``retries`` header incremented. ``countdown`` is the delay in
+    seconds; without it the task's ``retry_backoff`` decides. Each Retry counts against
+    the task's ``retries``: with none left the task is dead-lettered (reason
+    ``exception``), and ``exc``, when given, is the error stored as its failure.
+    """
+
+    def __init__(self, countdown: float | None = None, exc: BaseException | None = None) -> None:
+        if countdown is not None and not countdown >= 0:
+            raise ValueError(f"Retry countdown must be >= 0 seconds, got {countdown!r}")
+        when = "with backoff" if countdown is None else f"in {countdown:g}s"
+        super().__init__(f"retry {when}" + (f": {exc!r}" if exc is not None else ""))
+        self.countdown = countdown
+        self.exc = exc
+
+
 class TaskFailed(RelierError):
     """The task raised on the worker (or was revoked); the remote error is kept.
 

@@ -63,6 +63,15 @@ class Settings:
     pump_interval: float = 0.2
     #: Seconds an unknown task or a too-new version is deferred before it is dead-lettered.
     defer_window: float = 600.0
+    #: Sync tasks abandoned at their hard timeout (their thread cannot be stopped) that
+    #: may still be running before the worker drains and exits to be restarted clean.
+    max_abandoned_threads: int = 10
+    #: Seconds the event loop may go without turning before the watchdog logs the stack
+    #: of the task blocking it.
+    loop_stall_warn: float = 5.0
+    #: Seconds of a stalled loop after which the watchdog ends the process, so that
+    #: Phoenix moves its tasks elsewhere; 0 never ends it.
+    loop_stall_kill: float = 60.0
 
     @classmethod
     def load(

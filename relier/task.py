@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
+from relier.errors import ConfigurationError
 from relier.handle import TaskHandle
 from relier.runtime.rate_limit import RateLimit
 from relier.validation import ArgumentSpec
@@ -45,8 +46,46 @@ class PushOptions:
     hard_timeout: float | None = None
 
 
+def check_limits(name: str, soft: float | None, hard: float | None) -> None:
+    """Raise ``ConfigurationError`` for a timeout that is not a positive number of seconds,
+    or a soft timeout that would never fire before the hard one."""
+    for label, value in (("soft_timeout", soft), ("hard_timeout", hard)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                  or not value > 0):
+            raise ConfigurationError(f"task {name}: {label} must be > 0 seconds, got {value!r}")
+    if soft is not None and hard is not None and soft >= hard:
+        raise ConfigurationError(
+            f"task {name}: soft_timeout ({soft:g}s) must be below hard_timeout ({hard:g}s)")
+
+
+def check_retry_options(
+    name: str, retries: int, backoff: float, backoff_max: float,
+    retry_on: tuple[type[BaseException], ...],
+) -> None:
+    """Raise ``ConfigurationError`` for retry options that cannot work."""
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ConfigurationError(f"task {name}: retries must be an int >= 0, got {retries!r}")
+    if not backoff >= 0 or not backoff_max >= 0:
+        raise ConfigurationError(
+            f"task {name}: retry_backoff and retry_backoff_max must be >= 0 seconds")
+    if not isinstance(retry_on, tuple) or not all(
+            isinstance(kind, type) and issubclass(kind, BaseException) for kind in retry_on):
+        raise ConfigurationError(
+            f"task {name}: retry_on must be a tuple of exception classes, got {retry_on!r}")
+
+
 class Task(Generic[P, R]):
-    """A registered task. Create it with ``@rl_task`` or ``@app.task``."""
+    """A registered task. Create it with ``@rl_task`` or ``@app.task``.
+
+    Timeouts and retries: past ``soft_timeout`` seconds the hooks registered with
+    :meth:`on_soft_timeout` run (the task goes on); at ``hard_timeout`` it is cancelled
+    (a sync task's thread is abandoned) and fails with Celery's ``TimeLimitExceeded``.
+    A failure whose exception is one of ``retry_on`` (or a hard timeout, while
+    ``retry_on_timeout``) runs again, up to ``retries`` times, after a delay drawn
+    uniformly from ``[0, min(retry_backoff_max, retry_backoff * 2**(n-1))]`` for retry
+    ``n`` (exponential backoff with full jitter); ``raise relier.Retry(countdown=...)``
+    asks for a retry from inside the task.
+    """
 
     def __init__(
         self,
@@ -61,7 +100,9 @@ class Task(Generic[P, R]):
         hard_timeout: float | None = None,
         retries: int = 0,
         retry_backoff: float = 1.0,
-        retry_on: tuple[type[BaseException], ...] = (Exception,),
+        retry_on: type[BaseException] | tuple[type[BaseException], ...] = (Exception,),
+        retry_on_timeout: bool = True,
+        retry_backoff_max: float = 600.0,
         version: int = 1,
         ignore_result: bool = False,
         rate_limit: str | None = None,
@@ -77,7 +118,11 @@ class Task(Generic[P, R]):
         self.hard_timeout = hard_timeout
         self.retries = retries
         self.retry_backoff = retry_backoff
-        self.retry_on = retry_on
+        self.retry_on = (retry_on,) if isinstance(retry_on, type) else retry_on
+        self.retry_on_timeout = retry_on_timeout
+        self.retry_backoff_max = retry_backoff_max
+        check_limits(self.name, soft_timeout, hard_timeout)
+        check_retry_options(self.name, retries, retry_backoff, retry_backoff_max, self.retry_on)
         self.version = version
         self.ignore_result = ignore_result
         self.rate_limit = rate_limit
@@ -103,7 +148,10 @@ class Task(Generic[P, R]):
     def options(self, **options: Any) -> BoundTask[P, R]:
         """Per-call options: ``queue``, ``countdown``, ``eta``, ``expires``, ``priority``,
         ``task_id``, ``idempotency_key``, ``soft_timeout``, ``hard_timeout``."""
-        return BoundTask(self, PushOptions(**options))
+        bound = PushOptions(**options)
+        check_limits(self.name, bound.soft_timeout or self.soft_timeout,
+                     bound.hard_timeout or self.hard_timeout)
+        return BoundTask(self, bound)
 
     def push(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
         """Send the task to a worker from sync code; returns its handle at once."""

@@ -27,6 +27,8 @@ class DeadLetter(msgspec.Struct, kw_only=True):
     message: Any
     #: The original bytes, base64, only when they were not JSON (so replay is exact).
     message_raw: str | None = None
+    #: Seconds the last run took, when it ran (a ``hard_timeout`` entry always has it).
+    elapsed: float | None = None
 
 
 _decoder: Final = msgspec.json.Decoder(DeadLetter)

@@ -147,10 +147,15 @@ class Delivery:
         earlier = read_begin_reply(reply)
         return None if earlier is None else earlier.result
 
-    async def schedule(self, message: TaskMessage, new_raw: bytes, due_s: float) -> bool:
-        """Not yet: park the (updated) message in its queue's delayed set until ``due_s``."""
+    async def schedule(
+        self, message: TaskMessage, new_raw: bytes, due_s: float,
+        result: bytes = b"", result_ttl: int = 0,
+    ) -> bool:
+        """Not yet: park the (updated) message in its queue's delayed set until ``due_s``;
+        ``result`` (a retry's ``RETRY`` state) is stored at the same time."""
         call = Broker.schedule_call(
             self.queue, self.worker_id, self.raw, self.token, fence_id(message),
             new_raw, math.ceil(due_s * 1000), message.origin_queue,
+            message.id, result, result_ttl,
         )
         return bool(await self.settler.settle(call))

@@ -7,28 +7,31 @@ builds a Redis key. Settling is shielded from cancellation, so a task that finis
 during shutdown still gets its result recorded.
 
 A payload that cannot be decoded or whose arguments do not fit is dead-lettered at
-once, never retried: running it again cannot fix it.
+once, never retried: running it again cannot fix it. A task that raises or passes its
+hard timeout is retried through the delayed set when its options allow it
+(``retry.py``), else dead-lettered; the timers themselves live in ``deadlines.py``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import traceback
 from collections.abc import Callable
-from functools import partial
 from typing import Any, Final
 
 import anyio
 import msgspec
 
 from relier.app import App
-from relier.context import TaskContext, reset_current, set_current
+from relier.context import TaskContext
 from relier.errors import ArgumentError, PayloadError
 from relier.protocol import dead_letter, results
 from relier.protocol import message as wire
 from relier.protocol.message import TaskMessage
+from relier.runtime import retry
+from relier.runtime.abandoned import AbandonedThreads
 from relier.runtime.capacity import Capacity
+from relier.runtime.deadlines import Caller, HardTimeout, limits_for
 from relier.runtime.delivery import Delivery
 from relier.runtime.rate_limit import defer_if_limited
 from relier.task import Task
@@ -48,12 +51,19 @@ DEFER_MAX_S: Final = 30.0
 class Executor:
     """Runs deliveries for one worker."""
 
-    def __init__(self, app: App, worker_id: str, capacity: Capacity, thread_limit: int) -> None:
+    def __init__(
+        self, app: App, worker_id: str, capacity: Capacity, thread_limit: int,
+        on_threads_exceeded: Callable[[int], None] = lambda _running: None,
+    ) -> None:
         self._app = app
         self._settings = app.settings
         self._worker_id = worker_id
         self._capacity = capacity
-        self._threads = anyio.CapacityLimiter(thread_limit)
+        #: Calls task functions under their soft/hard timeouts (see deadlines.py).
+        self.caller = Caller(
+            anyio.CapacityLimiter(thread_limit),
+            AbandonedThreads(app.settings.max_abandoned_threads, on_threads_exceeded),
+        )
 
     async def execute(self, delivery: Delivery) -> None:
         """Run one delivery and settle it; always frees its slot."""
@@ -124,14 +134,11 @@ class Executor:
         )
         started = time.monotonic()
         try:
-            value = await self._call(task, args, kwargs, context)
+            value = await self.caller.call(task, args, kwargs, context,
+                                           limits_for(task, message))
             payload = self._success(message, task, value)
         except Exception as exc:
-            elapsed = time.monotonic() - started
-            log.warning("task %s[%s] failed after %.3fs (attempt %d): %r",
-                        message.task, message.id, elapsed, context.attempt, exc)
-            tb = "".join(traceback.format_exception(exc))
-            await self._dead_letter(delivery, message, "exception", repr(exc), tb, failure=exc)
+            await self._failed(delivery, message, task, exc, time.monotonic() - started)
             return
         elapsed = time.monotonic() - started
         if await self._settle(delivery.ack(message, payload, self._settings.result_ttl)):
@@ -141,20 +148,30 @@ class Executor:
             log.warning("task %s[%s] finished but a newer delivery owns it; result discarded",
                         message.task, message.id)
 
-    async def _call(
-        self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any], context: TaskContext
-    ) -> Any:
-        if task.is_async:
-            token = set_current(context)
-            try:
-                return await task.fn(*args, **kwargs)
-            finally:
-                reset_current(token)
-        return await anyio.to_thread.run_sync(
-            partial(_call_in_context, task.fn, args, kwargs, context),
-            limiter=self._threads,
-            abandon_on_cancel=True,
-        )
+    async def _failed(
+        self, delivery: Delivery, message: TaskMessage, task: Task[Any, Any],
+        error: Exception, elapsed: float,
+    ) -> None:
+        """Retry later through the delayed set if the task allows it; else dead-letter."""
+        attempt = message.retries + 1
+        tb = retry.traceback_of(error)
+        delay = retry.retry_delay(task, message, error)
+        if delay is not None:
+            now = time.time()
+            log.warning("task %s[%s] failed after %.3fs (attempt %d of %d): %s; retrying in "
+                        "%.3fs", message.task, message.id, elapsed, attempt, task.retries + 1,
+                        retry.describe(error), delay)
+            interim = results.encode(retry.retrying_result(message, error, tb))
+            following = retry.next_attempt(message, delay, now)
+            await self._settle(delivery.schedule(message, wire.encode(following), now + delay,
+                                                 interim, self._settings.result_ttl))
+            return
+        reason = "hard_timeout" if isinstance(error, HardTimeout) else "exception"
+        log.warning("task %s[%s] failed after %.3fs (attempt %d, final): %s",
+                    message.task, message.id, elapsed, attempt, retry.describe(error))
+        await self._dead_letter(delivery, message, reason, retry.describe(error), tb,
+                                result=retry.failure_result(message, error, tb),
+                                elapsed=elapsed)
 
     def _success(self, message: TaskMessage, task: Task[Any, Any], value: Any) -> bytes:
         if task.ignore_result or message.ignore_result:
@@ -203,6 +220,7 @@ class Executor:
         *,
         failure: BaseException | None = None,
         result: results.ResultMeta | None = None,
+        elapsed: float | None = None,
     ) -> None:
         task_id = message.id if message else ""
         envelope, envelope_raw = dead_letter.original_message(delivery.raw)
@@ -219,6 +237,7 @@ class Executor:
             failed_at=time.time(),
             message=envelope,
             message_raw=envelope_raw,
+            elapsed=elapsed,
         )
         if result is None and failure is not None and message is not None:
             result = results.failure(message.id, failure, tb)
@@ -233,13 +252,3 @@ class Executor:
         log.error("a settle did not complete in %.0fs; Phoenix will recover the message",
                   SETTLE_TIMEOUT_S)
         return False
-
-
-def _call_in_context(
-    fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], context: TaskContext
-) -> Any:
-    token = set_current(context)
-    try:
-        return fn(*args, **kwargs)
-    finally:
-        reset_current(token)

@@ -65,6 +65,18 @@ class Heartbeat:
     def mark_stopping(self) -> None:
         self._info.state = registry.STOPPING
 
+    def flatline(self) -> None:
+        """Stop beating and delete the heartbeat key now, for a process about to end
+        abruptly: Phoenix then recovers its tasks at its next sweep, not after the TTL."""
+        self._stopped.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(2.0)  # a beat in progress would set the key again
+        try:
+            self._client.delete(keys.heartbeat(self._info.id))
+        except redis.RedisError as exc:
+            log.warning("could not delete the heartbeat key (%s); Phoenix will notice "
+                        "when it expires", exc)
+
     def _run(self) -> None:
         while not self._stopped.wait(self._interval_s):
             try:

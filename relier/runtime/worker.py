@@ -3,8 +3,13 @@
 One task group owns everything the worker runs:
 
 * services that outlive the tasks: the settler (acks and results), the pump (due
-  messages), the signal watcher;
+  messages), the signal watcher, the watchdog's tick;
 * the executors, one per running task, spawned by the fetcher.
+
+Two threads watch from outside the loop: the heartbeat, and the watchdog, which ends
+the process (exit code 70) when the loop stays blocked past ``loop_stall_kill``. When
+more than ``max_abandoned_threads`` sync tasks outlive their hard timeout, the worker
+stops as on SIGTERM and exits with code 75 so that its supervisor restarts it clean.
 
 Stopping (SIGTERM or SIGINT) happens in order: stop fetching at once; give running
 tasks ``shutdown_grace`` seconds (a second signal ends the grace now); cancel what is
@@ -19,8 +24,11 @@ import os
 import secrets
 import signal
 import socket
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import anyio
 import redis
@@ -33,6 +41,7 @@ from relier.broker import Broker
 from relier.errors import BrokerUnavailable, ConfigurationError
 from relier.protocol import keys
 from relier.protocol.registry import WorkerInfo
+from relier.runtime.abandoned import EXIT_RECYCLE
 from relier.runtime.capacity import Capacity
 from relier.runtime.delivery import Delivery, Settler
 from relier.runtime.executor import Executor
@@ -40,6 +49,7 @@ from relier.runtime.fetcher import REDIS_ERRORS, Fetcher
 from relier.runtime.heartbeat import Heartbeat
 from relier.runtime.phoenix import Resurrector
 from relier.runtime.scheduler import Scheduler
+from relier.runtime.watchdog import EXIT_LOOP_STALLED, Watchdog
 from relier.settings import redact
 
 log = logging.getLogger("relier.worker")
@@ -68,6 +78,11 @@ class Worker:
         self.queues = list(dict.fromkeys(queues))
         self.id = worker_id or new_worker_id()
         self.capacity = Capacity(concurrency)
+        settings = app.settings
+        self._watchdog = Watchdog(settings.loop_stall_warn, settings.loop_stall_kill)
+        #: The process's exit code once :meth:`run` returns: 0, or :data:`EXIT_RECYCLE`
+        #: when abandoned threads piled up (restart the worker).
+        self.exit_code = 0
         self._stopping = False
         self._fetch_scope: anyio.CancelScope | None = None
         self._grace_scope: anyio.CancelScope | None = None
@@ -81,10 +96,12 @@ class Worker:
         try:
             await self._connect(broker)
             heartbeat = await self._register()
+            self._watchdog.start(on_kill=partial(_end_stalled, heartbeat))
             settler = Settler(broker)
             executor = Executor(self.app, self.id, self.capacity,
-                                min(self.capacity.limit, MAX_THREADS))
+                                min(self.capacity.limit, MAX_THREADS), self._recycle)
             async with anyio.create_task_group() as services:
+                services.start_soon(self._watchdog.tick, name="relier watchdog tick")
                 services.start_soon(settler.run, name="relier settler")
                 services.start_soon(Resurrector(broker, self.id, settings).run,
                                     name="relier resurrector")
@@ -106,6 +123,7 @@ class Worker:
                 services.cancel_scope.cancel()
             clean = True
         finally:
+            self._watchdog.stop()
             with anyio.CancelScope(shield=True):
                 if heartbeat is not None:
                     # After an unclean exit the entry stays, so Phoenix recovers what we held.
@@ -122,6 +140,17 @@ class Worker:
         self._stopping = True
         if self._fetch_scope is not None:
             self._fetch_scope.cancel()
+
+    def _recycle(self, abandoned_running: int) -> None:
+        """Too many abandoned threads: drain and exit so that a supervisor restarts us."""
+        if self.exit_code:
+            return
+        log.error("%d abandoned sync-task thread(s) still running (max_abandoned_threads=%d): "
+                  "draining, then exiting with code %d so that a supervisor starts this "
+                  "worker afresh", abandoned_running, self.app.settings.max_abandoned_threads,
+                  EXIT_RECYCLE)
+        self.exit_code = EXIT_RECYCLE
+        self.stop()
 
     async def _connect(self, broker: Broker) -> None:
         try:
@@ -193,3 +222,34 @@ class Worker:
                     log.info("%s: stopping (no new tasks)", name)
                 self.stop()
 
+
+def _end_stalled(heartbeat: Heartbeat) -> None:
+    """The watchdog's last act (from its thread): make Phoenix act now, then exit."""
+    heartbeat.flatline()
+    _flush_logs()
+    os._exit(EXIT_LOOP_STALLED)
+
+
+def _flush_logs() -> None:
+    for handler in logging.getLogger("relier").handlers:
+        handler.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+
+def end_process(exit_code: int, join_s: float = 1.0) -> None:
+    """After :meth:`Worker.run`: exit with ``exit_code`` at once if it is not 0 or if a
+    thread that cannot be stopped is still running (a sync task past its hard timeout or
+    past the shutdown grace; Python would wait for it forever). Otherwise return."""
+    deadline = time.monotonic() + join_s
+    stuck = [t for t in threading.enumerate()
+             if t is not threading.current_thread() and not t.daemon]
+    for thread in stuck:
+        thread.join(max(deadline - time.monotonic(), 0.0))
+    running = [t for t in stuck if t.is_alive()]
+    if exit_code == 0 and not running:
+        return
+    if running:
+        log.warning("leaving %d thread(s) of sync tasks still running behind", len(running))
+    _flush_logs()
+    os._exit(exit_code)
