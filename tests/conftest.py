@@ -159,3 +159,14 @@ def start_worker(redis_url: str) -> Iterator[StartWorker]:
     yield start
     for worker in started:
         worker.kill()
+
+
+@pytest.fixture
+async def timeouts_app(redis_url: str) -> AsyncIterator[None]:
+    """Point the `timeouts` task App at this test's database; close its clients after."""
+    from tests.taskapps import timeouts
+
+    timeouts.app.configure(redis_url=redis_url)
+    yield
+    await timeouts.app.aclose()
+    timeouts.app.close()

@@ -114,7 +114,7 @@ class Caller:
 def _thread_stack(slot: ThreadSlot) -> str:
     if slot.ident is None:
         return "(still waiting for a worker thread)"
-    return stacks.thread_stack(slot.ident)
+    return stacks.thread_stack(slot.ident, task_only=True)
 
 
 class _LimitedRun:

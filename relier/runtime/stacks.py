@@ -6,6 +6,7 @@ Used when a task is timed out (the DLQ entry keeps where it hung) and by the wat
 
 from __future__ import annotations
 
+import os
 import sys
 import traceback
 from collections.abc import Iterator
@@ -14,6 +15,8 @@ from typing import Any, Final
 
 #: Frames kept in a logged or stored stack, innermost last.
 STACK_LIMIT: Final = 30
+#: Source directory of the runtime: frames from here are Relier's, not the task's.
+RUNTIME_DIR: Final = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def _format(frames: list[FrameType], header: str) -> str:
@@ -62,11 +65,20 @@ def _outward(frame: FrameType | None) -> Iterator[FrameType]:
         frame = frame.f_back
 
 
-def thread_stack(ident: int, header: str = "Running at (most recent call last):") -> str:
-    """The stack of a live thread, outermost first."""
+def thread_stack(
+    ident: int, header: str = "Running at (most recent call last):", *,
+    task_only: bool = False,
+) -> str:
+    """The stack of a live thread, outermost first. With ``task_only``, only the frames
+    the task's own code runs in: those called from the innermost frame of Relier's
+    runtime (the CLI, the event loop and the thread pool are left out)."""
     frames = list(_outward(thread_frame(ident)))
     if not frames:
         return header + "\n  (the thread has ended)"
     frames.reverse()
+    if task_only:
+        inner = [i for i, f in enumerate(frames) if f.f_code.co_filename.startswith(RUNTIME_DIR)]
+        if inner and inner[-1] + 1 < len(frames):
+            frames = frames[inner[-1] + 1:]
     return _format(frames, header)
 

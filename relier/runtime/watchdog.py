@@ -121,12 +121,13 @@ class Watchdog:
         """Which task holds the loop, and the loop thread's stack."""
         if self._loop_thread is None:
             return ""
-        frame = stacks.thread_frame(self._loop_thread)
-        context = _task_on_stack(frame)
-        who = (f"Blocked by task {context.name}[{context.id}] (attempt {context.attempt})."
-               if context is not None else "Not inside a task.")
-        return who + "\n" + stacks.thread_stack(self._loop_thread, "Loop thread stack "
-                                                "(most recent call last):")
+        context = _task_on_stack(stacks.thread_frame(self._loop_thread))
+        if context is None:
+            return "Not inside a task.\n" + stacks.thread_stack(
+                self._loop_thread, "Loop thread stack (most recent call last):")
+        return (f"Blocked by task {context.name}[{context.id}] (attempt {context.attempt}).\n"
+                + stacks.thread_stack(self._loop_thread, "Task stack (most recent call last):",
+                                      task_only=True))
 
 
 def _task_on_stack(frame: FrameType | None) -> TaskContext | None:
