@@ -19,13 +19,14 @@ from rich.console import Console
 
 from relier.broker import as_bytes
 from relier.demo import admission, payments, tasks
+from relier.demo.timeouts import show_timeouts
 from relier.dlq import DeadLetterQueue
 from relier.embedded import EmbeddedServer
 from relier.errors import ConfigurationError, TaskFailed
 from relier.observability.render import dlq_table
 
 console = Console(highlight=False)
-TASKS = "relier.demo.tasks:app"
+TASKS = "relier.demo.tasks:app,relier.demo.timeouts"
 
 
 class DemoWorker:
@@ -147,6 +148,7 @@ def run_demo(*, keep_server: bool = False) -> None:
             payments.double_click(console, client)
             admission.overfull_queue(console, client)
             _phoenix(client, workers)
+            show_timeouts(client, console)
             console.rule("the dead-letter queue")
             dlq_table(DeadLetterQueue(client).entries(), console)
             console.print("  replay with: relier dlq replay <task id>")
