@@ -126,6 +126,19 @@ def test_retry_requests_beyond_the_limit_are_dead_lettered(
     assert (entry.reason, entry.attempts) == ("exception", 2)
 
 
+def test_an_idempotent_call_stays_one_call_across_its_retries(
+    start_worker: StartWorker, rclient: redis.Redis
+) -> None:
+    start_worker(APP)
+    handle = timeouts.idempotent_flaky.push("idem-retry")
+    assert handle.result(timeout=30) == 2
+    # Dispatched again after its retry succeeded: the same call, answered from its record.
+    again = timeouts.idempotent_flaky.push("idem-retry")
+    assert again.id == handle.id
+    assert again.result(timeout=30) == 2
+    assert [a for _, a, _ in attempts(rclient, "idem-retry")] == [1, 2]
+
+
 # -- the backoff formula and option checks (no worker needed) ----------------------------
 
 

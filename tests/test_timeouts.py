@@ -3,6 +3,8 @@ sync tasks and their abandoned threads."""
 
 from __future__ import annotations
 
+import json
+import signal
 import uuid
 from collections.abc import Iterator
 
@@ -168,3 +170,19 @@ def test_hard_timeout_is_retried_when_retries_remain(
     assert handle.result(timeout=30) == 2
     assert dlq(rclient) == []
     assert rclient.llen(timeouts.started_key("hang-once")) == 2
+
+
+def test_a_stuck_sync_thread_does_not_keep_a_stopped_worker_alive(
+    start_worker: StartWorker, rclient: redis.Redis
+) -> None:
+    worker = start_worker(APP, env={"RELIER_SHUTDOWN_GRACE": "0.5"})
+    handle = timeouts.sync_hang.options(hard_timeout=120).push(120.0)
+    poll(lambda: rclient.hexists(keys.fences("default"), handle.id), 30,
+         "the sync task to be taken")
+    worker.signal(signal.SIGTERM)
+    # Python would wait for the sleeping thread forever; the worker leaves it behind.
+    assert worker.wait(timeout=30) == 0
+    assert "leaving 1 thread(s) of sync tasks still running behind" in worker.output
+    # Cut short by shutdown: back at the head of its queue, not failed.
+    assert [json.loads(raw)["headers"]["id"] for raw in rclient.lrange("default", 0, -1)] == [
+        handle.id]

@@ -134,6 +134,15 @@ async def asks_retry(marker: str, countdown: float) -> int:
     return ctx.attempt
 
 
+@app.task(name="timeouts.idempotent_flaky", idempotent=True, retries=2, retry_backoff=0.1)
+async def idempotent_flaky(marker: str) -> int:
+    """An idempotent call that needs one retry."""
+    ctx = await note_start(marker)
+    if ctx.attempt == 1:
+        raise ConnectionError("first attempt fails")
+    return ctx.attempt
+
+
 @app.task(name="timeouts.always_asks_retry", retries=1)
 async def always_asks_retry(marker: str) -> None:
     await note_start(marker)
