@@ -4,7 +4,10 @@ elsewhere, and a task that keeps doing it is quarantined as poison."""
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 
 import pytest
 import redis
@@ -86,3 +89,21 @@ def test_loop_blocker_ends_its_workers_then_is_quarantined_as_poison(
     [survivor] = [w for w in workers if w.process.poll() is None]
     assert timeouts.add.push(3, 4).result(timeout=30) == 7
     assert "event loop blocked" not in survivor.output
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"RELIER_LOOP_STALL_WARN": "5", "RELIER_LOOP_STALL_KILL": "1"},
+     "loop_stall_kill (1s) must be above loop_stall_warn (5s)"),
+    ({"RELIER_LOOP_STALL_WARN": "0"}, "loop_stall_warn must be > 0 seconds"),
+    ({"RELIER_MAX_ABANDONED_THREADS": "-1"}, "max_abandoned_threads must be an int >= 0"),
+])
+def test_bad_limits_stop_the_worker_before_it_starts(
+    env: dict[str, str], message: str, redis_url: str
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "relier", "worker", "-A", APP, "--redis-url", redis_url],
+        capture_output=True, text=True, timeout=60, env={**os.environ, **env},
+    )
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr

@@ -42,6 +42,8 @@ def dlq_entry(entry: DeadLetter, console: Console | None = None) -> None:
                   "worker"):
         console.print(f"[bold]{field}[/bold]: {getattr(entry, field)}")
     console.print(f"[bold]failed_at[/bold]: {_age(entry.failed_at)}")
+    if entry.elapsed is not None:
+        console.print(f"[bold]elapsed[/bold]: {entry.elapsed:.3f}s")
     if entry.traceback:
         console.print("[bold]traceback[/bold]:")
         console.print(entry.traceback, markup=False, highlight=False)

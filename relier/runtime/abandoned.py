@@ -22,6 +22,12 @@ log = logging.getLogger("relier.worker")
 EXIT_RECYCLE: Final = 75
 
 
+def check_limit(limit: int) -> None:
+    """Raise ``ConfigurationError`` unless ``max_abandoned_threads`` is an int >= 0."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        raise ConfigurationError(f"max_abandoned_threads must be an int >= 0, got {limit!r}")
+
+
 class ThreadSlot:
     """One sync task call in a worker thread: knows its thread and whether it has ended.
 
@@ -66,8 +72,7 @@ class AbandonedThreads:
     """Counts abandoned threads still running; calls ``on_exceeded`` once past the limit."""
 
     def __init__(self, limit: int, on_exceeded: Callable[[int], None]) -> None:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise ConfigurationError(f"max_abandoned_threads must be an int >= 0, got {limit!r}")
+        check_limit(limit)
         self.limit = limit
         self._on_exceeded = on_exceeded
         self._lock = threading.Lock()

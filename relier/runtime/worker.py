@@ -42,6 +42,7 @@ from relier.errors import BrokerUnavailable, ConfigurationError
 from relier.protocol import keys
 from relier.protocol.registry import WorkerInfo
 from relier.runtime.abandoned import EXIT_RECYCLE
+from relier.runtime.abandoned import check_limit as check_abandoned_limit
 from relier.runtime.capacity import Capacity
 from relier.runtime.delivery import Delivery, Settler
 from relier.runtime.executor import Executor
@@ -80,6 +81,7 @@ class Worker:
         self.capacity = Capacity(concurrency)
         settings = app.settings
         self._watchdog = Watchdog(settings.loop_stall_warn, settings.loop_stall_kill)
+        check_abandoned_limit(settings.max_abandoned_threads)  # fail before connecting
         #: The process's exit code once :meth:`run` returns: 0, or :data:`EXIT_RECYCLE`
         #: when abandoned threads piled up (restart the worker).
         self.exit_code = 0
