@@ -13,7 +13,7 @@ from relier import AdmissionRejectedError, App
 from relier.embedded import EmbeddedServer
 from relier.protocol import keys
 from tests.conftest import StartWorker
-from tests.waiting import poll
+from tests.polling import poll
 
 APP = "tests.taskapps.basic:app"
 LIMIT = 5

@@ -16,8 +16,8 @@ from relier import TaskFailed
 from relier.protocol import keys
 from relier.task import PushOptions
 from tests.conftest import StartWorker
+from tests.polling import poll
 from tests.taskapps import payments
-from tests.waiting import poll
 
 APP = "tests.taskapps.payments:app"
 ROOT = Path(__file__).resolve().parent.parent

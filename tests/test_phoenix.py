@@ -11,8 +11,8 @@ import redis
 from relier import TaskFailed
 from relier.protocol import dead_letter, keys, registry, results
 from tests.conftest import StartWorker, WorkerProcess
+from tests.polling import poll
 from tests.taskapps import basic
-from tests.waiting import poll
 
 APP = "tests.taskapps.basic:app"
 #: Short heartbeats so a test sees a death in about a second instead of six.

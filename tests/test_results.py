@@ -12,8 +12,8 @@ import redis
 from relier import TaskHandle
 from relier.protocol import keys, results
 from tests.conftest import StartWorker
+from tests.polling import poll
 from tests.taskapps import payments
-from tests.waiting import poll
 
 APP = "tests.taskapps.payments:app"
 
