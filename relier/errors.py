@@ -103,13 +103,24 @@ class Retry(RelierError):
     The message goes back through its queue's delayed set (in Redis, not in the worker's
     memory) with Celery's ``retries`` header incremented. ``countdown`` is the delay in
     seconds; without it the task's ``retry_backoff`` decides. Each Retry counts against
-    the task's ``retries``: with none left the task is dead-lettered (reason
-    ``exception``), and ``exc``, when given, is the error stored as its failure.
+    the task's ``retries``, or against ``max_retries`` when given (as with Celery's
+    ``self.retry(max_retries=...)``, for a task declared without ``retries``): with none
+    left the task is dead-lettered (reason ``exception``), and ``exc``, when given, is the
+    error stored as its failure.
     """
 
-    def __init__(self, countdown: float | None = None, exc: BaseException | None = None) -> None:
+    def __init__(
+        self,
+        countdown: float | None = None,
+        exc: BaseException | None = None,
+        *,
+        max_retries: int | None = None,
+    ) -> None:
         if countdown is not None and not countdown >= 0:
             raise ValueError(f"Retry countdown must be >= 0 seconds, got {countdown!r}")
+        if max_retries is not None and max_retries < 0:
+            raise ValueError(f"Retry max_retries must be >= 0, got {max_retries!r}")
+        self.max_retries = max_retries
         when = "with backoff" if countdown is None else f"in {countdown:g}s"
         super().__init__(f"retry {when}" + (f": {exc!r}" if exc is not None else ""))
         self.countdown = countdown

@@ -126,6 +126,12 @@ def test_retry_requests_beyond_the_limit_are_dead_lettered(
     assert (entry.reason, entry.attempts) == ("exception", 2)
 
 
+def test_retry_may_set_its_own_limit(start_worker: StartWorker, rclient: redis.Redis) -> None:
+    start_worker(APP)
+    assert timeouts.retries_itself.push("own-limit").result(timeout=30) == 3
+    assert len(attempts(rclient, "own-limit")) == 3
+
+
 def test_an_idempotent_call_stays_one_call_across_its_retries(
     start_worker: StartWorker, rclient: redis.Redis
 ) -> None:

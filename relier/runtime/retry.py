@@ -55,7 +55,10 @@ def backoff_ceiling(retry_number: int, base_s: float, cap_s: float) -> float:
 
 def retry_delay(task: Task[Any, Any], message: TaskMessage, error: BaseException) -> float | None:
     """Seconds until the next attempt, or None when this failure is final."""
-    if message.retries >= task.retries:
+    limit = task.retries
+    if isinstance(error, Retry) and error.max_retries is not None:
+        limit = error.max_retries
+    if message.retries >= limit:
         return None
     if isinstance(error, Retry):
         if error.countdown is not None:

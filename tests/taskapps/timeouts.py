@@ -143,6 +143,15 @@ async def idempotent_flaky(marker: str) -> int:
     return ctx.attempt
 
 
+@app.task(name="timeouts.retries_itself")
+async def retries_itself(marker: str) -> int:
+    """Declares no retries, but asks for up to two itself."""
+    ctx = await note_start(marker)
+    if ctx.attempt < 3:
+        raise Retry(countdown=0.1, max_retries=2)
+    return ctx.attempt
+
+
 @app.task(name="timeouts.always_asks_retry", retries=1)
 async def always_asks_retry(marker: str) -> None:
     await note_start(marker)
