@@ -20,7 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from relier.broker import Enqueued, Outgoing, call_sync, enqueue_call, read_enqueue_reply
-from relier.errors import BrokerUnavailable
+from relier.errors import ArgumentError, BrokerUnavailable
 from relier.handle import TaskHandle
 from relier.protocol import keys, results
 from relier.protocol import message as wire
@@ -85,7 +85,14 @@ class Producer:
                 origin=_ORIGIN,
                 extra_headers=headers,
             )
-            messages.append((wire.encode(message), message.id))
+            raw = wire.encode(message)
+            if len(raw) > settings.max_message_bytes:
+                # A worker would dead-letter it unread; say so before anything is sent.
+                raise ArgumentError(
+                    f"{task.name}(): the message would be {len(raw):,} bytes, over the limit "
+                    f"of {settings.max_message_bytes:,} (setting max_message_bytes); "
+                    "pass a reference (a key, a URL) to large data instead")
+            messages.append((raw, message.id))
         return Outgoing(
             queue,
             messages,

@@ -72,6 +72,9 @@ class Settings:
     #: Seconds of a stalled loop after which the watchdog ends the process, so that
     #: Phoenix moves its tasks elsewhere; 0 never ends it.
     loop_stall_kill: float = 60.0
+    #: Largest message, in bytes as it sits on the list (the base64 body is about 4/3 of
+    #: the JSON arguments). Producers refuse bigger ones; workers dead-letter them unread.
+    max_message_bytes: int = 8 * 1024 * 1024
 
     @classmethod
     def load(

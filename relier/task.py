@@ -123,6 +123,9 @@ class Task(Generic[P, R]):
         self.retry_backoff_max = retry_backoff_max
         check_limits(self.name, soft_timeout, hard_timeout)
         check_retry_options(self.name, retries, retry_backoff, retry_backoff_max, self.retry_on)
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise ConfigurationError(f"task {self.name}: version must be an int >= 1, "
+                                     f"not {version!r}")
         self.version = version
         self.ignore_result = ignore_result
         self.rate_limit = rate_limit
@@ -177,7 +180,23 @@ class Task(Generic[P, R]):
         return hook
 
     def upgrade(self, from_version: int) -> Callable[[Upgrader], Upgrader]:
-        """Register a function turning ``(args, kwargs)`` of ``from_version`` into the next."""
+        """Register ``fn(args, kwargs) -> (args, kwargs)`` turning a payload written for
+        ``from_version`` into one for ``from_version + 1``.
+
+        A worker runs the upgraders of an older payload in order (1→2, 2→3, ...) on its
+        JSON arguments, then validates the result against the current signature. A step
+        without an upgrader passes the arguments through unchanged. Upgraders run on the
+        event loop: keep them pure and quick. An upgrader that raises sends the message
+        to the DLQ as ``payload_invalid``.
+        """
+        if isinstance(from_version, bool) or not isinstance(from_version, int) \
+                or not 1 <= from_version < self.version:
+            raise ConfigurationError(
+                f"task {self.name} is version {self.version}: an upgrader can start from "
+                f"versions 1 to {self.version - 1}, not {from_version!r}")
+        if from_version in self.upgraders:
+            raise ConfigurationError(
+                f"task {self.name} already has an upgrader from version {from_version}")
 
         def register(fn: Upgrader) -> Upgrader:
             self.upgraders[from_version] = fn

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import reprlib
 from collections.abc import Callable
 from typing import Any, get_type_hints
 
@@ -83,9 +84,12 @@ class ArgumentSpec:
         try:
             msgspec.convert(msgspec.to_builtins(value), hint, strict=True)
         except (msgspec.ValidationError, TypeError, msgspec.EncodeError) as exc:
-            raise ArgumentError(
-                f"{self.task_name}(): argument {name!r}: {exc} (got {value!r})"
-            ) from None
+            raise ArgumentError(self._mismatch(name, exc, value)) from None
+
+    def _mismatch(self, name: str, exc: Exception, value: Any) -> str:
+        # msgspec says where inside the value it failed as `$.field`; say `name.field`.
+        where = str(exc).replace("`$", f"`{name}")
+        return f"{self.task_name}(): argument {name!r}: {where} (got {_short_repr(value)})"
 
     def from_wire(
         self, args: list[Any], kwargs: dict[str, Any]
@@ -108,9 +112,7 @@ class ArgumentSpec:
                 return {k: msgspec.convert(v, hint, strict=True) for k, v in value.items()}
             return msgspec.convert(value, hint, strict=True)
         except msgspec.ValidationError as exc:
-            raise ArgumentError(
-                f"{self.task_name}(): argument {name!r}: {exc} (got {value!r})"
-            ) from None
+            raise ArgumentError(self._mismatch(name, exc, value)) from None
 
 
 def _variadic_values(value: Any, kind: Any) -> list[Any]:
@@ -119,3 +121,16 @@ def _variadic_values(value: Any, kind: Any) -> list[Any]:
     if kind is inspect.Parameter.VAR_KEYWORD:
         return list(value.values())
     return [value]
+
+
+def _short_reprs() -> reprlib.Repr:
+    # reprlib cuts strings and containers before building the text, so a multi-megabyte
+    # argument never becomes a multi-megabyte error, log line or DLQ entry.
+    short = reprlib.Repr()
+    short.maxstring = short.maxother = 80
+    short.maxlist = short.maxtuple = short.maxdict = short.maxset = 8
+    short.maxlevel = 4
+    return short
+
+
+_short_repr = _short_reprs().repr

@@ -7,7 +7,7 @@ from typing import Any, Final
 
 import msgspec
 
-from relier.protocol.message import decode_json, encode_json
+from relier.protocol.message import encode_json
 
 
 class DeadLetter(msgspec.Struct, kw_only=True):
@@ -34,10 +34,18 @@ class DeadLetter(msgspec.Struct, kw_only=True):
 _decoder: Final = msgspec.json.Decoder(DeadLetter)
 
 
+_raw_json: Final = msgspec.json.Decoder(msgspec.Raw)
+
+
 def original_message(raw: bytes) -> tuple[Any, str | None]:
-    """The envelope for an entry: parsed JSON, or text plus the exact bytes in base64."""
+    """The envelope for an entry: the JSON as it arrived, or text plus the exact bytes in
+    base64.
+
+    Valid JSON is embedded in the entry byte for byte (``msgspec.Raw``: checked, never
+    parsed into objects), so dead-lettering a large message costs one copy, not three.
+    """
     try:
-        return decode_json(raw), None
+        return _raw_json.decode(raw), None
     except msgspec.DecodeError:
         return raw.decode("utf-8", errors="replace"), base64.b64encode(raw).decode("ascii")
 

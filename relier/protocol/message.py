@@ -50,7 +50,15 @@ class Envelope(msgspec.Struct, kw_only=True):
     properties: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
+class _Head(msgspec.Struct):
+    """Only the small parts of an envelope; the body is skipped (checked, never copied)."""
+
+    headers: dict[str, Any] = msgspec.field(default_factory=dict)
+    properties: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
 _envelope_decoder: Final = msgspec.json.Decoder(Envelope)
+_head_decoder: Final = msgspec.json.Decoder(_Head)
 _json_encoder: Final = msgspec.json.Encoder()
 _any_decoder: Final = msgspec.json.Decoder()
 
@@ -175,13 +183,20 @@ def _decode_payload(envelope: Envelope) -> Any:
         raise PayloadError("not_json", f"body is not JSON: {exc}") from exc
 
 
-def decode(raw: bytes | str) -> TaskMessage:
+def decode(raw: bytes | str, *, max_bytes: int | None = None) -> TaskMessage:
     """Decode a message taken from a queue list.
 
     Raises :class:`PayloadError` with reason ``not_json`` when the bytes or the body
     are not JSON (pickle, YAML, msgpack, garbage) and ``payload_invalid`` when they
-    are JSON but not a task message Relier can run.
+    are JSON but not a task message Relier can run, or longer than ``max_bytes`` (checked
+    first, so an oversized message is never copied into Python objects).
     """
+    if max_bytes is not None and len(raw) > max_bytes:
+        raise PayloadError(
+            "payload_invalid",
+            f"message is {len(raw):,} bytes, over the limit of {max_bytes:,} "
+            "(setting max_message_bytes); not decoded",
+        )
     try:
         envelope = _envelope_decoder.decode(raw)
     except msgspec.ValidationError as exc:
@@ -196,6 +211,34 @@ def decode(raw: bytes | str) -> TaskMessage:
     if "task" in envelope.headers:
         return _from_v2(envelope, payload)
     return _from_v1(envelope, payload)
+
+
+def peek(raw: bytes | str) -> TaskMessage | None:
+    """What the headers of a message that :func:`decode` refused still say about it.
+
+    The message has no arguments; it names the task and its id so that a dead-letter
+    entry can say which task it was and its caller can be told. ``None`` when the
+    envelope is not JSON or its headers name no task and id (protocol v1 keeps them in
+    the body, which is not read here). The body is skipped, so this is cheap even for a
+    message far over ``max_bytes``.
+    """
+    try:
+        head = _head_decoder.decode(raw)
+    except msgspec.DecodeError:  # ValidationError included: not an envelope object
+        return None
+    task, task_id = head.headers.get("task"), head.headers.get("id")
+    if not (isinstance(task, str) and task and isinstance(task_id, str) and task_id):
+        return None
+    return TaskMessage(
+        id=task_id,
+        task=task,
+        args=[],
+        kwargs={},
+        queue=_routing_key(head.properties),
+        retries=_optional_int(head.headers.get("retries")) or 0,
+        headers=head.headers,
+        properties=head.properties,
+    )
 
 
 def _routing_key(properties: dict[str, Any]) -> str:

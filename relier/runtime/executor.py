@@ -28,7 +28,7 @@ from relier.errors import ArgumentError, PayloadError
 from relier.protocol import dead_letter, results
 from relier.protocol import message as wire
 from relier.protocol.message import TaskMessage
-from relier.runtime import retry
+from relier.runtime import retry, versioning
 from relier.runtime.abandoned import AbandonedThreads
 from relier.runtime.capacity import Capacity
 from relier.runtime.deadlines import Caller, HardTimeout, limits_for
@@ -43,9 +43,6 @@ log = logging.getLogger("relier.task")
 SETTLE_TIMEOUT_S: Final = 10.0
 #: An eta this close to now counts as due (clock skew between hosts).
 ETA_TOLERANCE_S: Final = 0.05
-#: Deferral of an unknown task name: first pause, doubled each time, capped.
-DEFER_FIRST_S: Final = 1.0
-DEFER_MAX_S: Final = 30.0
 
 
 class Executor:
@@ -74,10 +71,13 @@ class Executor:
 
     async def _execute(self, delivery: Delivery) -> None:
         try:
-            message = wire.decode(delivery.raw)
+            message = wire.decode(delivery.raw, max_bytes=self._settings.max_message_bytes)
         except PayloadError as exc:
             log.error("dead-lettering an undecodable message from %r: %s", delivery.queue, exc)
-            await self._dead_letter(delivery, None, exc.reason, exc.detail, None)
+            # Readable headers still name the task and id: the entry says which task it
+            # was and its caller gets the failure instead of waiting for a result.
+            await self._dead_letter(delivery, wire.peek(delivery.raw), exc.reason, exc.detail,
+                                    None, failure=exc)
             return
         now = time.time()
         if message.expires is not None and message.expires.timestamp() <= now:
@@ -91,12 +91,23 @@ class Executor:
             await self._defer_unknown(delivery, message, now)
             return
         try:
-            args, kwargs = task.arguments.from_wire(message.args, message.kwargs)
-        except ArgumentError as exc:
+            call = versioning.prepare(task, message)
+        except PayloadError as exc:
             log.error("task %s[%s] has invalid arguments: %s", message.task, message.id, exc)
-            await self._dead_letter(delivery, message, "payload_invalid", str(exc), None,
+            tb = "".join(traceback.format_exception(exc)) if exc.__cause__ else None
+            await self._dead_letter(delivery, message, "payload_invalid", str(exc), tb,
                                     failure=exc)
             return
+        if isinstance(call, versioning.TooNew):
+            why = call.describe(message.task)
+            await self._defer(delivery, message, now, "version_too_new", why,
+                              results.failure(message.id, PayloadError("version_too_new", why),
+                                              None))
+            return
+        if call.upgraded_from is not None:
+            log.debug("task %s[%s]: version %d payload upgraded to %d", message.task,
+                      message.id, call.upgraded_from, task.version)
+        args, kwargs = call.args, call.kwargs
         if message.idempotency_key is not None and await self._ran_before(delivery, message):
             return
         if task.rate is not None and await defer_if_limited(delivery, message, task, self._settle):
@@ -188,27 +199,27 @@ class Executor:
                                 None, result=results.revoked(message.id, "expired"))
 
     async def _defer_unknown(self, delivery: Delivery, message: TaskMessage, now: float) -> None:
-        """An unknown task waits in the delayed set (a newer worker may be rolling out);
-        past ``defer_window`` it is dead-lettered as ``unknown_task``."""
-        first = message.headers.get(wire.FIRST_DEFERRED_HEADER)
-        first_at = float(first) if isinstance(first, int | float) else now
-        waited = now - first_at
-        if waited >= self._settings.defer_window:
-            log.error("task %r is unknown to this worker; dead-lettering %s after %.0fs",
-                      message.task, message.id, waited)
-            not_registered = results.failure_from(
-                message.id, "NotRegistered", "celery.exceptions", [message.task], None)
-            await self._dead_letter(delivery, message, "unknown_task",
-                                    f"no task named {message.task!r} is registered", None,
-                                    result=not_registered)
+        """An unknown task waits (a newer worker may be rolling out), then is dead-lettered
+        as ``unknown_task`` with Celery's ``NotRegistered`` as its result."""
+        not_registered = results.failure_from(
+            message.id, "NotRegistered", "celery.exceptions", [message.task], None)
+        await self._defer(delivery, message, now, "unknown_task",
+                          f"no task named {message.task!r} is registered", not_registered)
+
+    async def _defer(
+        self, delivery: Delivery, message: TaskMessage, now: float, reason: str, why: str,
+        result: results.ResultMeta,
+    ) -> None:
+        """Park a message this worker cannot run yet in the delayed set, with backoff, for
+        up to ``defer_window``; past it, dead-letter it with ``reason``."""
+        deferral = versioning.next_attempt(message, now, self._settings.defer_window)
+        if deferral.due is None:
+            log.error("%s; dead-lettering %s as %s after %.0fs", why, message.id, reason,
+                      deferral.waited)
+            await self._dead_letter(delivery, message, reason, why, None, result=result)
             return
-        pause = min(DEFER_FIRST_S * 2 ** int(message.headers.get("relier_deferrals", 0)),
-                    DEFER_MAX_S, max(self._settings.defer_window - waited, 0.0))
-        message.headers[wire.FIRST_DEFERRED_HEADER] = first_at
-        message.headers["relier_deferrals"] = int(message.headers.get("relier_deferrals", 0)) + 1
-        log.warning("task %r is unknown to this worker; deferring %s by %.1fs",
-                    message.task, message.id, pause)
-        await self._settle(delivery.schedule(message, wire.encode(message), now + pause))
+        log.warning("%s; deferring %s by %.1fs", why, message.id, deferral.due - now)
+        await self._settle(delivery.schedule(message, wire.encode(message), deferral.due))
 
     async def _dead_letter(
         self,
