@@ -152,6 +152,9 @@ def run_demo(*, keep_server: bool = False) -> None:
             console.rule("the dead-letter queue")
             dlq_table(DeadLetterQueue(client).entries(), console)
             console.print("  replay with: relier dlq replay <task id>")
+            from relier.demo.deploys import rolling_deploy  # it imports this module
+
+            rolling_deploy(server.url, str(server.directory), console)
     finally:
         client.close()
         tasks.app.close()
