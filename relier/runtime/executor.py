@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -24,7 +25,7 @@ import msgspec
 
 from relier.app import App
 from relier.context import TaskContext
-from relier.errors import ArgumentError, PayloadError
+from relier.errors import PayloadError
 from relier.protocol import dead_letter, results
 from relier.protocol import message as wire
 from relier.protocol.message import TaskMessage
