@@ -55,7 +55,7 @@ def _deferrals(client: redis.Redis, task_id: str) -> int:
 
 def rolling_deploy(url: str, log_dir: str, console: Console) -> None:
     """Play the scene against the server at ``url``."""
-    console.rule("4. a rolling deploy: the new release's payload reaches an old worker")
+    console.rule("a rolling deploy: the new release's payload reaches an old worker")
     client = redis.Redis.from_url(url)
     for app in (invoices_v1.app, invoices_v2.app):
         app.configure(redis_url=url)

@@ -149,12 +149,12 @@ def run_demo(*, keep_server: bool = False) -> None:
             admission.overfull_queue(console, client)
             _phoenix(client, workers)
             show_timeouts(client, console)
-            console.rule("the dead-letter queue")
-            dlq_table(DeadLetterQueue(client).entries(), console)
-            console.print("  replay with: relier dlq replay <task id>")
             from relier.demo.deploys import rolling_deploy  # it imports this module
 
             rolling_deploy(server.url, str(server.directory), console)
+            console.rule("the dead-letter queue")
+            dlq_table(DeadLetterQueue(client).entries(), console)
+            console.print("  replay with: relier dlq replay <task id>")
     finally:
         client.close()
         tasks.app.close()
