@@ -144,3 +144,18 @@ def test_decode_refuses_an_oversized_message_before_reading_it() -> None:
                                  b'{"headers": {"id": "1", "task": 7}}'])
 def test_peek_finds_nothing_without_a_task_and_an_id(raw: bytes) -> None:
     assert wire.peek(raw) is None
+
+
+def test_dlq_show_prints_an_error_with_brackets_whole() -> None:
+    """Rich would take "[...]" in an error for markup and drop it."""
+    from rich.console import Console
+
+    from relier.observability.render import dlq_entry, dlq_table
+
+    entry = dead_letter.DeadLetter(task_id="t-1", task="t", queue="q", reason="payload_invalid",
+                                   error="bad [bold]x[/bold] [a version 1 payload]",
+                                   failed_at=0, message={})
+    console = Console(width=200, record=True)
+    dlq_entry(entry, console)
+    dlq_table([entry], console)
+    assert console.export_text().count("bad [bold]x[/bold] [a version 1 payload]") == 2

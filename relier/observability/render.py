@@ -6,6 +6,7 @@ import time
 from collections.abc import Sequence
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from relier.protocol.dead_letter import DeadLetter
@@ -32,7 +33,7 @@ def dlq_table(entries: Sequence[DeadLetter], console: Console | None = None) -> 
     table.add_column("error", overflow="ellipsis", no_wrap=True, ratio=1)
     for e in entries:
         table.add_row(e.task_id or "-", e.task or "-", e.queue, e.reason, str(e.attempts),
-                      str(e.resurrections), _age(e.failed_at), e.error[:80])
+                      str(e.resurrections), _age(e.failed_at), escape(e.error[:80]))
     console.print(table)
 
 
@@ -40,7 +41,8 @@ def dlq_entry(entry: DeadLetter, console: Console | None = None) -> None:
     console = console or Console()
     for field in ("task_id", "task", "queue", "reason", "error", "attempts", "resurrections",
                   "worker"):
-        console.print(f"[bold]{field}[/bold]: {getattr(entry, field)}")
+        # Escaped: an error may hold "[...]", which rich would take for markup and drop.
+        console.print(f"[bold]{field}[/bold]: {escape(str(getattr(entry, field)))}")
     console.print(f"[bold]failed_at[/bold]: {_age(entry.failed_at)}")
     if entry.elapsed is not None:
         console.print(f"[bold]elapsed[/bold]: {entry.elapsed:.3f}s")

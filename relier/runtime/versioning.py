@@ -86,7 +86,7 @@ def prepare(task: Task[Any, Any], message: TaskMessage) -> Call | TooNew:
     except ArgumentError as exc:
         hint = "after its upgraders" if _has_upgraders(task, version) else "with no upgrader"
         raise ArgumentError(
-            f"{exc} [a version {version} payload, {hint}, for version {task.version}]"
+            f"{exc}; a version {version} payload, {hint}, for version {task.version}"
         ) from None
     return Call(args, kwargs, upgraded_from=version)
 
