@@ -17,9 +17,8 @@ import json
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from relier.handle import TaskHandle
 from relier.protocol import dead_letter, keys
 from relier.protocol.dead_letter import DeadLetter
 from tests.conftest import StartWorker, WorkerProcess
+from tests.polling import poll
 from tests.taskapps import deploy_v1, deploy_v2
 
 V1 = "tests.taskapps.deploy_v1:app"
@@ -59,13 +59,6 @@ def dead_letters(rclient: redis.Redis) -> list[DeadLetter]:
     return [dead_letter.decode(e) for e in rclient.lrange(keys.dead_letters("default"), 0, -1)]
 
 
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
 def deferrals_logged(worker: WorkerProcess, task_id: str) -> int:
     return sum(f"deferring {task_id}" in line for line in worker.output.splitlines())
 
@@ -82,7 +75,7 @@ def test_a_newer_payload_waits_for_a_worker_that_knows_it(
     handle = deploy_v2.greet.push(deploy_v2.Person("Ada", "Lovelace"), deploy_v2.Greeting.HI)
     # The old worker defers it again and again (backoff 1 s, 2 s, ...): never runs it,
     # never dead-letters it.
-    wait_until(lambda: deferrals_logged(old, handle.id) >= 2, "two deferrals")
+    poll(lambda: deferrals_logged(old, handle.id) >= 2, 30, "two deferrals")
     assert "payload is version 2; this worker has version 1" in old.output
     assert runs(rclient) == []
     assert dead_letters(rclient) == []
