@@ -16,12 +16,26 @@ from typing import Any, Final, Literal
 
 import redis
 import redis.asyncio as aioredis
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, OutOfMemoryError, ReadOnlyError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from relier.errors import AdmissionRejectedError
 from relier.protocol import keys, scripts
 from relier.protocol.message import decode_json
 from relier.protocol.scripts import ScriptName
+
+#: Errors after which a worker's Redis call is simply tried again later, with backoff:
+#: the server is unreachable, or it refused (out of memory, a read-only replica after a
+#: failover, failing persistence, still loading). A loop that lets one of these escape
+#: would take every worker down at once, and count a resurrection against every task
+#: they held.
+REDIS_ERRORS: Final = (RedisConnectionError, RedisTimeoutError, OSError, ResponseError)
+#: Error replies that mean "not now" rather than "this call is wrong".
+_TRANSIENT_REPLIES: Final = (
+    "OOM", "READONLY", "MISCONF", "NOREPLICAS", "BUSY", "LOADING", "TRYAGAIN", "MASTERDOWN",
+    "CLUSTERDOWN",
+)
 
 #: How many due messages one pump call moves at most (bounds the Lua stack and latency).
 PUMP_BATCH: Final = 500
@@ -78,6 +92,13 @@ def as_bytes(value: object) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
 
 
+def is_transient(reply: object) -> bool:
+    """An error reply worth sending again later (see ``_TRANSIENT_REPLIES``)."""
+    # redis-py strips the code from the replies it has a class for.
+    return isinstance(reply, OutOfMemoryError | ReadOnlyError) or (
+        isinstance(reply, ResponseError) and str(reply).startswith(_TRANSIENT_REPLIES))
+
+
 def _is_noscript(value: object) -> bool:
     return isinstance(value, NoScriptError) or (
         isinstance(value, ResponseError) and str(value).startswith("NOSCRIPT")
@@ -117,10 +138,16 @@ def read_enqueue_reply(batch: Outgoing, reply: list[Any]) -> list[Enqueued]:
     ]
 
 
-def read_begin_reply(reply: list[Any]) -> Enqueued | None:
-    """An earlier success of the call (the worker acks without running), or None to run."""
-    if as_bytes(reply[0]) == b"done":
+def read_begin_reply(reply: Any) -> Enqueued | None:
+    """Before an idempotent run: ``done`` (an earlier run succeeded; ack without running),
+    ``pending`` (another delivery of the call is running now), or None: run it."""
+    if not isinstance(reply, list):
+        return None  # the script could not run: at least once means running it
+    status = as_bytes(reply[0])
+    if status == b"done":
         return Enqueued("done", as_bytes(reply[1]).decode(), as_bytes(reply[2]))
+    if status == b"busy":
+        return Enqueued("pending", as_bytes(reply[1]).decode())
     return None
 
 

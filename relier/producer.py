@@ -58,6 +58,10 @@ class Producer:
             expires = now + timedelta(seconds=expires)
         elif expires is not None:
             expires = wire.aware(expires)
+        if options.idempotency_key is not None and len(calls) > 1:
+            raise ArgumentError(
+                f"{task.name}: one idempotency_key cannot name {len(calls)} different calls; "
+                "push them one by one with a key each, or declare the task idempotent=True")
         idempotent = task.idempotent or options.idempotency_key is not None
         idempotency_ttl = task.idempotency_ttl or settings.idempotency_ttl
         messages: list[tuple[bytes, str]] = []

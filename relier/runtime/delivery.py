@@ -17,10 +17,16 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import anyio
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import ResponseError
 
-from relier.broker import Broker, ScriptCall, read_begin_reply
+from relier.broker import (
+    REDIS_ERRORS,
+    Broker,
+    Enqueued,
+    ScriptCall,
+    is_transient,
+    read_begin_reply,
+)
 from relier.protocol import keys
 from relier.protocol.message import TaskMessage
 
@@ -71,15 +77,37 @@ class Settler:
                     pending.done.set()
 
     async def _send(self, batch: list[_Pending]) -> list[Any]:
+        """Every settle's reply; a settle that cannot land (a script error) replies None.
+
+        Unreachable Redis or a transient refusal (out of memory, read-only...) is waited
+        out: the settle scripts are idempotent (a repeat that finds its message gone
+        writes nothing), so sending one again is always safe.
+        """
+        replies: list[Any] = [None] * len(batch)
+        todo = list(range(len(batch)))
         delay = 0.1
-        while True:
+        while todo:
             try:
-                return await self._broker.call_many([p.call for p in batch])
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                answers = await self._broker.call_many([batch[i].call for i in todo])
+            except REDIS_ERRORS as exc:
+                answers = [exc] * len(todo)
+            again = []
+            for i, answer in zip(todo, answers, strict=True):
+                if isinstance(answer, BaseException) and (
+                        is_transient(answer) or not isinstance(answer, ResponseError)):
+                    again.append(i)
+                elif isinstance(answer, BaseException):
+                    log.error("a settle failed for good (%s); its message stays in this "
+                              "worker's processing list until it stops", answer)
+                else:
+                    replies[i] = answer
+            if again:
                 log.warning("settling %d task(s) failed (%s); retrying in %.1fs",
-                            len(batch), exc, delay)
+                            len(again), answers[todo.index(again[0])], delay)
                 await anyio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF_S)
+            todo = again
+        return replies
 
 
 def fence_id(message: TaskMessage | None) -> str:
@@ -135,17 +163,18 @@ class Delivery:
         )
         return bool(await self.settler.settle(call))
 
-    async def ran_before(self, message: TaskMessage) -> bytes | None:
-        """For an idempotent call: the result its earlier successful run stored (``b""``
-        when it kept none), or None when it has not succeeded yet; then its record is
-        marked running under this delivery's id."""
+    async def begin_idempotent(self, message: TaskMessage) -> Enqueued | None:
+        """For an idempotent call, before running it: ``done`` with the result an earlier
+        run stored (``b""`` when it kept none), ``pending`` while another delivery of the
+        call runs, or None: it may run, and its record now says running under this id."""
         record = idempotency_record(message)
         if record is None:
             return None
-        ttl = message.idempotency_ttl or DEFAULT_IDEMPOTENCY_TTL_S
+        # The record must outlive the run, or a new dispatch could start a second one.
+        ttl = (message.idempotency_ttl or DEFAULT_IDEMPOTENCY_TTL_S) + math.ceil(
+            message.hard_timeout or 0)
         reply = await self.settler.settle(Broker.idempotent_begin_call(record, message.id, ttl))
-        earlier = read_begin_reply(reply)
-        return None if earlier is None else earlier.result
+        return read_begin_reply(reply)
 
     async def schedule(
         self, message: TaskMessage, new_raw: bytes, due_s: float,

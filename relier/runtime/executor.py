@@ -14,6 +14,7 @@ hard timeout is retried through the delayed set when its options allow it
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import traceback
@@ -42,6 +43,8 @@ log = logging.getLogger("relier.task")
 #: Seconds a settle may take during shutdown before the worker gives up on it (the
 #: message then stays in the processing list, where Phoenix finds it).
 SETTLE_TIMEOUT_S: Final = 10.0
+#: Seconds a delivery waits while another delivery of the same idempotent call runs.
+BUSY_WAIT_S: Final = 5.0
 #: An eta this close to now counts as due (clock skew between hosts).
 ETA_TOLERANCE_S: Final = 0.05
 
@@ -105,6 +108,7 @@ class Executor:
                               results.failure(message.id, PayloadError("version_too_new", why),
                                               None))
             return
+        versioning.forget_deferrals(message)
         if call.upgraded_from is not None:
             log.debug("task %s[%s]: version %d payload upgraded to %d", message.task,
                       message.id, call.upgraded_from, task.version)
@@ -117,13 +121,21 @@ class Executor:
 
     async def _ran_before(self, delivery: Delivery, message: TaskMessage) -> bool:
         """An idempotent call that already succeeded is acked with that result, not run
-        again (a redelivery after a resurrection, or a dispatch that outlived its record)."""
-        stored = await delivery.ran_before(message)
-        if stored is None:
+        again (a redelivery after a resurrection, or a dispatch that outlived its record);
+        one whose other delivery is running now waits in the delayed set, then finds it
+        succeeded (or runs, if that run failed)."""
+        earlier = await delivery.begin_idempotent(message)
+        if earlier is None:
             return False
+        if earlier.status == "pending":
+            log.info("task %s[%s]: the same call runs now as %s; waiting %.0fs",
+                     message.task, message.id, earlier.task_id, BUSY_WAIT_S)
+            await self._settle(delivery.schedule(message, delivery.raw,
+                                                 time.time() + BUSY_WAIT_S))
+            return True
         payload = b""
-        if stored:
-            meta = results.decode(stored)
+        if earlier.result:
+            meta = results.decode(earlier.result)
             meta.task_id = message.id
             payload = results.encode(meta)
         log.info("task %s[%s] already succeeded under idempotency key %s; not run again",
@@ -152,6 +164,14 @@ class Executor:
         except Exception as exc:
             await self._failed(delivery, message, task, exc, time.monotonic() - started)
             return
+        except asyncio.CancelledError as exc:
+            if _cancelled_from_outside():
+                raise  # shutdown or the hard timeout: not the task's own failure
+            # The task's code raised CancelledError itself (it awaited something that
+            # was cancelled). Letting it escape would stop the whole worker, which gives
+            # the message back, and the next worker would stop the same way.
+            await self._failed(delivery, message, task, exc, time.monotonic() - started)
+            return
         elapsed = time.monotonic() - started
         if await self._settle(delivery.ack(message, payload, self._settings.result_ttl)):
             log.info("task %s[%s] succeeded in %.3fs (attempt %d)",
@@ -162,7 +182,7 @@ class Executor:
 
     async def _failed(
         self, delivery: Delivery, message: TaskMessage, task: Task[Any, Any],
-        error: Exception, elapsed: float,
+        error: BaseException, elapsed: float,
     ) -> None:
         """Retry later through the delayed set if the task allows it; else dead-letter."""
         attempt = message.retries + 1
@@ -264,3 +284,10 @@ class Executor:
         log.error("a settle did not complete in %.0fs; Phoenix will recover the message",
                   SETTLE_TIMEOUT_S)
         return False
+
+
+def _cancelled_from_outside() -> bool:
+    """Whether the running asyncio task has a cancellation request pending (anyio's cancel
+    scopes, and so shutdown and hard timeouts, request cancellation of the task)."""
+    task = asyncio.current_task()
+    return task is None or task.cancelling() > 0

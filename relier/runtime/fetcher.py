@@ -22,10 +22,8 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 import anyio
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from relier.broker import Broker
+from relier.broker import REDIS_ERRORS, Broker
 from relier.runtime.capacity import Capacity
 from relier.runtime.delivery import Delivery, Settler
 
@@ -42,7 +40,6 @@ MAX_BACKOFF_S: Final = 5.0
 #: keep slots refilling as they free up.
 MAX_FETCH: Final = 32
 
-REDIS_ERRORS: Final = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 class Fetcher:

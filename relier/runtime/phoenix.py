@@ -22,12 +22,12 @@ from typing import Final
 
 import anyio
 
-from relier.broker import Broker, ScriptCall, as_bytes
+from relier.broker import REDIS_ERRORS, Broker, ScriptCall, as_bytes
 from relier.errors import PayloadError
 from relier.protocol import dead_letter, keys, registry, results
 from relier.protocol import message as wire
 from relier.protocol.registry import WorkerInfo
-from relier.runtime.fetcher import REDIS_ERRORS
+from relier.runtime.delivery import idempotency_record
 from relier.settings import Settings
 
 log = logging.getLogger("relier.phoenix")
@@ -115,8 +115,10 @@ class Resurrector:
         if count >= self._settings.max_resurrections:
             log.error("task %s[%s] killed its worker %d times: quarantined as poison",
                       message.task, message.id, count)
+            record = idempotency_record(message)
             return ScriptCall(
-                "resurrect", [processing, fences, keys.dead_letters(origin), result_key],
+                "resurrect", [processing, fences, keys.dead_letters(origin), result_key,
+                              *([record] if record else [])],
                 [raw, message.id, "quarantine", self._poison_entry(message, raw, count,
                                                                    dead_worker),
                  self._poison_result(message, count), self._settings.result_ttl],

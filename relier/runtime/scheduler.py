@@ -12,8 +12,7 @@ from collections.abc import Callable, Sequence
 
 import anyio
 
-from relier.broker import Broker
-from relier.runtime.fetcher import REDIS_ERRORS
+from relier.broker import REDIS_ERRORS, Broker
 
 log = logging.getLogger("relier.worker")
 

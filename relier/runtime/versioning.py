@@ -165,3 +165,10 @@ def next_attempt(message: TaskMessage, now: float, window: float) -> Deferral:
     message.headers[wire.FIRST_DEFERRED_HEADER] = first_at
     message.headers[DEFERRALS_HEADER] = count + 1
     return Deferral(now + pause, waited)
+
+
+def forget_deferrals(message: TaskMessage) -> None:
+    """A message this worker accepts stops being a deferred one: a later retry or a
+    deferral at the next rolling deploy gets a whole ``defer_window`` of its own."""
+    message.headers.pop(wire.FIRST_DEFERRED_HEADER, None)
+    message.headers.pop(DEFERRALS_HEADER, None)

@@ -37,7 +37,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from relier.app import App
-from relier.broker import Broker
+from relier.broker import REDIS_ERRORS, Broker
 from relier.errors import BrokerUnavailable, ConfigurationError
 from relier.protocol import keys
 from relier.protocol.registry import WorkerInfo
@@ -46,7 +46,7 @@ from relier.runtime.abandoned import check_limit as check_abandoned_limit
 from relier.runtime.capacity import Capacity
 from relier.runtime.delivery import Delivery, Settler
 from relier.runtime.executor import Executor
-from relier.runtime.fetcher import REDIS_ERRORS, Fetcher
+from relier.runtime.fetcher import Fetcher
 from relier.runtime.heartbeat import Heartbeat
 from relier.runtime.phoenix import Resurrector
 from relier.runtime.scheduler import Scheduler
@@ -121,9 +121,11 @@ class Worker:
                     heartbeat.mark_stopping()
                     await self._drain(settings.shutdown_grace)
                     executors.cancel_scope.cancel()
-                await self._give_back(broker)
+                gave_back = await self._give_back(broker)
                 services.cancel_scope.cancel()
-            clean = True
+            # Phoenix only recovers registered workers: stay registered (and expire) unless
+            # everything held was given back.
+            clean = gave_back
         finally:
             self._watchdog.stop()
             with anyio.CancelScope(shield=True):
@@ -202,8 +204,11 @@ class Worker:
             log.warning("grace period over: cancelling %d task(s); they go back to their queues",
                         self.capacity.in_use)
 
-    async def _give_back(self, broker: Broker) -> None:
-        """Return everything still held to the head of its queue (nothing waits for Phoenix)."""
+    async def _give_back(self, broker: Broker) -> bool:
+        """Return everything still held to the head of its queue (nothing waits for Phoenix).
+
+        False when some queue could not be given back; Phoenix recovers it then."""
+        returned: set[str] = set()
         with anyio.move_on_after(10, shield=True):
             for queue in self.queues:
                 try:
@@ -211,8 +216,13 @@ class Worker:
                 except REDIS_ERRORS as exc:
                     log.error("could not give back %r messages (%s); Phoenix will", queue, exc)
                     continue
+                returned.add(queue)
                 if moved:
                     log.info("gave %d unfinished message(s) back to %r", moved, queue)
+        if len(returned) < len(set(self.queues)):
+            log.error("leaving this worker registered so that Phoenix recovers what it held")
+            return False
+        return True
 
     async def _watch_signals(self) -> None:
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:

@@ -7,13 +7,12 @@
 -- ARGV[1] message bytes, ARGV[2] fencing token, ARGV[3] task id,
 -- ARGV[4] result JSON ('' for none), ARGV[5] result TTL in seconds,
 -- ARGV[6] idempotency TTL in seconds (with KEYS[4]).
--- Returns 1, or 0 when the token is stale: a newer delivery of this task exists (the
--- worker was declared dead while frozen), so this run must not write its result.
-redis.call('LREM', KEYS[1], 1, ARGV[1])
-if ARGV[3] ~= '' then
-  if redis.call('HGET', KEYS[2], ARGV[3]) ~= ARGV[2] then return 0 end
-  redis.call('HDEL', KEYS[2], ARGV[3])
-end
+-- Returns 1, or 0 when the delivery is no longer this worker's (see lib/settle.lua): a
+-- newer delivery exists (the worker was declared dead while frozen), so this run must
+-- not write its result.
+--!include settle
+
+if not settle_delivery(KEYS[1], KEYS[2], ARGV[1], ARGV[3], ARGV[2]) then return 0 end
 if ARGV[4] ~= '' then
   redis.call('SET', KEYS[3], ARGV[4], 'EX', ARGV[5])
   redis.call('PUBLISH', KEYS[3], ARGV[4])

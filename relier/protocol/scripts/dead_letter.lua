@@ -4,12 +4,10 @@
 -- KEYS[5] idempotency record (only for an idempotent call).
 -- ARGV[1] message bytes, ARGV[2] fencing token, ARGV[3] task id ('' if unknown),
 -- ARGV[4] DLQ entry JSON, ARGV[5] result JSON ('' for none), ARGV[6] result TTL seconds.
--- Returns 1, or 0 when the token is stale (see ack.lua).
-redis.call('LREM', KEYS[1], 1, ARGV[1])
-if ARGV[3] ~= '' then
-  if redis.call('HGET', KEYS[2], ARGV[3]) ~= ARGV[2] then return 0 end
-  redis.call('HDEL', KEYS[2], ARGV[3])
-end
+-- Returns 1, or 0 when the delivery is no longer this worker's (see lib/settle.lua).
+--!include settle
+
+if not settle_delivery(KEYS[1], KEYS[2], ARGV[1], ARGV[3], ARGV[2]) then return 0 end
 redis.call('LPUSH', KEYS[3], ARGV[4])
 if ARGV[5] ~= '' then
   redis.call('SET', KEYS[4], ARGV[5], 'EX', ARGV[6])

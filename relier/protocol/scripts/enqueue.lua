@@ -90,7 +90,12 @@ if memory_limit > 0 then
   end
 end
 
--- 3. Enqueue the new ones and record them as pending.
+-- 3. Enqueue the new ones and record them as pending. A record outlives the wait of a
+-- delayed message: expiring first would let a second dispatch enqueue the call again.
+local record_ttl = idem_ttl
+if due ~= '' then
+  record_ttl = record_ttl + math.max(0, math.ceil((tonumber(due) - now_ms()) / 1000))
+end
 for i = 1, count do
   if out[2 + 3 * (i - 1)] == 'new' then
     local message = ARGV[4 + 2 * i]
@@ -101,7 +106,7 @@ for i = 1, count do
     end
     if idem_ttl > 0 then
       redis.call('HSET', KEYS[8 + i], 'state', 'pending', 'id', ARGV[5 + 2 * i])
-      redis.call('EXPIRE', KEYS[8 + i], idem_ttl)
+      redis.call('EXPIRE', KEYS[8 + i], record_ttl)
     end
   end
 end

@@ -3,7 +3,8 @@
 --
 -- KEYS[1] the dead worker's processing list, KEYS[2] fences hash of that queue,
 -- KEYS[3] target list: the re-queue list, or the DLQ list when quarantining,
--- KEYS[4] result key (written only when quarantining).
+-- KEYS[4] result key (written only when quarantining),
+-- KEYS[5] the call's idempotency record (only when quarantining an idempotent call).
 -- ARGV[1] message bytes as found, ARGV[2] task id ('' if unknown),
 -- ARGV[3] 'requeue' or 'quarantine', ARGV[4] the bytes to push (updated message or
 -- DLQ entry), ARGV[5] result JSON ('' for none), ARGV[6] result TTL in seconds.
@@ -20,6 +21,10 @@ else
   if ARGV[5] ~= '' then
     redis.call('SET', KEYS[4], ARGV[5], 'EX', ARGV[6])
     redis.call('PUBLISH', KEYS[4], ARGV[5])
+  end
+  -- As after any dead-lettering: the next dispatch of the call may run it again.
+  if KEYS[5] and redis.call('HGET', KEYS[5], 'id') == ARGV[2] then
+    redis.call('DEL', KEYS[5])
   end
 end
 return 1

@@ -7,12 +7,10 @@
 -- ARGV[1] message bytes, ARGV[2] fencing token, ARGV[3] task id,
 -- ARGV[4] updated message bytes, ARGV[5] due time (unix ms),
 -- ARGV[6] result JSON ('' for none), ARGV[7] result TTL in seconds.
--- Returns 1, or 0 when the token is stale (see ack.lua).
-redis.call('LREM', KEYS[1], 1, ARGV[1])
-if ARGV[3] ~= '' then
-  if redis.call('HGET', KEYS[2], ARGV[3]) ~= ARGV[2] then return 0 end
-  redis.call('HDEL', KEYS[2], ARGV[3])
-end
+-- Returns 1, or 0 when the delivery is no longer this worker's (see lib/settle.lua).
+--!include settle
+
+if not settle_delivery(KEYS[1], KEYS[2], ARGV[1], ARGV[3], ARGV[2]) then return 0 end
 redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4])
 if ARGV[6] ~= '' then
   redis.call('SET', KEYS[4], ARGV[6], 'EX', ARGV[7])

@@ -8,7 +8,9 @@ local function count_drain(stats, n)
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local w = redis.call('HMGET', stats, 'window_start_ms', 'window_count')
   local start, counted = tonumber(w[1]), (tonumber(w[2]) or 0) + n
-  if not start then
+  if not start or now - start > 2000 then
+    -- First take, or the first after an idle spell: the gap says nothing about how fast
+    -- the queue drains now, so start measuring afresh (the last rate is kept meanwhile).
     redis.call('HSET', stats, 'window_start_ms', now, 'window_count', n)
   elseif now - start >= 1000 then
     redis.call('HSET', stats, 'rate', counted * 1000 / (now - start),
