@@ -232,18 +232,16 @@ class Broker:
 
     async def block_fetch(
         self, queue: str, worker_id: str, timeout_s: int
-    ) -> tuple[bytes, int] | None:
+    ) -> bytes | None:
         """Wait up to ``timeout_s`` for a message on the queue's main list.
 
         The message moves straight into the processing list (never only in memory);
-        a second call then gives it its fencing token.
+        :meth:`claim` then gives it its fencing token.
         """
         raw = await self.client.blmove(
             keys.queue_list(queue), keys.processing(queue, worker_id), timeout_s, "RIGHT", "LEFT"
         )
-        if raw is None:
-            return None
-        return as_bytes(raw), await self.claim(queue, as_bytes(raw))
+        return None if raw is None else as_bytes(raw)
 
     async def claim(self, queue: str, raw: bytes) -> int:
         task_id = ""

@@ -109,13 +109,22 @@ class Fetcher:
         while True:
             await self._armed.wait()
             try:
-                got = await self._broker.block_fetch(queue, self._worker_id, BLOCK_S)
+                raw = await self._broker.block_fetch(queue, self._worker_id, BLOCK_S)
             except REDIS_ERRORS as exc:
                 await backoff.pause(exc)
                 continue
             backoff.reset()
-            if got is not None:
-                self._deliver(got[0], got[1], queue)
+            if raw is not None:
+                # It is in our processing list already: claim it until that succeeds, or
+                # it would sit there, held by a live worker and run by no one.
+                while True:
+                    try:
+                        token = await self._broker.claim(queue, raw)
+                        break
+                    except REDIS_ERRORS as exc:
+                        await backoff.pause(exc)
+                backoff.reset()
+                self._deliver(raw, token, queue)
                 self._woken.set()
 
 
