@@ -296,15 +296,16 @@ class Broker:
     @staticmethod
     def dead_letter_call(
         queue: str, worker_id: str, raw: bytes, token: int, fence_id: str, task_id: str,
-        entry: bytes, result: bytes, result_ttl: int, dlq_queue: str,
+        entry: bytes, result: bytes, result_ttl: int, dlq_queue: str, reason: str,
         idempotency_record: str | None = None,
     ) -> ScriptCall:
         return ScriptCall(
             "dead_letter",
             [keys.processing(queue, worker_id), keys.fences(queue),
              keys.dead_letters(dlq_queue), keys.result(task_id or "unknown"),
+             keys.dlq_reasons(dlq_queue),
              *([idempotency_record] if idempotency_record else [])],
-            [raw, str(token), fence_id, entry, result, result_ttl],
+            [raw, str(token), fence_id, entry, result, result_ttl, reason],
         )
 
     @staticmethod

@@ -49,6 +49,7 @@ class DeadLetterQueue:
         self._client = client
         # redis-py's Script reloads itself after NOSCRIPT.
         self._replay = client.register_script(scripts.source("replay"))
+        self._remove = client.register_script(scripts.source("dlq_remove"))
 
     def queues(self) -> list[str]:
         return sorted(as_bytes(q).decode() for q in self._client.smembers(keys.KNOWN_QUEUES))
@@ -82,7 +83,9 @@ class DeadLetterQueue:
         for raw, entry in list(self._raw_entries(only)):
             message = self._fresh_message(entry)
             target = self._target_list(entry)
-            if self._replay(keys=[keys.dead_letters(entry.queue), target], args=[raw, message]):
+            if self._replay(keys=[keys.dead_letters(entry.queue), target,
+                                  keys.dlq_reasons(entry.queue)],
+                            args=[raw, message, entry.reason]):
                 replayed.append(entry.task_id or "?")
         return replayed
 
@@ -90,7 +93,9 @@ class DeadLetterQueue:
         """Delete matching entries; returns how many."""
         removed = 0
         for raw, entry in list(self._raw_entries(only)):
-            removed += int(self._client.lrem(keys.dead_letters(entry.queue), 1, raw))  # type: ignore[arg-type]
+            removed += int(self._remove(keys=[keys.dead_letters(entry.queue),
+                                              keys.dlq_reasons(entry.queue)],
+                                        args=[raw, entry.reason]))
         return removed
 
     @staticmethod

@@ -59,6 +59,10 @@ class Settings:
     shutdown_grace: float = 30.0
     #: Port of the worker's Prometheus endpoint; 0 turns it off.
     metrics_port: int = 0
+    #: Address the Prometheus endpoint binds to (``0.0.0.0`` to expose it beyond the host).
+    metrics_host: str = "127.0.0.1"
+    #: Publish Celery's worker and task events (what Flower shows); off by default.
+    events: bool = False
     #: Seconds between moves of due delayed messages into their queues.
     pump_interval: float = 0.2
     #: Seconds an unknown task or a too-new version is deferred before it is dead-lettered.
@@ -104,6 +108,8 @@ class Settings:
 def _from_text(name: str, kind: Any, text: str) -> Any:
     env_name = ENV_PREFIX + name.upper()
     try:
+        if kind is bool:
+            return _parse_bool(text)
         if kind is int:
             return int(text)
         if kind is float:
@@ -113,6 +119,15 @@ def _from_text(name: str, kind: Any, text: str) -> Any:
         return text
     except ValueError as exc:
         raise ConfigurationError(f"{env_name}={text!r}: {exc}") from exc
+
+
+def _parse_bool(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("expected 1/0, true/false, yes/no or on/off")
 
 
 def redact(url: str) -> str:

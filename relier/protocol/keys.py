@@ -68,6 +68,12 @@ def dead_letters(queue: str) -> str:
     return f"relier:{{{queue}}}:dlq"
 
 
+def dlq_reasons(queue: str) -> str:
+    """Hash: DLQ reason -> how many of the queue's DLQ entries have it, kept by the scripts
+    that add and remove entries (so a scrape reads one hash instead of every entry)."""
+    return f"relier:{{{queue}}}:dlq:reasons"
+
+
 def stats(queue: str) -> str:
     """Hash of counters for one queue, kept by the scripts that do the counted thing.
 

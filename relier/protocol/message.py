@@ -38,6 +38,8 @@ IDEMPOTENCY_TTL_HEADER: Final = "relier_idempotency_ttl"
 RESURRECTIONS_HEADER: Final = "relier_resurrections"
 ORIGIN_QUEUE_HEADER: Final = "relier_origin_queue"
 FIRST_DEFERRED_HEADER: Final = "relier_first_deferred_at"
+#: Unix time the producer sent the message (for the age of a queue's oldest message).
+SENT_AT_HEADER: Final = "relier_sent_at"
 
 
 class Envelope(msgspec.Struct, kw_only=True):

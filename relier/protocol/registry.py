@@ -14,6 +14,21 @@ import msgspec
 ALIVE: Final = "alive"
 STOPPING: Final = "stopping"
 DEAD: Final = "dead"
+#: A heartbeat carries at most this many running tasks (``in_flight`` stays exact).
+MAX_PUBLISHED_RUNNING: Final = 1000
+
+
+class RunningTask(msgspec.Struct, kw_only=True):
+    """One task a worker is running, as its heartbeat publishes it."""
+
+    task_id: str
+    task: str
+    #: The task's own queue (not ``re-queue``, even when it came back through it).
+    queue: str
+    #: Unix time the worker took the message (a slot is free for every message taken).
+    started_at: float
+    attempt: int = 1
+    resurrections: int = 0
 
 
 class WorkerInfo(msgspec.Struct, kw_only=True):
@@ -31,6 +46,10 @@ class WorkerInfo(msgspec.Struct, kw_only=True):
     #: When the resurrector found it dead, and how many of its messages it recovered.
     died_at: float | None = None
     resurrected: int = 0
+    #: What it runs, as of its last heartbeat (at most ``MAX_PUBLISHED_RUNNING`` entries).
+    running: list[RunningTask] = msgspec.field(default_factory=list)
+    #: Ids of the tasks the resurrector took back from it when it died.
+    resurrected_ids: list[str] = msgspec.field(default_factory=list)
 
 
 _decoder: Final = msgspec.json.Decoder(WorkerInfo)

@@ -16,13 +16,13 @@ from typing import Final, Literal
 
 ScriptName = Literal[
     "enqueue", "idempotent_begin", "fetch", "claim", "ack", "dead_letter", "schedule",
-    "requeue", "pump", "lease", "resurrect", "replay",
-    "rate_limit", "lock_acquire", "lock_release", "lock_extend",
+    "requeue", "pump", "lease", "resurrect", "replay", "rate_limit", "lock_acquire",
+    "lock_release", "lock_extend", "dlq_remove", "dlq_recount", "find", "purge",
 ]
 SCRIPT_NAMES: Final[tuple[ScriptName, ...]] = (
     "enqueue", "idempotent_begin", "fetch", "claim", "ack", "dead_letter", "schedule",
-    "requeue", "pump", "lease", "resurrect", "replay",
-    "rate_limit", "lock_acquire", "lock_release", "lock_extend",
+    "requeue", "pump", "lease", "resurrect", "replay", "rate_limit", "lock_acquire",
+    "lock_release", "lock_extend", "dlq_remove", "dlq_recount", "find", "purge",
 )
 
 _INCLUDE: Final = re.compile(r"^--!include (\w+)$", re.MULTILINE)

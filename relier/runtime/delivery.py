@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import anyio
+import msgspec
 from redis.exceptions import ResponseError
 
 from relier.broker import (
@@ -128,6 +130,30 @@ def idempotency_record(message: TaskMessage | None) -> str | None:
     return keys.idempotency(message.task, key) if message is not None and key else None
 
 
+class _EntrySummary(msgspec.Struct):
+    reason: str
+    error: str = ""
+
+
+_summary_decoder: Final = msgspec.json.Decoder(_EntrySummary)
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """How a delivery ended, for its outcome log line and metrics.
+
+    ``kind`` is ``ack``, ``dead_letter`` or ``schedule``; ``accepted`` is False when the
+    fence refused the settle (a newer delivery owns the task). ``reason`` is the DLQ
+    reason, or why a message was scheduled (``deferred``, ``retry``, ...).
+    """
+
+    kind: str
+    accepted: bool
+    message: TaskMessage | None
+    reason: str | None = None
+    error: str | None = None
+
+
 @dataclass(slots=True)
 class Delivery:
     """One message this worker took, still in its processing list until settled."""
@@ -138,6 +164,11 @@ class Delivery:
     queue: str
     worker_id: str
     settler: Settler
+    #: Unix time it was taken, and the monotonic clock then (for its duration).
+    taken_at: float = field(default_factory=time.time)
+    taken_mono: float = field(default_factory=time.monotonic)
+    #: How it ended; None while running (and if it never settled: shutdown, lost settle).
+    settled: Settled | None = None
 
     async def ack(self, message: TaskMessage, result: bytes, result_ttl: int) -> bool:
         """Done: store the result (``b""`` for none) and drop the message.
@@ -149,19 +180,24 @@ class Delivery:
             self.queue, self.worker_id, self.raw, self.token, fence_id(message), message.id,
             result, result_ttl, (record, message.idempotency_ttl) if record else None,
         )
-        return bool(await self.settler.settle(call))
+        accepted = bool(await self.settler.settle(call))
+        self.settled = Settled("ack", accepted, message)
+        return accepted
 
     async def dead_letter(
         self, message: TaskMessage | None, entry: bytes, result: bytes, result_ttl: int,
         origin_queue: str,
     ) -> bool:
         """Will not run again: record the DLQ entry (under the task's own queue)."""
+        summary = _summary_decoder.decode(entry)
         call = Broker.dead_letter_call(
             self.queue, self.worker_id, self.raw, self.token, fence_id(message),
             message.id if message else "", entry, result, result_ttl, origin_queue,
-            idempotency_record(message),
+            summary.reason, idempotency_record(message),
         )
-        return bool(await self.settler.settle(call))
+        accepted = bool(await self.settler.settle(call))
+        self.settled = Settled("dead_letter", accepted, message, summary.reason, summary.error)
+        return accepted
 
     async def begin_idempotent(self, message: TaskMessage) -> Enqueued | None:
         """For an idempotent call, before running it: ``done`` with the result an earlier
@@ -178,13 +214,16 @@ class Delivery:
 
     async def schedule(
         self, message: TaskMessage, new_raw: bytes, due_s: float,
-        result: bytes = b"", result_ttl: int = 0,
+        result: bytes = b"", result_ttl: int = 0, *, why: str = "deferred",
     ) -> bool:
         """Not yet: park the (updated) message in its queue's delayed set until ``due_s``;
-        ``result`` (a retry's ``RETRY`` state) is stored at the same time."""
+        ``result`` (a retry's ``RETRY`` state) is stored at the same time. ``why`` names
+        the outcome in logs and metrics (``deferred``, ``scheduled``, ``retry``, ...)."""
         call = Broker.schedule_call(
             self.queue, self.worker_id, self.raw, self.token, fence_id(message),
             new_raw, math.ceil(due_s * 1000), message.origin_queue,
             message.id, result, result_ttl,
         )
-        return bool(await self.settler.settle(call))
+        accepted = bool(await self.settler.settle(call))
+        self.settled = Settled("schedule", accepted, message, why)
+        return accepted

@@ -19,7 +19,7 @@ import logging
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 import msgspec
@@ -38,6 +38,9 @@ from relier.runtime.delivery import Delivery
 from relier.runtime.rate_limit import defer_if_limited
 from relier.task import Task
 
+if TYPE_CHECKING:
+    from relier.observability.recorder import TaskRecorder
+
 log = logging.getLogger("relier.task")
 
 #: Seconds a settle may take during shutdown before the worker gives up on it (the
@@ -55,8 +58,10 @@ class Executor:
     def __init__(
         self, app: App, worker_id: str, capacity: Capacity, thread_limit: int,
         on_threads_exceeded: Callable[[int], None] = lambda _running: None,
+        recorder: TaskRecorder | None = None,
     ) -> None:
         self._app = app
+        self._recorder = recorder
         self._settings = app.settings
         self._worker_id = worker_id
         self._capacity = capacity
@@ -68,10 +73,14 @@ class Executor:
 
     async def execute(self, delivery: Delivery) -> None:
         """Run one delivery and settle it; always frees its slot."""
+        if self._recorder:
+            self._recorder.started(delivery)
         try:
             await self._execute(delivery)
         finally:
             self._capacity.release()
+            if self._recorder:
+                self._recorder.finished(delivery)
 
     async def _execute(self, delivery: Delivery) -> None:
         try:

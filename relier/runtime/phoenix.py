@@ -24,6 +24,7 @@ import anyio
 
 from relier.broker import REDIS_ERRORS, Broker, ScriptCall, as_bytes
 from relier.errors import PayloadError
+from relier.observability.metrics import WorkerMetrics
 from relier.protocol import dead_letter, keys, registry, results
 from relier.protocol import message as wire
 from relier.protocol.registry import WorkerInfo
@@ -39,8 +40,12 @@ KEEP_DEAD_S: Final = 3600.0
 class Resurrector:
     """Finds dead workers and recovers their in-flight messages."""
 
-    def __init__(self, broker: Broker, worker_id: str, settings: Settings) -> None:
+    def __init__(
+        self, broker: Broker, worker_id: str, settings: Settings,
+        metrics: WorkerMetrics | None = None,
+    ) -> None:
         self._broker = broker
+        self._metrics = metrics
         self._worker_id = worker_id
         self._settings = settings
         self.interval_s = min(1.0, settings.heartbeat_interval / 2)
@@ -85,20 +90,28 @@ class Resurrector:
 
     async def _resurrect_worker(self, info: WorkerInfo, now: float) -> int:
         silent_for = now - info.last_heartbeat
-        moved = 0
+        moved: list[tuple[str, ScriptCall]] = []
         for queue in info.queues:
             held = await self._broker.client.lrange(keys.processing(queue, info.id), 0, -1)
             calls = [self._recovery(queue, info.id, as_bytes(raw)) for raw in held]
             if calls:
-                moved += sum(int(r) for r in await self._broker.call_many(calls)
-                             if not isinstance(r, Exception))
+                replies = await self._broker.call_many(calls)
+                moved += [(queue, c) for c, r in zip(calls, replies, strict=True)
+                          if not isinstance(r, Exception) and int(r)]
         info.state = registry.DEAD
         info.died_at = now
-        info.resurrected = moved
+        info.resurrected = len(moved)
+        # ARGV[2] of resurrect.lua is the task id ('' for an undecodable message).
+        info.resurrected_ids = [str(c.args[1]) for _, c in moved if c.args[1]]
+        if self._metrics is not None:
+            self._metrics.resurrection_latency.observe(silent_for)
+            for queue, call in moved:  # ARGV[3]: 'requeue' or 'quarantine'
+                self._metrics.resurrected(queue, str(call.args[2]))
         await self._broker.client.hset(keys.WORKERS, info.id, registry.encode(info))
         log.warning("worker %s (pid %d on %s) silent for %.1fs: declared dead, "
-                    "%d task(s) resurrected", info.id, info.pid, info.host, silent_for, moved)
-        return moved
+                    "%d task(s) resurrected", info.id, info.pid, info.host, silent_for,
+                    len(moved))
+        return len(moved)
 
     def _recovery(self, queue: str, dead_worker: str, raw: bytes) -> ScriptCall:
         """The script call that moves one message on: re-queue, or quarantine as poison."""
@@ -107,8 +120,8 @@ class Resurrector:
             message = wire.decode(raw)
         except PayloadError:
             # Undecodable: hand it on untouched; the next worker dead-letters it.
-            return ScriptCall("resurrect", [processing, fences, keys.REQUEUE_QUEUE, "-"],
-                              [raw, "", "requeue", raw, "", 0])
+            return ScriptCall("resurrect", [processing, fences, keys.REQUEUE_QUEUE, "-", "-"],
+                              [raw, "", "requeue", raw, "", 0, ""])
         count = message.resurrections + 1
         origin = message.origin_queue
         result_key = keys.result(message.id)
@@ -118,17 +131,18 @@ class Resurrector:
             record = idempotency_record(message)
             return ScriptCall(
                 "resurrect", [processing, fences, keys.dead_letters(origin), result_key,
-                              *([record] if record else [])],
+                              keys.dlq_reasons(origin), *([record] if record else [])],
                 [raw, message.id, "quarantine", self._poison_entry(message, raw, count,
                                                                    dead_worker),
-                 self._poison_result(message, count), self._settings.result_ttl],
+                 self._poison_result(message, count), self._settings.result_ttl, "poison"],
             )
         message.headers[wire.RESURRECTIONS_HEADER] = count
         message.headers[wire.ORIGIN_QUEUE_HEADER] = origin
         wire.redelivered(message)
         return ScriptCall(
-            "resurrect", [processing, fences, keys.queue_list(keys.REQUEUE_QUEUE), result_key],
-            [raw, message.id, "requeue", wire.encode(message), "", 0],
+            "resurrect", [processing, fences, keys.queue_list(keys.REQUEUE_QUEUE), result_key,
+                          keys.dlq_reasons(origin)],
+            [raw, message.id, "requeue", wire.encode(message), "", 0, ""],
         )
 
     def _poison_entry(
@@ -155,3 +169,4 @@ class Resurrector:
             message.id, "PoisonTask", "relier.errors",
             [f"worker died {count} times running this task"], None,
         ))
+

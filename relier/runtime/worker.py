@@ -39,6 +39,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from relier.app import App
 from relier.broker import REDIS_ERRORS, Broker
 from relier.errors import BrokerUnavailable, ConfigurationError
+from relier.observability.telemetry import Telemetry
 from relier.protocol import keys
 from relier.protocol.registry import WorkerInfo
 from relier.runtime.abandoned import EXIT_RECYCLE
@@ -94,19 +95,23 @@ class Worker:
         settings = self.app.settings
         broker = Broker(self.app.async_client())
         heartbeat: Heartbeat | None = None
+        telemetry: Telemetry | None = None
         clean = False
         try:
             await self._connect(broker)
-            heartbeat = await self._register()
+            telemetry = Telemetry(self.app, self.id, lambda: self.capacity.in_use)
+            heartbeat = await self._register(telemetry)
             self._watchdog.start(on_kill=partial(_end_stalled, heartbeat))
             settler = Settler(broker)
             executor = Executor(self.app, self.id, self.capacity,
-                                min(self.capacity.limit, MAX_THREADS), self._recycle)
+                                min(self.capacity.limit, MAX_THREADS), self._recycle,
+                                telemetry.recorder)
             async with anyio.create_task_group() as services:
                 services.start_soon(self._watchdog.tick, name="relier watchdog tick")
                 services.start_soon(settler.run, name="relier settler")
-                services.start_soon(Resurrector(broker, self.id, settings).run,
+                services.start_soon(Resurrector(broker, self.id, settings, telemetry.metrics).run,
                                     name="relier resurrector")
+                services.start_soon(telemetry.run, name="relier telemetry")
                 if handle_signals:
                     services.start_soon(self._watch_signals, name="relier signals")
                 async with anyio.create_task_group() as executors:
@@ -132,6 +137,8 @@ class Worker:
                 if heartbeat is not None:
                     # After an unclean exit the entry stays, so Phoenix recovers what we held.
                     await anyio.to_thread.run_sync(lambda: heartbeat.stop(deregister=clean))
+                if telemetry is not None:
+                    await telemetry.aclose()
                 await broker.aclose()
         log.info("worker %s stopped", self.id)
 
@@ -164,7 +171,7 @@ class Worker:
         except (RedisConnectionError, RedisTimeoutError) as exc:
             raise BrokerUnavailable(redact(self.app.settings.redis_url), exc) from None
 
-    async def _register(self) -> Heartbeat:
+    async def _register(self, telemetry: Telemetry) -> Heartbeat:
         """Announce the queues, enter the registry and start beating."""
         settings = self.app.settings
         now = time.time()
@@ -175,7 +182,8 @@ class Worker:
         client = redis.Redis.from_url(settings.redis_url, socket_timeout=5,
                                       socket_connect_timeout=5)
         heartbeat = Heartbeat(client, info, settings.heartbeat_interval,
-                              settings.heartbeat_ttl, lambda: self.capacity.in_use)
+                              settings.heartbeat_ttl, lambda: self.capacity.in_use,
+                              telemetry.recorder.running)
         await anyio.to_thread.run_sync(heartbeat.start)
         return heartbeat
 

@@ -1,21 +1,24 @@
 -- Move a delivery to the dead-letter queue with its entry, and store its final result.
 --
 -- KEYS[1] processing list, KEYS[2] fences hash, KEYS[3] DLQ list, KEYS[4] result key,
--- KEYS[5] idempotency record (only for an idempotent call).
+-- KEYS[5] the DLQ's count-by-reason hash, KEYS[6] idempotency record (only for an
+-- idempotent call).
 -- ARGV[1] message bytes, ARGV[2] fencing token, ARGV[3] task id ('' if unknown),
--- ARGV[4] DLQ entry JSON, ARGV[5] result JSON ('' for none), ARGV[6] result TTL seconds.
+-- ARGV[4] DLQ entry JSON, ARGV[5] result JSON ('' for none), ARGV[6] result TTL seconds,
+-- ARGV[7] the entry's reason.
 -- Returns 1, or 0 when the delivery is no longer this worker's (see lib/settle.lua).
 --!include settle
 
 if not settle_delivery(KEYS[1], KEYS[2], ARGV[1], ARGV[3], ARGV[2]) then return 0 end
 redis.call('LPUSH', KEYS[3], ARGV[4])
+redis.call('HINCRBY', KEYS[5], ARGV[7], 1)
 if ARGV[5] ~= '' then
   redis.call('SET', KEYS[4], ARGV[5], 'EX', ARGV[6])
   redis.call('PUBLISH', KEYS[4], ARGV[5])
 end
 -- A call that failed for good must not block the next dispatch of the same call: drop
 -- its record, unless a later dispatch already owns it.
-if KEYS[5] and redis.call('HGET', KEYS[5], 'id') == ARGV[3] then
-  redis.call('DEL', KEYS[5])
+if KEYS[6] and redis.call('HGET', KEYS[6], 'id') == ARGV[3] then
+  redis.call('DEL', KEYS[6])
 end
 return 1

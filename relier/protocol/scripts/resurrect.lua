@@ -3,11 +3,13 @@
 --
 -- KEYS[1] the dead worker's processing list, KEYS[2] fences hash of that queue,
 -- KEYS[3] target list: the re-queue list, or the DLQ list when quarantining,
--- KEYS[4] result key (written only when quarantining),
--- KEYS[5] the call's idempotency record (only when quarantining an idempotent call).
+-- KEYS[4] result key (written only when quarantining), KEYS[5] the DLQ's count-by-reason
+-- hash (counted only when quarantining), KEYS[6] the call's idempotency record (only when
+-- quarantining an idempotent call).
 -- ARGV[1] message bytes as found, ARGV[2] task id ('' if unknown),
 -- ARGV[3] 'requeue' or 'quarantine', ARGV[4] the bytes to push (updated message or
--- DLQ entry), ARGV[5] result JSON ('' for none), ARGV[6] result TTL in seconds.
+-- DLQ entry), ARGV[5] result JSON ('' for none), ARGV[6] result TTL in seconds,
+-- ARGV[7] the DLQ reason when quarantining.
 -- Returns 1 if moved, 0 if another resurrector got there first.
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
 if ARGV[2] ~= '' then
@@ -18,13 +20,14 @@ if ARGV[3] == 'requeue' then
   redis.call('RPUSH', KEYS[3], ARGV[4])
 else
   redis.call('LPUSH', KEYS[3], ARGV[4])
+  redis.call('HINCRBY', KEYS[5], ARGV[7], 1)
   if ARGV[5] ~= '' then
     redis.call('SET', KEYS[4], ARGV[5], 'EX', ARGV[6])
     redis.call('PUBLISH', KEYS[4], ARGV[5])
   end
   -- As after any dead-lettering: the next dispatch of the call may run it again.
-  if KEYS[5] and redis.call('HGET', KEYS[5], 'id') == ARGV[2] then
-    redis.call('DEL', KEYS[5])
+  if KEYS[6] and redis.call('HGET', KEYS[6], 'id') == ARGV[2] then
+    redis.call('DEL', KEYS[6])
   end
 end
 return 1

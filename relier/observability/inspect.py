@@ -1,0 +1,476 @@
+"""Reading Relier's state out of Redis into plain data, for `inspect`, `top`, `queues` and
+the metrics collector. Nothing here prints, and nothing here changes a queue.
+
+Where each fact comes from:
+
+* queues: the lists' lengths, the right end of each list (the next message to run; its
+  ``relier_sent_at`` header gives its age), the delayed set, the processing lists of the
+  registered workers, the DLQ and its count-by-reason hash;
+* workers: the registry entries, and whether each heartbeat key still exists;
+* running tasks: the table each worker publishes with its heartbeat (so it is at most a
+  heartbeat old; a task that started after the last beat shows up at the next);
+* one task (:meth:`Inspector.task`): every place its message can be, the DLQ, its result
+  and the dead workers' records of what was resurrected from them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any, Final
+
+import msgspec
+import redis
+
+from relier.broker import as_bytes
+from relier.protocol import dead_letter, keys, registry, results, scripts
+from relier.protocol import message as wire
+from relier.protocol.registry import WorkerInfo
+
+#: Elements `inspect task` looks at per script call while it scans a long list.
+FIND_SLICE: Final = 5000
+#: A worker whose heartbeat key is gone but which the resurrector has not handled yet.
+SILENT: Final = "silent"
+
+
+class QueueStats(msgspec.Struct, kw_only=True):
+    """One queue, as ``relier inspect --json`` and ``relier queues --json`` show it."""
+
+    name: str
+    #: Messages waiting, all priority lists together.
+    depth: int
+    #: Messages workers hold in their processing lists.
+    in_flight: int
+    #: Messages waiting for their time in the delayed set (eta, countdown, retry).
+    delayed: int
+    dlq: int
+    #: Seconds since the next message to run was sent (None: empty, or not sent by Relier).
+    oldest_age: float | None
+    dlq_reasons: dict[str, int] = msgspec.field(default_factory=dict)
+
+
+class WorkerView(msgspec.Struct, kw_only=True):
+    """One registered worker; ``state`` is alive, stopping, silent or dead."""
+
+    id: str
+    host: str
+    pid: int
+    queues: list[str]
+    concurrency: int
+    in_flight: int
+    started_at: float
+    last_heartbeat: float
+    state: str
+    died_at: float | None = None
+    #: How many of its tasks the resurrector recovered when it died.
+    resurrected: int = 0
+
+
+class RunningView(msgspec.Struct, kw_only=True):
+    """A task running now, as its worker's last heartbeat reported it."""
+
+    task_id: str
+    task: str
+    queue: str
+    worker: str
+    started_at: float
+    runtime: float
+    attempt: int
+    resurrections: int
+
+
+class ResurrectedView(msgspec.Struct, kw_only=True):
+    """A task taken back from a dead worker, and where it is now."""
+
+    task_id: str
+    task: str | None
+    queue: str | None
+    from_worker: str
+    died_at: float | None
+    #: ``running on <worker>``, ``succeeded``, ``failed``, ... or ``pending``.
+    now: str
+
+
+class Snapshot(msgspec.Struct, kw_only=True):
+    """Everything ``relier inspect`` shows, at one moment."""
+
+    taken_at: float
+    queues: list[QueueStats]
+    workers: list[WorkerView]
+    running: list[RunningView]
+    resurrected: list[ResurrectedView]
+
+
+class HistoryEvent(msgspec.Struct, kw_only=True):
+    at: float | None
+    event: str
+    detail: str = ""
+
+
+class TaskReport(msgspec.Struct, kw_only=True):
+    """Where one task is and what is known of its past, from Redis.
+
+    ``state``: queued, delayed, retrying, running, awaiting_resurrection, dead_lettered,
+    succeeded, failed, revoked, or unknown (no trace in Redis: never sent here, or its
+    result expired).
+    """
+
+    task_id: str
+    state: str
+    where: str
+    task: str | None = None
+    queue: str | None = None
+    worker: str | None = None
+    attempt: int | None = None
+    resurrections: int = 0
+    history: list[HistoryEvent] = msgspec.field(default_factory=list)
+
+
+class _SentAt(msgspec.Struct):
+    headers: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+_sent_at_decoder: Final = msgspec.json.Decoder(_SentAt)
+
+
+def _sent_at(raw: bytes | None) -> float | None:
+    if raw is None:
+        return None
+    try:
+        value = _sent_at_decoder.decode(raw).headers.get(wire.SENT_AT_HEADER)
+    except msgspec.DecodeError:
+        return None
+    return float(value) if isinstance(value, int | float) else None
+
+
+def _text(value: Any) -> str:
+    return as_bytes(value).decode(errors="replace")
+
+
+class Inspector:
+    """Reads Relier's state through a blocking client."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+        # redis-py's Script reloads itself after NOSCRIPT.
+        self._find = client.register_script(scripts.source("find"))
+        self._recount = client.register_script(scripts.source("dlq_recount"))
+
+    # -- the whole picture -------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        entries = self._registry()
+        workers = self._worker_views(entries)
+        return Snapshot(
+            taken_at=time.time(),
+            queues=self.queues(entries),
+            workers=workers,
+            running=self._running(entries, workers),
+            resurrected=self._resurrected(entries, workers),
+        )
+
+    def known_queues(self) -> list[str]:
+        return sorted(_text(q) for q in self._client.smembers(keys.KNOWN_QUEUES))
+
+    def queues(self, entries: list[WorkerInfo] | None = None) -> list[QueueStats]:
+        """Every known queue's numbers, read in one pipelined round trip."""
+        names = self.known_queues()
+        entries = self._registry() if entries is None else entries
+        holders = {q: [w.id for w in entries if q in w.queues] for q in names}
+        with self._client.pipeline(transaction=False) as pipe:
+            for q in names:
+                for name in keys.queue_lists(q):
+                    pipe.llen(name)
+                    pipe.lindex(name, -1)
+                pipe.zcard(keys.delayed(q))
+                pipe.llen(keys.dead_letters(q))
+                pipe.hgetall(keys.dlq_reasons(q))
+                for worker in holders[q]:
+                    pipe.llen(keys.processing(q, worker))
+            replies = iter(pipe.execute())
+        now = time.time()
+        stats: list[QueueStats] = []
+        for q in names:
+            depth, ages = 0, []
+            for _ in range(4):
+                depth += int(next(replies))
+                sent = _sent_at(next(replies))
+                if sent is not None:
+                    ages.append(max(0.0, now - sent))
+            delayed, dlq = int(next(replies)), int(next(replies))
+            reasons = {_text(k): int(v) for k, v in next(replies).items()}
+            in_flight = sum(int(next(replies)) for _ in holders[q])
+            if sum(reasons.values()) != dlq:
+                reasons = self._consistent_reasons(q)
+            stats.append(QueueStats(
+                name=q, depth=depth, in_flight=in_flight, delayed=delayed,
+                dlq=sum(reasons.values()), oldest_age=max(ages) if ages else None,
+                dlq_reasons={k: v for k, v in reasons.items() if v},
+            ))
+        return stats
+
+    def _consistent_reasons(self, queue: str) -> dict[str, int]:
+        """The DLQ's counts by reason, rebuilt if they disagree with the list (entries
+        written before the counts existed, or by an older worker)."""
+        with self._client.pipeline(transaction=True) as pipe:
+            pipe.llen(keys.dead_letters(queue))
+            pipe.hgetall(keys.dlq_reasons(queue))
+            size, raw = pipe.execute()
+        reasons = {_text(k): int(v) for k, v in raw.items()}
+        if sum(reasons.values()) != int(size):
+            self._recount(keys=[keys.dead_letters(queue), keys.dlq_reasons(queue)])
+            raw = self._client.hgetall(keys.dlq_reasons(queue))
+            reasons = {_text(k): int(v) for k, v in raw.items()}
+        return reasons
+
+    def queue_counters(self, names: Sequence[str]) -> dict[str, dict[str, int]]:
+        """The counters the scripts keep per queue (fetched, rejected, idempotent_hits)."""
+        with self._client.pipeline(transaction=False) as pipe:
+            for q in names:
+                pipe.hgetall(keys.stats(q))
+            replies = pipe.execute()
+        counters: dict[str, dict[str, int]] = {}
+        for q, raw in zip(names, replies, strict=True):
+            values: dict[str, int] = {}
+            for k, v in raw.items():
+                try:
+                    values[_text(k)] = int(float(_text(v)))
+                except ValueError:
+                    continue
+            counters[q] = values
+        return counters
+
+    def workers(self) -> list[WorkerView]:
+        return self._worker_views(self._registry())
+
+    def _registry(self) -> list[WorkerInfo]:
+        entries = [registry.decode(raw) for raw in self._client.hgetall(keys.WORKERS).values()]
+        return sorted(entries, key=lambda w: (w.state == registry.DEAD, w.started_at))
+
+    def _worker_views(self, entries: list[WorkerInfo]) -> list[WorkerView]:
+        with self._client.pipeline(transaction=False) as pipe:
+            for w in entries:
+                pipe.exists(keys.heartbeat(w.id))
+            beating = pipe.execute()
+        views = []
+        for w, alive in zip(entries, beating, strict=True):
+            state = w.state
+            if state != registry.DEAD and not alive:
+                state = SILENT
+            views.append(WorkerView(
+                id=w.id, host=w.host, pid=w.pid, queues=w.queues, concurrency=w.concurrency,
+                in_flight=w.in_flight if state != registry.DEAD else 0,
+                started_at=w.started_at, last_heartbeat=w.last_heartbeat, state=state,
+                died_at=w.died_at, resurrected=w.resurrected,
+            ))
+        return views
+
+    @staticmethod
+    def _running(entries: list[WorkerInfo], views: list[WorkerView]) -> list[RunningView]:
+        now = time.time()
+        running = []
+        for w, view in zip(entries, views, strict=True):
+            if view.state == registry.DEAD:
+                continue
+            for t in w.running:
+                running.append(RunningView(
+                    task_id=t.task_id, task=t.task, queue=t.queue, worker=w.id,
+                    started_at=t.started_at, runtime=max(0.0, now - t.started_at),
+                    attempt=t.attempt, resurrections=t.resurrections,
+                ))
+        return sorted(running, key=lambda r: r.started_at)
+
+    def _resurrected(
+        self, entries: list[WorkerInfo], views: list[WorkerView]
+    ) -> list[ResurrectedView]:
+        running_on = {r.task_id: r.worker for r in self._running(entries, views)}
+        found: list[tuple[WorkerInfo, str]] = [
+            (w, task_id) for w in entries if w.state == registry.DEAD
+            for task_id in w.resurrected_ids
+        ]
+        with self._client.pipeline(transaction=False) as pipe:
+            for _, task_id in found:
+                pipe.get(keys.result(task_id))
+            stored = pipe.execute()
+        views_out = []
+        for (w, task_id), raw in zip(found, stored, strict=True):
+            known = next((t for t in w.running if t.task_id == task_id), None)
+            if task_id in running_on:
+                now = f"running on {running_on[task_id]}"
+            elif raw is not None:
+                now = results.decode(raw).status.lower()
+            else:
+                now = "pending"
+            views_out.append(ResurrectedView(
+                task_id=task_id, task=known.task if known else None,
+                queue=known.queue if known else None, from_worker=w.id,
+                died_at=w.died_at, now=now,
+            ))
+        return views_out
+
+    # -- one task ----------------------------------------------------------------------
+
+    def task(self, task_id: str) -> TaskReport:
+        """Where one task is now, and what Redis remembers of its past."""
+        report = TaskReport(task_id=task_id, state="unknown",
+                            where="no trace in Redis (never sent here, or its result expired)")
+        history: list[HistoryEvent] = []
+        entries = self._registry()
+        message = self._locate(task_id, entries, report, history)
+        if message is not None:
+            self._describe_message(message, report, history)
+        for w in entries:
+            if task_id in w.resurrected_ids:
+                report.resurrections = max(report.resurrections, 1)
+                history.append(HistoryEvent(at=w.died_at, event="resurrected",
+                                            detail=f"worker {w.id} died; moved to re-queue"))
+        entry = self._dead_letter(task_id)
+        if entry is not None:
+            report.task = report.task or entry.task
+            report.queue = report.queue or entry.queue
+            history.append(HistoryEvent(
+                at=entry.failed_at, event="dead_lettered",
+                detail=f"{entry.reason}: {entry.error} (attempts {entry.attempts}, "
+                       f"resurrections {entry.resurrections}, worker {entry.worker})"))
+            if report.state == "unknown":
+                report.state, report.where = "dead_lettered", f"in the DLQ of {entry.queue!r}"
+                report.attempt = report.attempt or entry.attempts
+                report.resurrections = max(report.resurrections, entry.resurrections)
+        raw_result = self._client.get(keys.result(task_id))
+        if raw_result is not None:
+            meta = results.decode(raw_result)
+            done_at = _iso_to_unix(meta.date_done)
+            history.append(HistoryEvent(at=done_at, event=meta.status.lower(),
+                                        detail=_result_detail(meta)))
+            if report.state == "unknown":
+                report.state = meta.status.lower()
+                report.where = f"finished ({meta.status})"
+        report.history = sorted(history, key=lambda e: (e.at is None, e.at or 0.0))
+        return report
+
+    def _locate(
+        self, task_id: str, entries: list[WorkerInfo], report: TaskReport,
+        history: list[HistoryEvent],
+    ) -> wire.TaskMessage | None:
+        """Find the task's message: held by a worker, waiting, or delayed."""
+        beating = dict(zip([w.id for w in entries],
+                           self._worker_beats(entries), strict=True))
+        for w in entries:
+            for q in w.queues:
+                found = self._find_in(keys.processing(q, w.id), task_id)
+                if found is None:
+                    continue
+                message, _, _ = found
+                if w.state == registry.DEAD or not beating[w.id]:
+                    report.state = "awaiting_resurrection"
+                    report.where = f"held by {w.id}, which stopped beating; the resurrector " \
+                                   f"will move it to re-queue"
+                else:
+                    since = next((t.started_at for t in w.running if t.task_id == task_id),
+                                 None)
+                    report.state, report.worker = "running", w.id
+                    report.where = f"running on {w.id}"
+                    history.append(HistoryEvent(at=since, event="running",
+                                                detail=f"on {w.id} (pid {w.pid}, {w.host})"))
+                return message
+        for q in self.known_queues():
+            for name in keys.queue_lists(q):
+                found = self._find_in(name, task_id)
+                if found is not None:
+                    message, index, _ = found
+                    ahead = int(self._client.llen(name)) - index - 1
+                    report.state = "queued"
+                    report.where = f"waiting in {q!r} with {ahead} message(s) ahead of it"
+                    return message
+            found = self._find_in(keys.delayed(q), task_id)
+            if found is not None:
+                message, _, due = found
+                report.state = "retrying" if message.retries else "delayed"
+                report.where = f"in {q!r}'s delayed set until {_clock(due)}"
+                history.append(HistoryEvent(at=due, event="due", detail=f"moves to {q!r}"))
+                return message
+        return None
+
+    def _worker_beats(self, entries: list[WorkerInfo]) -> list[bool]:
+        with self._client.pipeline(transaction=False) as pipe:
+            for w in entries:
+                pipe.exists(keys.heartbeat(w.id))
+            return [bool(b) for b in pipe.execute()]
+
+    def _find_in(self, key: str, task_id: str) -> tuple[wire.TaskMessage, int, float] | None:
+        """The message with this id in a list or sorted set: (message, index, score)."""
+        start = 0
+        while True:
+            hit = self._find(keys=[key], args=[task_id, start, FIND_SLICE])
+            if not hit:
+                size = self._client.llen(key) if self._client.type(key) == b"list" \
+                    else self._client.zcard(key)
+                start += FIND_SLICE
+                if start >= int(size):
+                    return None
+                continue
+            index, raw, score = int(hit[0]), as_bytes(hit[1]), hit[2]
+            try:
+                message = wire.decode(raw)
+            except Exception:  # undecodable: not a message this report can describe
+                message = None
+            if message is not None and message.id == task_id:
+                return message, index, float(score) / 1000 if score else 0.0
+            start = index + 1
+
+    def _describe_message(
+        self, message: wire.TaskMessage, report: TaskReport, history: list[HistoryEvent]
+    ) -> None:
+        report.task, report.queue = message.task, message.origin_queue
+        report.attempt = message.retries + 1
+        report.resurrections = max(report.resurrections, message.resurrections)
+        sent = message.headers.get(wire.SENT_AT_HEADER)
+        if isinstance(sent, int | float):
+            history.append(HistoryEvent(at=float(sent), event="sent",
+                                        detail=f"to {message.origin_queue!r}"))
+        if message.retries:
+            history.append(HistoryEvent(at=None, event="retried",
+                                        detail=f"{message.retries} earlier attempt(s) failed"))
+        deferred = message.headers.get(wire.FIRST_DEFERRED_HEADER)
+        if isinstance(deferred, int | float):
+            history.append(HistoryEvent(at=float(deferred), event="deferred",
+                                        detail="first deferred (unknown task or version)"))
+
+    def _dead_letter(self, task_id: str) -> dead_letter.DeadLetter | None:
+        for q in self.known_queues():
+            key, start = keys.dead_letters(q), 0
+            while True:
+                hit = self._find(keys=[key], args=[task_id, start, FIND_SLICE])
+                if not hit:
+                    start += FIND_SLICE
+                    if start >= int(self._client.llen(key)):
+                        break
+                    continue
+                entry = dead_letter.decode(as_bytes(hit[1]))
+                if entry.task_id == task_id:
+                    return entry
+                start = int(hit[0]) + 1
+        return None
+
+
+def _iso_to_unix(text: str | None) -> float | None:
+    if not text:
+        return None
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+def _clock(moment: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(moment))
+
+
+def _result_detail(meta: results.ResultMeta) -> str:
+    if meta.status in results.EXCEPTION_STATES:
+        exc_type, _, args = meta.exception
+        return f"{exc_type}: {', '.join(map(str, args))}"
+    return "result stored"
+
