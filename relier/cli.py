@@ -59,6 +59,13 @@ def worker(
         str, typer.Option("-Q", "--queues", help="Comma-separated queues to consume.")
     ] = ",".join(keys.DEFAULT_QUEUES),
     concurrency: Annotated[int, typer.Option("-c", "--concurrency", min=1)] = 100,
+    processes: Annotated[int, typer.Option(
+        "-p", "--processes", min=1, help="Worker processes under one supervisor.")] = 1,
+    events: Annotated[bool, typer.Option(
+        "-E", "--events", help="Publish Celery's task and worker events (for Flower).")] = False,
+    metrics_port: Annotated[int | None, typer.Option(
+        "--metrics-port", help="Serve Prometheus metrics on this port (env RELIER_METRICS_PORT).",
+        show_default=False)] = None,
     redis_url: RedisOption = None,
     log_level: LogLevelOption = "info",
     log_format: LogFormatOption = "text",
@@ -66,13 +73,21 @@ def worker(
     """Run a worker: take tasks from the queues and run them until SIGTERM."""
     from relier.loader import load_app
     from relier.runtime import loop
+    from relier.runtime.supervisor import Supervisor, watch_supervisor
     from relier.runtime.worker import Worker, end_process
 
-    logs.configure(log_level, log_format)
+    guarded(lambda: logs.configure(log_level, log_format))
     relier_app = guarded(lambda: load_app(app))
-    if redis_url:
-        relier_app.configure(redis_url=redis_url)
+    relier_app.configure(redis_url=redis_url, metrics_port=metrics_port,
+                         events=True if events else None)
     names = [q.strip() for q in queues.split(",") if q.strip()]
+    if processes > 1:
+        _sync_client(relier_app.settings.redis_url)  # fail here, not N times in children
+        child = [*(["-A", app] if app else []), "-Q", ",".join(names), "-c", str(concurrency),
+                 *(["-E"] if events else []), *(["--redis-url", redis_url] if redis_url else []),
+                 "--log-level", log_level, "--log-format", log_format]
+        raise typer.Exit(Supervisor(relier_app, child, processes).run())
+    watch_supervisor()
     runner = guarded(lambda: Worker(relier_app, names, concurrency))
     guarded(lambda: loop.run(runner.run))
     end_process(runner.exit_code)
@@ -216,3 +231,150 @@ def dlq_purge(
     if not yes and not typer.confirm(f"delete {count} DLQ entr{'y' if count == 1 else 'ies'}?"):
         raise typer.Exit(1)
     typer.echo(f"purged {dlq.purge(only)} entr{'y' if count == 1 else 'ies'}")
+
+
+# -- inspect, top, queues, purge, doctor ------------------------------------------------
+
+inspect_cli = typer.Typer(help="What runs where: queues, workers, running tasks; or one task.",
+                          invoke_without_command=True)
+cli.add_typer(inspect_cli, name="inspect")
+
+
+def _inspector(redis_url: str | None) -> Any:
+    from relier.observability.inspect import Inspector
+
+    return Inspector(_sync_client(redis_url))
+
+
+@inspect_cli.callback()
+def inspect_all(
+    ctx: typer.Context,
+    json_output: JsonOption = False,
+    redis_url: RedisOption = None,
+) -> None:
+    """Queues, workers, the tasks running now and those resurrected from dead workers."""
+    if ctx.invoked_subcommand is not None:
+        return
+    snapshot = _inspector(redis_url).snapshot()
+    if json_output:
+        _print_json(snapshot)
+        return
+    from rich.console import Console
+
+    from relier.observability.render import snapshot_view
+
+    Console().print(snapshot_view(snapshot))
+
+
+@inspect_cli.command("task")
+def inspect_task(
+    task_id: Annotated[str, typer.Argument(help="The task id.")],
+    json_output: JsonOption = False,
+    redis_url: RedisOption = None,
+) -> None:
+    """Where one task is now, and its history as far as Redis remembers it."""
+    report = _inspector(redis_url).task(task_id)
+    if json_output:
+        _print_json(report)
+    else:
+        from relier.observability.render import task_report
+
+        task_report(report)
+    if report.state == "unknown":
+        raise typer.Exit(1)
+
+
+@cli.command()
+def top(
+    interval: Annotated[float, typer.Option(min=0.2, help="Seconds between refreshes.")] = 1.0,
+    once: Annotated[bool, typer.Option("--once", help="Print one frame and exit.")] = False,
+    redis_url: RedisOption = None,
+) -> None:
+    """`relier inspect`, live: refreshed in place until Ctrl-C."""
+    import time
+
+    from rich.console import Console
+    from rich.live import Live
+
+    from relier.observability.render import snapshot_view
+
+    inspector = _inspector(redis_url)
+    title = "relier top"
+    if once:
+        Console().print(snapshot_view(inspector.snapshot(), title=title))
+        return
+    # Live redraws the frame in place (cursor moves, no clear), so nothing flickers.
+    with Live(snapshot_view(inspector.snapshot(), title=title), screen=True,
+              auto_refresh=False) as live:
+        try:
+            while True:
+                time.sleep(interval)
+                live.update(snapshot_view(inspector.snapshot(), title=title), refresh=True)
+        except KeyboardInterrupt:
+            pass
+
+
+@cli.command()
+def queues(
+    json_output: JsonOption = False,
+    redis_url: RedisOption = None,
+) -> None:
+    """Every known queue: waiting, in flight, delayed, dead-lettered, oldest message."""
+    found = _inspector(redis_url).queues()
+    if json_output:
+        _print_json(found)
+        return
+    from rich.console import Console
+
+    from relier.observability.render import queues_table
+
+    Console().print(queues_table(found))
+
+
+@cli.command()
+def purge(
+    queue: Annotated[str, typer.Argument(help="The queue to empty.")],
+    delayed: Annotated[bool, typer.Option(
+        "--delayed", help="Also drop its delayed messages (eta, countdown, retries).")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    redis_url: RedisOption = None,
+) -> None:
+    """Delete the messages waiting in a queue (running tasks are not touched)."""
+    from relier.purge import purge_queue, waiting
+
+    client = _sync_client(redis_url)
+    count = waiting(client, queue, delayed=delayed)
+    if count == 0:
+        typer.echo(f"{queue!r} has nothing waiting")
+        return
+    if not yes and not typer.confirm(f"delete {count} message(s) waiting in {queue!r}?"):
+        raise typer.Exit(1)
+    typer.echo(f"purged {purge_queue(client, queue, delayed=delayed)} message(s) "
+               f"from {queue!r}")
+
+
+@cli.command()
+def doctor(
+    json_output: JsonOption = False,
+    stuck_after: Annotated[float, typer.Option(
+        help="Seconds a queue's next message may wait before it counts as stuck.")] = 300.0,
+    redis_url: RedisOption = None,
+) -> None:
+    """Check the Redis this deployment uses and say what to fix (exit 1 if anything)."""
+    from relier.app import App
+    from relier.observability.doctor import diagnose
+    from relier.settings import redact
+
+    url = App(redis_url=redis_url).settings.redis_url
+    found = diagnose(_sync_client(redis_url), redact(url), stuck_after_s=stuck_after)
+    if json_output:
+        import msgspec
+
+        typer.echo(msgspec.json.format(msgspec.json.encode(
+            {"url": found.url, "healthy": found.healthy, "checks": found.checks})).decode())
+    else:
+        from relier.observability.render import diagnosis
+
+        diagnosis(found)
+    if not found.healthy:
+        raise typer.Exit(1)

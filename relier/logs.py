@@ -6,7 +6,9 @@ import json
 import logging
 import sys
 import time
-from typing import Any
+from typing import Any, Final
+
+from relier.errors import ConfigurationError
 
 
 class JsonFormatter(logging.Formatter):
@@ -27,10 +29,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+LEVELS: Final = ("debug", "info", "warning", "error")
+FORMATS: Final = ("text", "json")
+
+
 def configure(level: str = "info", fmt: str = "text") -> None:
     """Send relier's logs to stderr at ``level`` in ``fmt`` (``text`` or ``json``)."""
+    if level.lower() not in LEVELS:
+        raise ConfigurationError(f"--log-level must be one of {', '.join(LEVELS)}, "
+                                 f"not {level!r}")
+    if fmt.lower() not in FORMATS:
+        raise ConfigurationError(f"--log-format must be text or json, not {fmt!r}")
     handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
+    if fmt.lower() == "json":
         handler.setFormatter(JsonFormatter())
     else:
         formatter = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")

@@ -474,3 +474,4 @@ def _result_detail(meta: results.ResultMeta) -> str:
         return f"{exc_type}: {', '.join(map(str, args))}"
     return "result stored"
 
+

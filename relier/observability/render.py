@@ -5,10 +5,20 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
+from relier.observability.doctor import Diagnosis
+from relier.observability.inspect import (
+    QueueStats,
+    ResurrectedView,
+    RunningView,
+    Snapshot,
+    TaskReport,
+    WorkerView,
+)
 from relier.protocol.dead_letter import DeadLetter
 
 
@@ -49,3 +59,136 @@ def dlq_entry(entry: DeadLetter, console: Console | None = None) -> None:
     if entry.traceback:
         console.print("[bold]traceback[/bold]:")
         console.print(entry.traceback, markup=False, highlight=False)
+
+
+# -- inspect / top / queues ------------------------------------------------------------
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    if seconds < 3600:
+        return f"{seconds // 60:.0f}m{seconds % 60:02.0f}s"
+    return f"{seconds // 3600:.0f}h{seconds % 3600 // 60:02.0f}m"
+
+
+_STATE_STYLE = {"alive": "green", "stopping": "yellow", "silent": "red", "dead": "red"}
+
+
+def queues_table(queues: Sequence[QueueStats]) -> Table:
+    table = Table(title=f"queues ({len(queues)})", title_justify="left", expand=False)
+    table.add_column("queue", overflow="fold")
+    for column in ("depth", "in flight", "delayed", "dlq", "oldest"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("dlq by reason", overflow="fold")
+    for q in queues:
+        reasons = ", ".join(f"{r} {n}" for r, n in sorted(q.dlq_reasons.items()))
+        table.add_row(q.name, str(q.depth), str(q.in_flight), str(q.delayed), str(q.dlq),
+                      _duration(q.oldest_age), reasons or "-")
+    return table
+
+
+def workers_table(workers: Sequence[WorkerView]) -> Table:
+    table = Table(title=f"workers ({sum(w.state == 'alive' for w in workers)} alive)",
+                  title_justify="left")
+    table.add_column("worker", overflow="fold")
+    table.add_column("pid", justify="right", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    table.add_column("busy", justify="right", no_wrap=True)
+    table.add_column("queues", overflow="fold")
+    table.add_column("up", justify="right", no_wrap=True)
+    table.add_column("beat", justify="right", no_wrap=True)
+    now = time.time()
+    for w in workers:
+        style = _STATE_STYLE.get(w.state, "")
+        state = f"[{style}]{w.state}[/]" if style else w.state
+        if w.state == "dead":
+            state += f" ({w.resurrected} resurrected)"
+        table.add_row(w.id, str(w.pid), state, f"{w.in_flight}/{w.concurrency}",
+                      ",".join(w.queues), _duration(now - w.started_at),
+                      _age(w.last_heartbeat))
+    return table
+
+
+def running_table(running: Sequence[RunningView], limit: int = 20) -> Table:
+    title = f"running ({len(running)})" + (f", longest {limit}" if len(running) > limit else "")
+    table = Table(title=title, title_justify="left")
+    table.add_column("task id", overflow="fold")
+    table.add_column("task", overflow="fold")
+    table.add_column("queue", no_wrap=True)
+    table.add_column("worker", overflow="fold")
+    table.add_column("runtime", justify="right", no_wrap=True)
+    table.add_column("try", justify="right", no_wrap=True)
+    for r in running[:limit]:  # oldest first: the ones worth a look
+        attempt = str(r.attempt) + (f" (+{r.resurrections}R)" if r.resurrections else "")
+        table.add_row(r.task_id, r.task, r.queue, r.worker, _duration(r.runtime), attempt)
+    return table
+
+
+def resurrected_table(items: Sequence[ResurrectedView]) -> Table:
+    table = Table(title=f"resurrected from dead workers ({len(items)})", title_justify="left")
+    table.add_column("task id", overflow="fold")
+    table.add_column("task", overflow="fold")
+    table.add_column("from worker", overflow="fold")
+    table.add_column("died", no_wrap=True)
+    table.add_column("now", overflow="fold")
+    for r in items:
+        table.add_row(r.task_id, r.task or "?", r.from_worker,
+                      _age(r.died_at) if r.died_at else "-", r.now)
+    return table
+
+
+def snapshot_view(snapshot: Snapshot, *, title: str = "") -> Group:
+    """The whole picture, as `relier inspect` prints it and `relier top` refreshes it."""
+    parts: list[RenderableType] = []
+    if title:
+        stamp = time.strftime("%H:%M:%S", time.localtime(snapshot.taken_at))
+        parts.append(Text(f"{title}  {stamp}", style="bold"))
+    parts.append(queues_table(snapshot.queues) if snapshot.queues else Text("no queues yet"))
+    parts.append(workers_table(snapshot.workers) if snapshot.workers
+                 else Text("no workers registered"))
+    if snapshot.running:
+        parts.append(running_table(snapshot.running))
+    if snapshot.resurrected:
+        parts.append(resurrected_table(snapshot.resurrected))
+    return Group(*parts)
+
+
+def task_report(report: TaskReport, console: Console | None = None) -> None:
+    console = console or Console()
+    console.print(f"[bold]{report.task_id}[/bold]  {report.task or '?'}  "
+                  f"[bold]{report.state}[/bold]")
+    console.print(f"  {report.where}", highlight=False)
+    facts = [f"queue {report.queue}" if report.queue else "",
+             f"attempt {report.attempt}" if report.attempt else "",
+             f"resurrected {report.resurrections}x" if report.resurrections else ""]
+    if any(facts):
+        console.print("  " + ", ".join(f for f in facts if f), highlight=False)
+    if report.history:
+        table = Table(title="history", title_justify="left", show_edge=False)
+        table.add_column("when", no_wrap=True)
+        table.add_column("event", no_wrap=True)
+        table.add_column("detail", overflow="fold")
+        for e in report.history:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.at)) if e.at else "-"
+            table.add_row(when, e.event, e.detail)
+        console.print(table)
+
+
+_CHECK_STYLE = {"ok": "green", "info": "cyan", "warn": "yellow", "fail": "red"}
+
+
+def diagnosis(found: Diagnosis, console: Console | None = None) -> None:
+    console = console or Console()
+    console.print(f"[bold]relier doctor[/bold] {found.url}", highlight=False)
+    for check in found.checks:
+        style = _CHECK_STYLE.get(check.status, "")
+        console.print(f"  [{style}]{check.status:>4}[/]  [bold]{check.name}[/bold]: "
+                      f"{escape(check.detail)}", highlight=False)
+        if check.fix and check.status != "ok":
+            console.print(f"        fix: {escape(check.fix)}", highlight=False)
+    problems = sum(c.status in ("warn", "fail") for c in found.checks)
+    console.print("[green]all good[/green]" if not problems else
+                  f"[yellow]{problems} thing(s) to fix[/yellow]")

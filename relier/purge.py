@@ -1,0 +1,25 @@
+"""`relier purge QUEUE`: drop the messages waiting in a queue, in one script."""
+
+from __future__ import annotations
+
+import redis
+
+from relier.protocol import keys, scripts
+
+
+def waiting(client: redis.Redis, queue: str, *, delayed: bool = False) -> int:
+    """How many messages a purge of ``queue`` would delete now."""
+    with client.pipeline(transaction=False) as pipe:
+        for name in keys.queue_lists(queue):
+            pipe.llen(name)
+        if delayed:
+            pipe.zcard(keys.delayed(queue))
+        return sum(int(n) for n in pipe.execute())
+
+
+def purge_queue(client: redis.Redis, queue: str, *, delayed: bool = False) -> int:
+    """Delete the messages waiting in ``queue`` (every priority list, and its delayed set
+    if ``delayed``); returns how many went. Running tasks are not touched."""
+    targets = [*keys.queue_lists(queue), *([keys.delayed(queue)] if delayed else [])]
+    purge = client.register_script(scripts.source("purge"))
+    return int(purge(keys=targets))

@@ -1,0 +1,194 @@
+"""`relier worker --processes N`: N worker processes under one supervisor.
+
+One worker process is one event loop on one core; the supervisor runs N of them and:
+
+* **restarts** a child that exits when it was not asked to (a crash, a watchdog kill,
+  a worker recycling itself after too many abandoned threads), with a backoff when a
+  child dies young so a broken deployment does not spin;
+* **forwards** SIGTERM and SIGINT to every child, so each drains its tasks as a single
+  worker would (a second signal shortens their grace, as it does for one worker), and
+  exits once they all have. Children run in their own process group, so a Ctrl-C in a
+  terminal reaches them once, through the supervisor, not twice;
+* serves **one** ``/metrics`` for the whole worker: children write their counters to
+  prometheus-client's multiprocess files in a private directory, and the supervisor's
+  endpoint merges them (plus the queue metrics read from Redis).
+
+A child whose supervisor disappears (``kill -9``) notices within a second and stops
+gracefully, instead of running on unsupervised.
+
+Each child is a full worker with its own id, heartbeat and processing lists, so Phoenix
+treats a child that died like any other dead worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Final
+
+from relier.app import App
+from relier.observability.metrics import MULTIPROC_ENV, MetricsServer, supervisor_registry
+
+log = logging.getLogger("relier.supervisor")
+
+#: Set in each child's environment: the supervisor's pid, watched by the child.
+SUPERVISOR_ENV: Final = "RELIER_SUPERVISOR_PID"
+#: A child that dies younger than this is restarted after a growing pause.
+YOUNG_DEATH_S: Final = 10.0
+MAX_RESTART_DELAY_S: Final = 30.0
+#: Seconds between looks at the children.
+POLL_S: Final = 0.1
+
+
+@dataclass(slots=True)
+class _Child:
+    slot: int
+    process: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+    restart_at: float = 0.0
+    delay: float = 0.0
+    exits: list[int] = field(default_factory=list)
+
+
+class Supervisor:
+    """Runs ``count`` copies of ``relier worker <child_args>`` until told to stop."""
+
+    def __init__(self, app: App, child_args: Sequence[str], count: int) -> None:
+        self._app = app
+        self._args = [sys.executable, "-m", "relier", "worker", *child_args]
+        self._children = [_Child(slot) for slot in range(count)]
+        self._stopping = False
+        self._signals: list[int] = []
+        self._wake = threading.Event()
+        self._metrics_dir: str | None = None
+        self._server: MetricsServer | None = None
+
+    def run(self) -> int:
+        """Supervise until every child has stopped after a signal; returns the exit code."""
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM,
+                                                                   signal.SIGINT)}
+        try:
+            self._start_metrics()
+            for child in self._children:
+                self._spawn(child)
+            log.info("supervisor %d running %d worker processes", os.getpid(),
+                     len(self._children))
+            while any(c.process is not None for c in self._children) or not self._stopping:
+                self._wake.wait(POLL_S)
+                self._wake.clear()
+                self._forward_signals()
+                self._reap()
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+            self._kill_leftovers()
+            if self._server is not None:
+                self._server.close()
+            if self._metrics_dir is not None:
+                shutil.rmtree(self._metrics_dir, ignore_errors=True)
+        failed = [code for c in self._children for code in c.exits[-1:] if code != 0]
+        log.info("supervisor %d stopped", os.getpid())
+        return 1 if failed else 0
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        # Only note it: the loop forwards it (a handler must stay small).
+        self._signals.append(signum)
+        self._wake.set()
+
+    def _forward_signals(self) -> None:
+        while self._signals:
+            signum = self._signals.pop(0)
+            name = signal.Signals(signum).name
+            if not self._stopping:
+                log.info("%s: stopping %d worker processes (each drains its tasks)",
+                         name, sum(c.process is not None for c in self._children))
+            self._stopping = True
+            for child in self._children:
+                if child.process is not None and child.process.poll() is None:
+                    child.process.send_signal(signum)
+
+    def _reap(self) -> None:
+        now = time.monotonic()
+        for child in self._children:
+            process = child.process
+            if process is None:
+                if not self._stopping and now >= child.restart_at:
+                    self._spawn(child)
+                continue
+            code = process.poll()
+            if code is None:
+                continue
+            child.process = None
+            child.exits.append(code)
+            self._forget_metrics(process.pid)
+            if self._stopping:
+                log.info("worker process %d stopped (exit code %d)", process.pid, code)
+                continue
+            lived = now - child.started
+            child.delay = (min(max(child.delay * 2, 1.0), MAX_RESTART_DELAY_S)
+                           if lived < YOUNG_DEATH_S else 0.0)
+            child.restart_at = now + child.delay
+            log.warning("worker process %d exited unexpectedly (exit code %d) after %.1fs; "
+                        "restarting it%s", process.pid, code, lived,
+                        f" in {child.delay:.0f}s" if child.delay else "")
+
+    def _spawn(self, child: _Child) -> None:
+        env = {**os.environ, SUPERVISOR_ENV: str(os.getpid())}
+        if self._metrics_dir is not None:
+            env[MULTIPROC_ENV] = self._metrics_dir
+        # A process group of its own: a terminal's Ctrl-C reaches the child only through us.
+        child.process = subprocess.Popen(self._args, env=env, process_group=0)
+        child.started = time.monotonic()
+        log.info("started worker process %d (slot %d)", child.process.pid, child.slot)
+
+    def _start_metrics(self) -> None:
+        settings = self._app.settings
+        if settings.metrics_port <= 0:
+            return
+        import redis
+
+        self._metrics_dir = tempfile.mkdtemp(prefix="relier-metrics-")
+        registry = supervisor_registry(
+            lambda: redis.Redis.from_url(settings.redis_url, socket_timeout=3,
+                                         socket_connect_timeout=3),
+            self._metrics_dir)
+        self._server = MetricsServer(registry, settings.metrics_host, settings.metrics_port)
+
+    def _forget_metrics(self, pid: int) -> None:
+        """Drop a dead child's live gauges (its counters stay: totals never go down)."""
+        if self._metrics_dir is not None:
+            from prometheus_client import multiprocess
+
+            multiprocess.mark_process_dead(pid, self._metrics_dir)  # type: ignore[no-untyped-call]
+
+    def _kill_leftovers(self) -> None:
+        """On an abnormal exit of the loop itself, leave no child behind."""
+        for child in self._children:
+            if child.process is not None and child.process.poll() is None:
+                child.process.kill()
+                child.process.wait()
+
+
+def watch_supervisor() -> None:
+    """In a child: stop gracefully (as on SIGTERM) if the supervisor disappears."""
+    parent = os.environ.get(SUPERVISOR_ENV)
+    if not parent or not parent.isdigit():
+        return
+
+    def watch() -> None:
+        while os.getppid() == int(parent):
+            time.sleep(1.0)
+        log.error("supervisor %s is gone; stopping", parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="relier-supervisor-watch", daemon=True).start()

@@ -1,0 +1,34 @@
+"""Tasks for the observability tests (-A tests.taskapps.observe:app)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from relier import App, current_task
+
+app = App()
+
+
+@app.task(name="observe.ok")
+async def ok(x: int) -> int:
+    return x
+
+
+@app.task(name="observe.boom")
+async def boom(text: str) -> None:
+    raise RuntimeError(text)
+
+
+@app.task(name="observe.hold")
+async def hold(marker: str, seconds: float) -> str:
+    """Marks its start in Redis (so a test sees it running), then sleeps."""
+    await app.broker().client.rpush(f"test:started:{marker}", current_task().id)
+    await asyncio.sleep(seconds)
+    return current_task().worker_id
+
+
+@app.task(name="observe.exit_worker")
+async def exit_worker(code: int) -> None:
+    """Ends its worker process at once with ``code`` (as a crash or a recycle would)."""
+    os._exit(code)
