@@ -65,6 +65,7 @@ class App:
         self._settings = None
         self._broker = None
         self._sync = None
+        self.producer = Producer(self)  # a new Redis has not heard of our queues yet
 
     # -- registry --------------------------------------------------------------------
 
