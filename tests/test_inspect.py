@@ -6,9 +6,8 @@ import json
 import os
 import subprocess
 import sys
-import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis
@@ -17,11 +16,11 @@ from relier import TaskFailed
 from relier.protocol import keys
 from tests.conftest import ROOT, StartWorker, WorkerProcess
 from tests.taskapps import observe
+from tests.waiting import poll
 
 APP = "tests.taskapps.observe:app"
 #: Short heartbeats so that a kill -9 is noticed in about a second.
 FAST = {"RELIER_HEARTBEAT_INTERVAL": "0.3", "RELIER_HEARTBEAT_TTL": "1.2"}
-T = TypeVar("T")
 
 
 @pytest.fixture(autouse=True)
@@ -42,16 +41,6 @@ def inspect_json(redis_url: str, *args: str) -> Any:
     done = relier(redis_url, "inspect", *args, "--json")
     assert done.returncode in (0, 1), done.stderr
     return json.loads(done.stdout)
-
-
-def poll(condition: Callable[[], T | None], timeout: float, what: str) -> T:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def started(client: redis.Redis, marker: str) -> list[str]:

@@ -32,3 +32,13 @@ async def hold(marker: str, seconds: float) -> str:
 async def exit_worker(code: int) -> None:
     """Ends its worker process at once with ``code`` (as a crash or a recycle would)."""
     os._exit(code)
+
+
+@app.task(name="observe.limited", queue="limited", max_queue_depth=2)
+async def limited(x: int) -> int:
+    return x
+
+
+@app.task(name="observe.once", idempotent=True)
+async def once(order: str) -> str:
+    return order

@@ -1,0 +1,92 @@
+"""Prometheus metrics scraped from a real worker's /metrics after a mix of outcomes."""
+
+from __future__ import annotations
+
+import urllib.request
+from collections.abc import AsyncIterator
+
+import pytest
+import redis
+from prometheus_client.parser import text_string_to_metric_families
+
+from relier import AdmissionRejectedError, TaskFailed
+from relier.embedded import free_port
+from tests.conftest import StartWorker
+from tests.taskapps import observe
+from tests.waiting import poll
+
+APP = "tests.taskapps.observe:app"
+FAST = {"RELIER_HEARTBEAT_INTERVAL": "0.3", "RELIER_HEARTBEAT_TTL": "1.2"}
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+@pytest.fixture(autouse=True)
+async def observe_app(redis_url: str) -> AsyncIterator[None]:
+    observe.app.configure(redis_url=redis_url)
+    yield
+    await observe.app.aclose()
+    observe.app.close()
+
+
+def scrape(port: int) -> Samples:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    return {(s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def test_counters_move_by_the_right_amount(
+    start_worker: StartWorker, rclient: redis.Redis
+) -> None:
+    victim = start_worker(APP, env=FAST, queues="fragile")
+    fragile = observe.hold.options(queue="fragile").push("fragile", 1.0)
+    poll(lambda: rclient.llen("test:started:fragile"), 15, "the fragile task to start")
+
+    port = free_port()
+    start_worker(APP, "--metrics-port", str(port), env=FAST, queues="default,re-queue")
+    before = scrape(port)
+    assert value(before, "relier_redis_up") == 1
+
+    oks = [observe.ok.push(i) for i in range(3)]
+    booms = [observe.boom.push("no") for _ in range(2)]
+    observe.limited.push_many([((1,), {}), ((2,), {})])
+    with pytest.raises(AdmissionRejectedError):
+        observe.limited.push(3)
+    first = observe.once.push("order-1")
+    assert first.result(timeout=10) == "order-1"
+    assert observe.once.push("order-1").id == first.id  # answered from the record
+    victim.process.kill()  # its task is resurrected by the worker we scrape
+
+    assert [h.result(timeout=10) for h in oks] == [0, 1, 2]
+    for h in booms:
+        with pytest.raises(TaskFailed):
+            h.result(timeout=10)
+    assert fragile.result(timeout=30)  # ran again, on the survivor
+    poll(lambda: value(scrape(port), "relier_worker_tasks_in_flight") == 0, 10,
+         "in-flight back to 0")
+    after = scrape(port)
+
+    def moved(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    tasks = "relier_tasks_total"
+    assert moved(tasks, task="observe.ok", queue="default", outcome="success") == 3
+    assert moved(tasks, task="observe.boom", queue="default", outcome="failure") == 2
+    assert moved(tasks, task="observe.once", queue="default", outcome="success") == 1
+    assert moved(tasks, task="observe.hold", queue="fragile", outcome="success") == 1
+    assert moved("relier_task_duration_seconds_count", task="observe.ok", queue="default") == 3
+    assert moved("relier_resurrections_total", queue="fragile", action="requeue") == 1
+    assert moved("relier_resurrection_latency_seconds_count") == 1
+    assert moved("relier_admission_rejections_total", queue="limited") == 1
+    assert moved("relier_idempotent_hits_total", queue="default") == 1
+    assert moved("relier_queue_fetched_total", queue="default") == 6
+    assert value(after, "relier_queue_depth", queue="limited") == 2
+    assert value(after, "relier_dlq_size", queue="default", reason="exception") == 2
+    assert value(after, "relier_queue_in_flight", queue="default") == 0
+    assert value(after, "relier_workers", state="dead") == 1
+    assert value(after, "relier_workers", state="alive") == 1
+    assert 0 <= value(after, "relier_event_loop_lag_seconds") < 5
