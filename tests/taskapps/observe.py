@@ -29,9 +29,12 @@ async def hold(marker: str, seconds: float) -> str:
 
 
 @app.task(name="observe.exit_worker")
-async def exit_worker(code: int) -> None:
-    """Ends its worker process at once with ``code`` (as a crash or a recycle would)."""
-    os._exit(code)
+async def exit_worker(code: int) -> str:
+    """Ends its worker process at once with ``code`` (as a crash or a recycle would), the
+    first time it runs; once resurrected it returns the pid that ran it."""
+    if current_task().resurrections == 0:
+        os._exit(code)
+    return str(os.getpid())
 
 
 @app.task(name="observe.limited", queue="limited", max_queue_depth=2)

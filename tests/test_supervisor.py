@@ -1,0 +1,112 @@
+"""`relier worker --processes N`: children restarted, signals forwarded, one /metrics."""
+
+from __future__ import annotations
+
+import os
+import signal
+import urllib.request
+from collections.abc import AsyncIterator
+
+import pytest
+import redis
+from prometheus_client.parser import text_string_to_metric_families
+
+from relier.embedded import free_port
+from relier.protocol import keys, registry
+from tests.conftest import StartWorker, WorkerProcess
+from tests.taskapps import observe
+from tests.waiting import poll
+
+APP = "tests.taskapps.observe:app"
+FAST = {"RELIER_HEARTBEAT_INTERVAL": "0.3", "RELIER_HEARTBEAT_TTL": "1.2"}
+
+
+@pytest.fixture(autouse=True)
+async def observe_app(redis_url: str) -> AsyncIterator[None]:
+    observe.app.configure(redis_url=redis_url)
+    yield
+    await observe.app.aclose()
+    observe.app.close()
+
+
+def parent_of(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return int(stat.read().rsplit(")", 1)[1].split()[1])
+    except FileNotFoundError:
+        return None
+
+
+def alive_children(client: redis.Redis, supervisor: WorkerProcess) -> dict[int, str]:
+    """pid -> worker id of the registered, beating workers that are our children."""
+    found = {}
+    for raw in client.hgetall(keys.WORKERS).values():
+        info = registry.decode(raw)
+        if (info.state == registry.ALIVE and client.exists(keys.heartbeat(info.id))
+                and parent_of(info.pid) == supervisor.pid):
+            found[info.pid] = info.id
+    return found
+
+
+def successes(port: int, task: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+        text = reply.read().decode()
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+               if s.name == "relier_tasks_total" and s.labels.get("task") == task
+               and s.labels.get("outcome") == "success")
+
+
+def test_children_are_restarted_and_report_through_one_endpoint(
+    start_worker: StartWorker, rclient: redis.Redis
+) -> None:
+    port = free_port()
+    supervisor = start_worker(APP, "--processes", "2", "--metrics-port", str(port), env=FAST)
+    first = poll(lambda: len(c := alive_children(rclient, supervisor)) == 2 and c, 30,
+                 "two children registered")
+
+    handles = observe.ok.push_many([((i,), {}) for i in range(20)])
+    assert [h.result(timeout=15) for h in handles] == list(range(20))
+    assert successes(port, "observe.ok") == 20
+
+    # A child exits with an error (as one recycling itself would): it is replaced, and
+    # the task it held is resurrected by its sibling.
+    crashed = observe.exit_worker.push(3)
+    ran_on = int(crashed.result(timeout=30))
+    supervisor.wait_for_line("exited unexpectedly (exit code 3)")
+    assert parent_of(ran_on) == supervisor.pid
+    # And one killed outright is replaced too.
+    [victim] = [pid for pid in first if parent_of(pid) == supervisor.pid]
+    os.kill(victim, signal.SIGKILL)
+    supervisor.wait_for_line("exited unexpectedly (exit code -9)")
+
+    now = poll(lambda: len(c := alive_children(rclient, supervisor)) == 2
+               and not set(c) & set(first) and c, 60, "two new children")
+    assert len(now) == 2
+    more = observe.ok.push_many([((i,), {}) for i in range(10)])
+    assert [h.result(timeout=15) for h in more] == list(range(10))
+    # Counters of the children that died are kept: the endpoint's totals never go down.
+    assert successes(port, "observe.ok") == 30
+
+
+def test_sigterm_drains_every_child_and_a_lost_supervisor_stops_them(
+    start_worker: StartWorker, rclient: redis.Redis
+) -> None:
+    supervisor = start_worker(APP, "--processes", "2", env=FAST)
+    children = poll(lambda: len(c := alive_children(rclient, supervisor)) == 2 and c, 30,
+                    "two children registered")
+    handles = observe.hold.push_many([(("drain", 1.5), {}) for _ in range(6)])
+    poll(lambda: rclient.llen("test:started:drain") == 6, 15, "six starts")
+    supervisor.signal(signal.SIGTERM)
+    assert supervisor.wait(30) == 0
+    assert {h.result(timeout=5) for h in handles} == set(children.values())
+    assert all(parent_of(pid) is None for pid in children)  # none left behind
+    assert rclient.hlen(keys.WORKERS) == 0  # every child deregistered cleanly
+
+    orphaned = start_worker(APP, "--processes", "2", env=FAST)
+    children = poll(lambda: len(c := alive_children(rclient, orphaned)) == 2 and c, 30,
+                    "two children registered")
+    orphaned.process.kill()  # SIGKILL to the supervisor alone
+    orphaned.wait(10)
+    poll(lambda: all(parent_of(pid) is None for pid in children), 30,
+         "the children to stop by themselves")
+    poll(lambda: rclient.hlen(keys.WORKERS) == 0, 10, "the children to deregister")
