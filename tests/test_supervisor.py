@@ -30,11 +30,13 @@ async def observe_app(redis_url: str) -> AsyncIterator[None]:
 
 
 def parent_of(pid: int) -> int | None:
+    """The parent of a running process; None once it has exited (zombies count as gone)."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
-            return int(stat.read().rsplit(")", 1)[1].split()[1])
+            state, parent = stat.read().rsplit(")", 1)[1].split()[:2]
     except FileNotFoundError:
         return None
+    return None if state == "Z" else int(parent)
 
 
 def alive_children(client: redis.Redis, supervisor: WorkerProcess) -> dict[int, str]:
