@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import urllib.request
 from collections.abc import AsyncIterator
 
@@ -11,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from relier import AdmissionRejectedError, TaskFailed
 from relier.embedded import free_port
-from tests.conftest import StartWorker
+from tests.conftest import ROOT, StartWorker
 from tests.taskapps import observe
 from tests.waiting import poll
 
@@ -90,3 +92,9 @@ def test_counters_move_by_the_right_amount(
     assert value(after, "relier_workers", state="dead") == 1
     assert value(after, "relier_workers", state="alive") == 1
     assert 0 <= value(after, "relier_event_loop_lag_seconds") < 5
+
+    # The Grafana dashboard only plots series a worker really exposes.
+    dashboard = json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text())
+    plotted = {name for panel in dashboard["panels"] for target in panel["targets"]
+               for name in re.findall(r"relier_[a-z_]+", target["expr"])}
+    assert plotted and plotted <= {name for name, _ in after}
