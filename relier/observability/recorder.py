@@ -32,9 +32,9 @@ log = logging.getLogger("relier.task")
 #: The settle that ended a delivery -> its outcome, for dead-letter reasons with a name
 #: of their own; any other reason is its own outcome (``expired``, ``not_json``, ...).
 _REASON_OUTCOMES: Final = {"exception": "failure", "hard_timeout": "timeout"}
-#: Outcomes worth a warning (an error for dead letters that are not task failures).
+#: Outcomes worth a warning. Other dead letters (``expired``, ``not_json``, ...) are
+#: errors; successes and deferrals (``scheduled``, ``rate_limited``, ...) are info.
 _WARN: Final = frozenset({"failure", "timeout", "stale", "interrupted", "retry"})
-_QUIET: Final = frozenset({"success", "deferred", "scheduled"})
 
 
 def outcome_of(settled: Settled | None) -> str:
@@ -157,12 +157,12 @@ class TaskRecorder:
     def _log(self, facts: _Facts, outcome: str, duration: float,
              settled: Settled | None) -> None:
         error = settled.error if settled is not None else None
-        if outcome in _QUIET:
-            level = logging.INFO
-        elif outcome in _WARN:
+        if outcome in _WARN:
             level = logging.WARNING
-        else:
+        elif settled is not None and settled.kind == "dead_letter":
             level = logging.ERROR
+        else:
+            level = logging.INFO
         text = "task %s[%s] %s in %.3fs (attempt %d, queue %s)"
         args: tuple[Any, ...] = (facts.name, facts.task_id, outcome, duration, facts.attempt,
                                  facts.queue)

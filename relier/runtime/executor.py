@@ -97,7 +97,8 @@ class Executor:
             await self._expire(delivery, message)
             return
         if message.eta is not None and message.eta.timestamp() > now + ETA_TOLERANCE_S:
-            await self._settle(delivery.schedule(message, delivery.raw, message.eta.timestamp()))
+            await self._settle(delivery.schedule(message, delivery.raw, message.eta.timestamp(),
+                                                 why="scheduled"))
             return
         task = self._app.tasks.get(message.task)
         if task is None:

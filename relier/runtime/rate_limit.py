@@ -94,5 +94,6 @@ async def defer_if_limited(
     message.headers[RATE_TOKEN_HEADER] = message.retries
     log.debug("task %s[%s] is over its rate limit; its token is due in %.3fs",
               message.task, message.id, wait_s)
-    await settle(delivery.schedule(message, wire.encode(message), time.time() + wait_s))
+    await settle(delivery.schedule(message, wire.encode(message), time.time() + wait_s,
+                                   why="rate_limited"))
     return True
