@@ -180,13 +180,15 @@ class TaskRecorder:
         assert self._events is not None
         events = self._events
         events.processed += 1
-        error = (settled.error if settled is not None else None) or outcome
+        error = settled.error if settled is not None else None
         if outcome == "success":
             events.task("succeeded", facts.task_id, result="", runtime=duration)
         elif outcome == "expired":
             events.task("revoked", facts.task_id, terminated=False, signum=None, expired=True)
-        elif outcome in ("retry", "deferred", "scheduled", "interrupted"):
-            events.task("retried", facts.task_id, exception=f"{outcome}: {error}",
-                        traceback="")
-        elif outcome != "stale":  # a newer delivery of the task reports for it
-            events.task("failed", facts.task_id, exception=error, traceback="")
+        elif outcome == "stale":
+            return  # a newer delivery of the task reports for it
+        elif settled is None or settled.kind == "schedule":
+            # It will run later (retry, deferral, eta, rate limit, shutdown give-back).
+            events.task("retried", facts.task_id, exception=error or outcome, traceback="")
+        else:
+            events.task("failed", facts.task_id, exception=error or outcome, traceback="")

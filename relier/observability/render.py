@@ -85,7 +85,7 @@ def queues_table(queues: Sequence[QueueStats]) -> Table:
     table.add_column("dlq by reason", overflow="fold")
     for q in queues:
         reasons = ", ".join(f"{r} {n}" for r, n in sorted(q.dlq_reasons.items()))
-        table.add_row(q.name, str(q.depth), str(q.in_flight), str(q.delayed), str(q.dlq),
+        table.add_row(escape(q.name), str(q.depth), str(q.in_flight), str(q.delayed), str(q.dlq),
                       _duration(q.oldest_age), reasons or "-")
     return table
 
@@ -106,8 +106,8 @@ def workers_table(workers: Sequence[WorkerView]) -> Table:
         state = f"[{style}]{w.state}[/]" if style else w.state
         if w.state == "dead":
             state += f" ({w.resurrected} resurrected)"
-        table.add_row(w.id, str(w.pid), state, f"{w.in_flight}/{w.concurrency}",
-                      ",".join(w.queues), _duration(now - w.started_at),
+        table.add_row(escape(w.id), str(w.pid), state, f"{w.in_flight}/{w.concurrency}",
+                      escape(",".join(w.queues)), _duration(now - w.started_at),
                       _age(w.last_heartbeat))
     return table
 
@@ -123,7 +123,8 @@ def running_table(running: Sequence[RunningView], limit: int = 20) -> Table:
     table.add_column("try", justify="right", no_wrap=True)
     for r in running[:limit]:  # oldest first: the ones worth a look
         attempt = str(r.attempt) + (f" (+{r.resurrections}R)" if r.resurrections else "")
-        table.add_row(r.task_id, r.task, r.queue, r.worker, _duration(r.runtime), attempt)
+        table.add_row(r.task_id, escape(r.task), escape(r.queue), r.worker,
+                      _duration(r.runtime), attempt)
     return table
 
 
@@ -135,8 +136,8 @@ def resurrected_table(items: Sequence[ResurrectedView]) -> Table:
     table.add_column("died", no_wrap=True)
     table.add_column("now", overflow="fold")
     for r in items:
-        table.add_row(r.task_id, r.task or "?", r.from_worker,
-                      _age(r.died_at) if r.died_at else "-", r.now)
+        table.add_row(r.task_id, escape(r.task or "?"), r.from_worker,
+                      _age(r.died_at) if r.died_at else "-", escape(r.now))
     return table
 
 
@@ -158,9 +159,9 @@ def snapshot_view(snapshot: Snapshot, *, title: str = "") -> Group:
 
 def task_report(report: TaskReport, console: Console | None = None) -> None:
     console = console or Console()
-    console.print(f"[bold]{report.task_id}[/bold]  {report.task or '?'}  "
+    console.print(f"[bold]{escape(report.task_id)}[/bold]  {escape(report.task or '?')}  "
                   f"[bold]{report.state}[/bold]")
-    console.print(f"  {report.where}", highlight=False)
+    console.print(f"  {escape(report.where)}", highlight=False)
     facts = [f"queue {report.queue}" if report.queue else "",
              f"attempt {report.attempt}" if report.attempt else "",
              f"resurrected {report.resurrections}x" if report.resurrections else ""]
@@ -173,7 +174,7 @@ def task_report(report: TaskReport, console: Console | None = None) -> None:
         table.add_column("detail", overflow="fold")
         for e in report.history:
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.at)) if e.at else "-"
-            table.add_row(when, e.event, e.detail)
+            table.add_row(when, e.event, escape(e.detail))
         console.print(table)
 
 
