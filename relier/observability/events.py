@@ -90,6 +90,7 @@ class EventSender:
         self._buffer: list[dict[str, Any]] = []
         self.processed = 0
         self._pid = os.getpid()
+        self._utcoffset = _utcoffset()
         self._failing = False
 
     def task(self, kind: str, task_id: str, **fields: Any) -> None:
@@ -99,7 +100,7 @@ class EventSender:
         self._buffer.append(self._event(f"task-{kind}", uuid=task_id, **fields))
 
     def _event(self, kind: str, **fields: Any) -> dict[str, Any]:
-        return {"hostname": self.hostname, "utcoffset": _utcoffset(), "pid": self._pid,
+        return {"hostname": self.hostname, "utcoffset": self._utcoffset, "pid": self._pid,
                 "clock": next(self._clock), **fields, "timestamp": time.time(), "type": kind}
 
     def _worker_event(self, kind: str) -> dict[str, Any]:

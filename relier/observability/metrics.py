@@ -64,7 +64,8 @@ class WorkerMetrics:
             "Seconds from taking a task to settling it, for runs (not deferrals).",
             ["task", "queue"], buckets=DURATION_BUCKETS, registry=r)
         self.in_flight = Gauge(
-            "relier_worker_tasks_in_flight", "Tasks this worker holds now.",
+            "relier_worker_tasks_in_flight",
+            f"Tasks this worker holds (sampled every {LAG_PROBE_S}s).",
             registry=r, multiprocess_mode="livesum")
         self.resurrections = Counter(
             "relier_resurrections",
@@ -74,25 +75,37 @@ class WorkerMetrics:
             "relier_resurrection_latency_seconds",
             "Seconds from a dead worker's last heartbeat to the recovery of its tasks.",
             buckets=RESURRECTION_BUCKETS, registry=r)
+        self._counters: dict[tuple[str, str, str], Counter] = {}
+        self._histograms: dict[tuple[str, str], Histogram] = {}
         self.loop_lag = Gauge(
             "relier_event_loop_lag_seconds",
             "How late the event loop woke a timer at the last probe.",
             registry=r, multiprocess_mode="livemax")
 
     def task_ended(self, task: str, queue: str, outcome: str, duration_s: float) -> None:
-        self.tasks.labels(task, queue, outcome).inc()
+        # Children are cached: ``labels()`` costs more than the increment itself.
+        counter = self._counters.get((task, queue, outcome))
+        if counter is None:
+            counter = self._counters[(task, queue, outcome)] = self.tasks.labels(
+                task, queue, outcome)
+        counter.inc()
         if outcome in RUN_OUTCOMES:
-            self.duration.labels(task, queue).observe(duration_s)
+            histogram = self._histograms.get((task, queue))
+            if histogram is None:
+                histogram = self._histograms[(task, queue)] = self.duration.labels(task, queue)
+            histogram.observe(duration_s)
 
     def resurrected(self, queue: str, action: str, count: int = 1) -> None:
         self.resurrections.labels(queue, action).inc(count)
 
-    async def probe_loop_lag(self) -> None:
-        """Measure, forever, how late a sleep of ``LAG_PROBE_S`` wakes up."""
+    async def sample(self, in_flight: Callable[[], int]) -> None:
+        """Every ``LAG_PROBE_S``, forever: how late that sleep woke up (the event loop's
+        lag), and how many tasks are in flight (sampled rather than counted per task)."""
         while True:
             asked = time.monotonic()
             await anyio.sleep(LAG_PROBE_S)
             self.loop_lag.set(max(0.0, time.monotonic() - asked - LAG_PROBE_S))
+            self.in_flight.set(in_flight())
 
 
 class QueueCollector(Collector):

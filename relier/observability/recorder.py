@@ -118,8 +118,6 @@ class TaskRecorder:
         facts = _Facts(delivery)
         with self._lock:
             self._running[id(delivery)] = (delivery, facts)
-        if self._metrics is not None:
-            self._metrics.in_flight.inc()
         if self._events is not None:
             self._events.task("received", facts.task_id, name=facts.name,
                               args=facts.argsrepr, kwargs=facts.kwargsrepr,
@@ -137,7 +135,6 @@ class TaskRecorder:
         duration = time.monotonic() - delivery.taken_mono
         self._log(facts, outcome, duration, delivery.settled)
         if self._metrics is not None:
-            self._metrics.in_flight.dec()
             self._metrics.task_ended(facts.name, facts.queue, outcome, duration)
         if self._events is not None:
             self._send_outcome(facts, outcome, duration, delivery.settled)
@@ -157,6 +154,8 @@ class TaskRecorder:
     def _log(self, facts: _Facts, outcome: str, duration: float,
              settled: Settled | None) -> None:
         error = settled.error if settled is not None else None
+        if outcome == "stale":
+            error = "a newer delivery owns this task; result discarded"
         if outcome in _WARN:
             level = logging.WARNING
         elif settled is not None and settled.kind == "dead_letter":

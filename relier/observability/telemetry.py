@@ -48,12 +48,13 @@ class Telemetry:
             self.events = EventSender(client, db, f"relier@{worker_id}",
                                       settings.heartbeat_interval, in_flight)
         self.recorder = TaskRecorder(worker_id, self.metrics, self.events)
+        self._in_flight = in_flight
 
     async def run(self) -> None:
         """The background work (lag probe, event publishing); runs until cancelled."""
         async with anyio.create_task_group() as tg:
             if self.metrics is not None:
-                tg.start_soon(self.metrics.probe_loop_lag, name="relier loop lag")
+                tg.start_soon(self.metrics.sample, self._in_flight, name="relier sampler")
             if self.events is not None:
                 tg.start_soon(self.events.run, name="relier events")
 

@@ -182,13 +182,8 @@ class Executor:
             # the message back, and the next worker would stop the same way.
             await self._failed(delivery, message, task, exc, time.monotonic() - started)
             return
-        elapsed = time.monotonic() - started
-        if await self._settle(delivery.ack(message, payload, self._settings.result_ttl)):
-            log.info("task %s[%s] succeeded in %.3fs (attempt %d)",
-                     message.task, message.id, elapsed, context.attempt)
-        else:
-            log.warning("task %s[%s] finished but a newer delivery owns it; result discarded",
-                        message.task, message.id)
+        # Its outcome line (success, or stale) is the recorder's: observability/recorder.py.
+        await self._settle(delivery.ack(message, payload, self._settings.result_ttl))
 
     async def _failed(
         self, delivery: Delivery, message: TaskMessage, task: Task[Any, Any],
