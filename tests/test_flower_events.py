@@ -17,8 +17,8 @@ import pytest
 from relier import TaskFailed
 from relier.embedded import free_port
 from tests.conftest import StartWorker
+from tests.polling import poll
 from tests.taskapps import observe
-from tests.waiting import poll
 
 APP = "tests.taskapps.observe:app"
 

@@ -15,8 +15,8 @@ import redis
 from relier import TaskFailed
 from relier.protocol import keys
 from tests.conftest import ROOT, StartWorker, WorkerProcess
+from tests.polling import poll
 from tests.taskapps import observe
-from tests.waiting import poll
 
 APP = "tests.taskapps.observe:app"
 #: Short heartbeats so that a kill -9 is noticed in about a second.

@@ -14,8 +14,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from relier import AdmissionRejectedError, TaskFailed
 from relier.embedded import free_port
 from tests.conftest import ROOT, StartWorker
+from tests.polling import poll
 from tests.taskapps import observe
-from tests.waiting import poll
 
 APP = "tests.taskapps.observe:app"
 FAST = {"RELIER_HEARTBEAT_INTERVAL": "0.3", "RELIER_HEARTBEAT_TTL": "1.2"}

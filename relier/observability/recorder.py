@@ -40,6 +40,7 @@ _WARN: Final = frozenset({"failure", "timeout", "stale", "interrupted", "retry"}
 def outcome_of(settled: Settled | None) -> str:
     """``success``, ``failure``, ``timeout``, ``retry``, ``deferred``, ``stale``, ...
 
+    ``already_done``: an idempotent call whose earlier run succeeded, acked without running.
     ``interrupted``: the delivery never settled (cancelled at shutdown, its message given
     back to its queue; or its settle was lost and Phoenix will recover it).
     ``stale``: a newer delivery of the task owns it, so nothing of this run was kept.
@@ -49,7 +50,7 @@ def outcome_of(settled: Settled | None) -> str:
     if not settled.accepted:
         return "stale"
     if settled.kind == "ack":
-        return "success"
+        return settled.reason or "success"
     if settled.kind == "schedule":
         return settled.reason or "deferred"
     reason = settled.reason or "dead_letter"

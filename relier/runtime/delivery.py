@@ -170,10 +170,14 @@ class Delivery:
     #: How it ended; None while running (and if it never settled: shutdown, lost settle).
     settled: Settled | None = None
 
-    async def ack(self, message: TaskMessage, result: bytes, result_ttl: int) -> bool:
+    async def ack(
+        self, message: TaskMessage, result: bytes, result_ttl: int, *, why: str = "success"
+    ) -> bool:
         """Done: store the result (``b""`` for none) and drop the message.
 
-        False when a newer delivery of the task exists; nothing was written then.
+        False when a newer delivery of the task exists; nothing was written then. ``why``
+        names the outcome (``success``, or ``already_done`` for an idempotent call whose
+        earlier run succeeded).
         """
         record = idempotency_record(message)
         call = Broker.ack_call(
@@ -181,7 +185,7 @@ class Delivery:
             result, result_ttl, (record, message.idempotency_ttl) if record else None,
         )
         accepted = bool(await self.settler.settle(call))
-        self.settled = Settled("ack", accepted, message)
+        self.settled = Settled("ack", accepted, message, why)
         return accepted
 
     async def dead_letter(

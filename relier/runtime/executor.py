@@ -150,7 +150,8 @@ class Executor:
             payload = results.encode(meta)
         log.info("task %s[%s] already succeeded under idempotency key %s; not run again",
                  message.task, message.id, message.idempotency_key)
-        await self._settle(delivery.ack(message, payload, self._settings.result_ttl))
+        await self._settle(delivery.ack(message, payload, self._settings.result_ttl,
+                                        why="already_done"))
         return True
 
     async def _run(
@@ -201,11 +202,10 @@ class Executor:
             interim = results.encode(retry.retrying_result(message, error, tb))
             following = retry.next_attempt(message, delay, now)
             await self._settle(delivery.schedule(message, wire.encode(following), now + delay,
-                                                 interim, self._settings.result_ttl))
+                                                 interim, self._settings.result_ttl, why="retry"))
             return
         reason = "hard_timeout" if isinstance(error, HardTimeout) else "exception"
-        log.warning("task %s[%s] failed after %.3fs (attempt %d, final): %s",
-                    message.task, message.id, elapsed, attempt, retry.describe(error))
+        # Its outcome line (failure, or timeout) is the recorder's.
         await self._dead_letter(delivery, message, reason, retry.describe(error), tb,
                                 result=retry.failure_result(message, error, tb),
                                 elapsed=elapsed)
