@@ -55,6 +55,7 @@ def test_counters_move_by_the_right_amount(
 
     oks = [observe.ok.push(i) for i in range(3)]
     booms = [observe.boom.push("no") for _ in range(2)]
+    hung = observe.hang.push(10.0)
     observe.limited.push_many([((1,), {}), ((2,), {})])
     with pytest.raises(AdmissionRejectedError):
         observe.limited.push(3)
@@ -67,10 +68,18 @@ def test_counters_move_by_the_right_amount(
     for h in booms:
         with pytest.raises(TaskFailed):
             h.result(timeout=10)
+    with pytest.raises(TaskFailed):
+        hung.result(timeout=10)
     assert fragile.result(timeout=30)  # ran again, on the survivor
-    poll(lambda: value(scrape(port), "relier_worker_tasks_in_flight") == 0, 10,
-         "in-flight back to 0")
-    after = scrape(port)
+
+    def sampled() -> Samples | None:
+        # Gauges and the runtime's own totals are sampled every half second.
+        found = scrape(port)
+        caught_up = (value(found, "relier_worker_tasks_in_flight") == 0
+                     and value(found, "relier_hard_timeouts_total") >= 1)
+        return found if caught_up else None
+
+    after = poll(sampled, 10, "the sampler to catch up")
 
     def moved(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
@@ -78,6 +87,9 @@ def test_counters_move_by_the_right_amount(
     tasks = "relier_tasks_total"
     assert moved(tasks, task="observe.ok", queue="default", outcome="success") == 3
     assert moved(tasks, task="observe.boom", queue="default", outcome="failure") == 2
+    assert moved(tasks, task="observe.hang", queue="default", outcome="timeout") == 1
+    assert moved("relier_soft_timeouts_total") == 1
+    assert moved("relier_hard_timeouts_total") == 1
     assert moved(tasks, task="observe.once", queue="default", outcome="success") == 1
     assert moved(tasks, task="observe.hold", queue="fragile", outcome="success") == 1
     assert moved("relier_task_duration_seconds_count", task="observe.ok", queue="default") == 3
@@ -85,9 +97,10 @@ def test_counters_move_by_the_right_amount(
     assert moved("relier_resurrection_latency_seconds_count") == 1
     assert moved("relier_admission_rejections_total", queue="limited") == 1
     assert moved("relier_idempotent_hits_total", queue="default") == 1
-    assert moved("relier_queue_fetched_total", queue="default") == 6
+    assert moved("relier_queue_fetched_total", queue="default") == 7
     assert value(after, "relier_queue_depth", queue="limited") == 2
     assert value(after, "relier_dlq_size", queue="default", reason="exception") == 2
+    assert value(after, "relier_dlq_size", queue="default", reason="hard_timeout") == 1
     assert value(after, "relier_queue_in_flight", queue="default") == 0
     assert value(after, "relier_workers", state="dead") == 1
     assert value(after, "relier_workers", state="alive") == 1

@@ -23,6 +23,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Final
 
 import anyio
@@ -50,6 +51,16 @@ RESURRECTION_BUCKETS: Final = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0, 15.0, 20
 LAG_PROBE_S: Final = 0.5
 
 
+@dataclass(frozen=True, slots=True)
+class RuntimeTotals:
+    """Counts the runtime keeps for itself (timeouts, watchdog), read when sampling."""
+
+    soft_timeouts: int = 0
+    hard_timeouts: int = 0
+    loop_stalls: int = 0
+    abandoned_threads: int = 0
+
+
 class WorkerMetrics:
     """The metrics one worker process counts, in a private registry."""
 
@@ -75,6 +86,20 @@ class WorkerMetrics:
             "relier_resurrection_latency_seconds",
             "Seconds from a dead worker's last heartbeat to the recovery of its tasks.",
             buckets=RESURRECTION_BUCKETS, registry=r)
+        self.soft_timeouts = Counter(
+            "relier_soft_timeouts", "Tasks that passed their soft timeout.", registry=r)
+        self.hard_timeouts = Counter(
+            "relier_hard_timeouts",
+            "Tasks cancelled at their hard timeout (then retried or dead-lettered).",
+            registry=r)
+        self.loop_stalls = Counter(
+            "relier_event_loop_stalls", "Times the watchdog saw the event loop blocked.",
+            registry=r)
+        self.abandoned_threads = Gauge(
+            "relier_abandoned_threads",
+            "Threads of sync tasks still running after their hard timeout.",
+            registry=r, multiprocess_mode="livesum")
+        self._last = RuntimeTotals()
         self._counters: dict[tuple[str, str, str], Counter] = {}
         self._histograms: dict[tuple[str, str], Histogram] = {}
         self.loop_lag = Gauge(
@@ -98,14 +123,30 @@ class WorkerMetrics:
     def resurrected(self, queue: str, action: str, count: int = 1) -> None:
         self.resurrections.labels(queue, action).inc(count)
 
-    async def sample(self, in_flight: Callable[[], int]) -> None:
+    async def sample(
+        self, in_flight: Callable[[], int], totals: Callable[[], RuntimeTotals] | None = None
+    ) -> None:
         """Every ``LAG_PROBE_S``, forever: how late that sleep woke up (the event loop's
-        lag), and how many tasks are in flight (sampled rather than counted per task)."""
+        lag), how many tasks are in flight, and the runtime's own totals (sampled rather
+        than counted at each event, so the runtime needs no metrics calls of its own)."""
         while True:
             asked = time.monotonic()
             await anyio.sleep(LAG_PROBE_S)
             self.loop_lag.set(max(0.0, time.monotonic() - asked - LAG_PROBE_S))
             self.in_flight.set(in_flight())
+            if totals is not None:
+                self._catch_up(totals())
+
+    def _catch_up(self, now: RuntimeTotals) -> None:
+        last, self._last = self._last, now
+        for counter, before, after in (
+            (self.soft_timeouts, last.soft_timeouts, now.soft_timeouts),
+            (self.hard_timeouts, last.hard_timeouts, now.hard_timeouts),
+            (self.loop_stalls, last.loop_stalls, now.loop_stalls),
+        ):
+            if after > before:
+                counter.inc(after - before)
+        self.abandoned_threads.set(now.abandoned_threads)
 
 
 class QueueCollector(Collector):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import anyio
 import redis
@@ -21,10 +22,15 @@ from relier.observability.events import EventSender
 from relier.observability.metrics import (
     MetricsServer,
     QueueCollector,
+    RuntimeTotals,
     WorkerMetrics,
     multiprocess_child,
 )
 from relier.observability.recorder import TaskRecorder
+
+if TYPE_CHECKING:
+    from relier.runtime.deadlines import Caller
+    from relier.runtime.watchdog import Watchdog
 
 log = logging.getLogger("relier.worker")
 
@@ -49,12 +55,20 @@ class Telemetry:
                                       settings.heartbeat_interval, in_flight)
         self.recorder = TaskRecorder(worker_id, self.metrics, self.events)
         self._in_flight = in_flight
+        self._totals: Callable[[], RuntimeTotals] | None = None
+
+    def follow(self, caller: Caller, watchdog: Watchdog) -> None:
+        """Sample the timeout and watchdog counts these keep into the metrics."""
+        self._totals = lambda: RuntimeTotals(
+            soft_timeouts=caller.soft_timeouts, hard_timeouts=caller.hard_timeouts,
+            loop_stalls=watchdog.stalls, abandoned_threads=caller.abandoned.running)
 
     async def run(self) -> None:
         """The background work (lag probe, event publishing); runs until cancelled."""
         async with anyio.create_task_group() as tg:
             if self.metrics is not None:
-                tg.start_soon(self.metrics.sample, self._in_flight, name="relier sampler")
+                tg.start_soon(self.metrics.sample, self._in_flight, self._totals,
+                              name="relier sampler")
             if self.events is not None:
                 tg.start_soon(self.events.run, name="relier events")
 

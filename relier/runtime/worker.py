@@ -106,6 +106,7 @@ class Worker:
             executor = Executor(self.app, self.id, self.capacity,
                                 min(self.capacity.limit, MAX_THREADS), self._recycle,
                                 telemetry.recorder)
+            telemetry.follow(executor.caller, self._watchdog)
             async with anyio.create_task_group() as services:
                 services.start_soon(self._watchdog.tick, name="relier watchdog tick")
                 services.start_soon(settler.run, name="relier settler")

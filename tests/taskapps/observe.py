@@ -45,3 +45,9 @@ async def limited(x: int) -> int:
 @app.task(name="observe.once", idempotent=True)
 async def once(order: str) -> str:
     return order
+
+
+@app.task(name="observe.hang", soft_timeout=0.3, hard_timeout=0.8)
+async def hang(seconds: float) -> None:
+    """Sleeps past its soft and hard timeouts (no retries: dead-lettered)."""
+    await asyncio.sleep(seconds)
