@@ -59,8 +59,9 @@ def worker(
         str, typer.Option("-Q", "--queues", help="Comma-separated queues to consume.")
     ] = ",".join(keys.DEFAULT_QUEUES),
     concurrency: Annotated[int, typer.Option("-c", "--concurrency", min=1)] = 100,
-    processes: Annotated[int, typer.Option(
-        "-p", "--processes", min=1, help="Worker processes under one supervisor.")] = 1,
+    processes: Annotated[int | None, typer.Option(
+        "-p", "--processes", min=1, show_default=False,
+        help="Run this many worker processes under a supervisor that restarts them.")] = None,
     events: Annotated[bool, typer.Option(
         "-E", "--events", help="Publish Celery's task and worker events (for Flower).")] = False,
     metrics_port: Annotated[int | None, typer.Option(
@@ -81,7 +82,7 @@ def worker(
     relier_app.configure(redis_url=redis_url, metrics_port=metrics_port,
                          events=True if events else None)
     names = [q.strip() for q in queues.split(",") if q.strip()]
-    if processes > 1:
+    if processes is not None:
         _sync_client(relier_app.settings.redis_url)  # fail here, not N times in children
         child = [*(["-A", app] if app else []), "-Q", ",".join(names), "-c", str(concurrency),
                  *(["-E"] if events else []), *(["--redis-url", redis_url] if redis_url else []),

@@ -112,3 +112,17 @@ def test_sigterm_drains_every_child_and_a_lost_supervisor_stops_them(
     poll(lambda: all(parent_of(pid) is None for pid in children), 30,
          "the children to stop by themselves")
     poll(lambda: rclient.hlen(keys.WORKERS) == 0, 10, "the children to deregister")
+
+
+def test_a_worker_that_recycles_itself_is_restarted(
+    start_worker: StartWorker, rclient: redis.Redis
+) -> None:
+    supervisor = start_worker(APP, "--processes", "1",
+                              env={**FAST, "RELIER_MAX_ABANDONED_THREADS": "0"})
+    [first] = poll(lambda: alive_children(rclient, supervisor), 30, "the child registered")
+    observe.sync_hang.push(30.0)  # past its hard timeout: one abandoned thread, limit 0
+    supervisor.wait_for_line("exited unexpectedly (exit code 75)")
+    [second] = poll(lambda: set(c := alive_children(rclient, supervisor)) - {first} and c,
+                    30, "a fresh child")
+    assert second != first
+    assert observe.ok.push(5).result(timeout=15) == 5

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 
 from relier import App, current_task
 
@@ -51,3 +52,9 @@ async def once(order: str) -> str:
 async def hang(seconds: float) -> None:
     """Sleeps past its soft and hard timeouts (no retries: dead-lettered)."""
     await asyncio.sleep(seconds)
+
+
+@app.task(name="observe.sync_hang", hard_timeout=0.5)
+def sync_hang(seconds: float) -> None:
+    """A sync task past its hard timeout: its thread is abandoned and sleeps on."""
+    time.sleep(seconds)
