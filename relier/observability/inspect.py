@@ -7,8 +7,8 @@ Where each fact comes from:
   ``relier_sent_at`` header gives its age), the delayed set, the processing lists of the
   registered workers, the DLQ and its count-by-reason hash;
 * workers: the registry entries, and whether each heartbeat key still exists;
-* running tasks: the table each worker publishes with its heartbeat (so it is at most a
-  heartbeat old; a task that started after the last beat shows up at the next);
+* running tasks: the table each worker publishes with every heartbeat (so it is at most
+  a heartbeat old; a task that started after the last beat shows up at the next);
 * one task (:meth:`Inspector.task`): every place its message can be, the DLQ, its result
   and the dead workers' records of what was resurrected from them.
 """
@@ -25,7 +25,7 @@ import redis
 from relier.broker import as_bytes
 from relier.protocol import dead_letter, keys, registry, results, scripts
 from relier.protocol import message as wire
-from relier.protocol.registry import WorkerInfo
+from relier.protocol.registry import RunningTask, WorkerInfo
 
 #: Elements `inspect task` looks at per script call while it scans a long list.
 FIND_SLICE: Final = 5000
@@ -161,12 +161,14 @@ class Inspector:
     def snapshot(self) -> Snapshot:
         entries = self._registry()
         workers = self._worker_views(entries)
+        tables = self._running_tables(entries)
+        running = self._running(workers, tables)
         return Snapshot(
             taken_at=time.time(),
             queues=self.queues(entries),
             workers=workers,
-            running=self._running(entries, workers),
-            resurrected=self._resurrected(entries, workers),
+            running=running,
+            resurrected=self._resurrected(entries, tables, running),
         )
 
     def known_queues(self) -> list[str]:
@@ -265,25 +267,34 @@ class Inspector:
             ))
         return views
 
+    def _running_tables(self, entries: list[WorkerInfo]) -> dict[str, list[RunningTask]]:
+        """Each worker's last published table of running tasks (one pipelined read)."""
+        with self._client.pipeline(transaction=False) as pipe:
+            for w in entries:
+                pipe.get(keys.running(w.id))
+            found = pipe.execute()
+        return {w.id: registry.decode_running(raw) if raw else []
+                for w, raw in zip(entries, found, strict=True)}
+
     @staticmethod
-    def _running(entries: list[WorkerInfo], views: list[WorkerView]) -> list[RunningView]:
+    def _running(
+        views: list[WorkerView], tables: dict[str, list[RunningTask]]
+    ) -> list[RunningView]:
         now = time.time()
-        running = []
-        for w, view in zip(entries, views, strict=True):
-            if view.state == registry.DEAD:
-                continue
-            for t in w.running:
-                running.append(RunningView(
-                    task_id=t.task_id, task=t.task, queue=t.queue, worker=w.id,
-                    started_at=t.started_at, runtime=max(0.0, now - t.started_at),
-                    attempt=t.attempt, resurrections=t.resurrections,
-                ))
+        running = [
+            RunningView(task_id=t.task_id, task=t.task, queue=t.queue, worker=view.id,
+                        started_at=t.started_at, runtime=max(0.0, now - t.started_at),
+                        attempt=t.attempt, resurrections=t.resurrections)
+            for view in views if view.state != registry.DEAD
+            for t in tables.get(view.id, [])
+        ]
         return sorted(running, key=lambda r: r.started_at)
 
     def _resurrected(
-        self, entries: list[WorkerInfo], views: list[WorkerView]
+        self, entries: list[WorkerInfo], tables: dict[str, list[RunningTask]],
+        running: list[RunningView],
     ) -> list[ResurrectedView]:
-        running_on = {r.task_id: r.worker for r in self._running(entries, views)}
+        running_on = {r.task_id: r.worker for r in running}
         found: list[tuple[WorkerInfo, str]] = [
             (w, task_id) for w in entries if w.state == registry.DEAD
             for task_id in w.resurrected_ids
@@ -294,7 +305,8 @@ class Inspector:
             stored = pipe.execute()
         views_out = []
         for (w, task_id), raw in zip(found, stored, strict=True):
-            known = next((t for t in w.running if t.task_id == task_id), None)
+            # Its name and queue, from the dead worker's last published table.
+            known = next((t for t in tables.get(w.id, []) if t.task_id == task_id), None)
             if task_id in running_on:
                 now = f"running on {running_on[task_id]}"
             elif raw is not None:
@@ -366,8 +378,8 @@ class Inspector:
                     report.where = f"held by {w.id}, which stopped beating; the resurrector " \
                                    f"will move it to re-queue"
                 else:
-                    since = next((t.started_at for t in w.running if t.task_id == task_id),
-                                 None)
+                    table = self._running_tables([w])[w.id]
+                    since = next((t.started_at for t in table if t.task_id == task_id), None)
                     report.state, report.worker = "running", w.id
                     report.where = f"running on {w.id}"
                     history.append(HistoryEvent(at=since, event="running",
@@ -386,7 +398,7 @@ class Inspector:
             if found is not None:
                 message, _, due = found
                 report.state = "retrying" if message.retries else "delayed"
-                report.where = f"in {q!r}'s delayed set until {_clock(due)}"
+                report.where = f"in the delayed set of {q!r} until {_clock(due)}"
                 history.append(HistoryEvent(at=due, event="due", detail=f"moves to {q!r}"))
                 return message
         return None

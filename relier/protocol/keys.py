@@ -118,6 +118,12 @@ def heartbeat(worker_id: str) -> str:
     return f"relier:worker:{worker_id}:heartbeat"
 
 
+def running(worker_id: str) -> str:
+    """The tasks a worker runs (JSON list), rewritten by every heartbeat; kept apart from
+    the registry entry so the resurrector's sweep does not read it."""
+    return f"relier:worker:{worker_id}:running"
+
+
 def result(task_id: str) -> str:
     """Where Celery's Redis backend keeps a result; also its pub/sub channel."""
     return f"celery-task-meta-{task_id}"

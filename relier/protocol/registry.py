@@ -14,8 +14,11 @@ import msgspec
 ALIVE: Final = "alive"
 STOPPING: Final = "stopping"
 DEAD: Final = "dead"
-#: A heartbeat carries at most this many running tasks (``in_flight`` stays exact).
+#: A heartbeat publishes at most this many running tasks (``in_flight`` stays exact).
 MAX_PUBLISHED_RUNNING: Final = 1000
+#: Seconds a worker's published table of running tasks outlives its last heartbeat (as
+#: long as a dead worker's registry entry is kept, so `inspect` can name what it ran).
+RUNNING_TABLE_TTL_S: Final = 3600
 
 
 class RunningTask(msgspec.Struct, kw_only=True):
@@ -46,14 +49,23 @@ class WorkerInfo(msgspec.Struct, kw_only=True):
     #: When the resurrector found it dead, and how many of its messages it recovered.
     died_at: float | None = None
     resurrected: int = 0
-    #: What it runs, as of its last heartbeat (at most ``MAX_PUBLISHED_RUNNING`` entries).
-    running: list[RunningTask] = msgspec.field(default_factory=list)
     #: Ids of the tasks the resurrector took back from it when it died.
     resurrected_ids: list[str] = msgspec.field(default_factory=list)
 
 
 _decoder: Final = msgspec.json.Decoder(WorkerInfo)
 _encoder: Final = msgspec.json.Encoder()
+
+
+_running_decoder: Final = msgspec.json.Decoder(list[RunningTask])
+
+
+def encode_running(tasks: list[RunningTask]) -> bytes:
+    return _encoder.encode(tasks)
+
+
+def decode_running(raw: bytes | str) -> list[RunningTask]:
+    return _running_decoder.decode(raw)
 
 
 def encode(info: WorkerInfo) -> bytes:

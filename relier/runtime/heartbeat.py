@@ -60,6 +60,7 @@ class Heartbeat:
             try:
                 with self._client.pipeline(transaction=False) as pipe:
                     pipe.delete(keys.heartbeat(self._info.id))
+                    pipe.delete(keys.running(self._info.id))
                     pipe.hdel(keys.WORKERS, self._info.id)
                     pipe.execute()
             except redis.RedisError as exc:
@@ -103,9 +104,10 @@ class Heartbeat:
                       "results of ours are refused")
         self._info.last_heartbeat = time.time()
         self._info.in_flight = self._in_flight()
-        if self._running is not None:
-            self._info.running = self._running()
         with self._client.pipeline(transaction=False) as pipe:
             pipe.set(keys.heartbeat(worker_id), self._info.last_heartbeat, px=self._ttl_ms)
             pipe.hset(keys.WORKERS, worker_id, registry.encode(self._info))
+            if self._running is not None:
+                pipe.set(keys.running(worker_id), registry.encode_running(self._running()),
+                         ex=registry.RUNNING_TABLE_TTL_S)
             pipe.execute()
