@@ -12,7 +12,7 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from relier import AdmissionRejectedError, TaskFailed
-from relier.embedded import free_port
+from relier.embedded import EmbeddedServer, free_port
 from tests.conftest import ROOT, StartWorker
 from tests.polling import poll
 from tests.taskapps import observe
@@ -111,3 +111,14 @@ def test_counters_move_by_the_right_amount(
     plotted = {name for panel in dashboard["panels"] for target in panel["targets"]
                for name in re.findall(r"relier_[a-z_]+", target["expr"])}
     assert plotted and plotted <= {name for name, _ in after}
+
+
+def test_a_scrape_answers_while_redis_is_down(start_worker: StartWorker) -> None:
+    with EmbeddedServer() as server:
+        port = free_port()
+        start_worker(APP, "--metrics-port", str(port), url=server.url)
+        assert value(scrape(port), "relier_redis_up") == 1
+        server.stop(kill=True)
+        down = scrape(port)
+        assert value(down, "relier_redis_up") == 0
+        assert ("relier_event_loop_lag_seconds", frozenset()) in down  # the rest still served
