@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import subprocess
+import sys
 import urllib.request
 from collections.abc import AsyncIterator
 
@@ -122,3 +125,16 @@ def test_a_scrape_answers_while_redis_is_down(start_worker: StartWorker) -> None
         down = scrape(port)
         assert value(down, "relier_redis_up") == 0
         assert ("relier_event_loop_lag_seconds", frozenset()) in down  # the rest still served
+
+
+def test_a_busy_metrics_port_is_one_clear_error(redis_url: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "relier", "worker", "-A", APP,
+                               "--metrics-port", str(port), "--redis-url", redis_url],
+                              capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 2
+    assert f"cannot serve metrics on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr

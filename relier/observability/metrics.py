@@ -33,6 +33,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import start_http_server
 from prometheus_client.registry import Collector
 
+from relier.errors import ConfigurationError
 from relier.observability import inspect
 
 log = logging.getLogger("relier.metrics")
@@ -245,7 +246,12 @@ class MetricsServer:
     """The ``/metrics`` endpoint: a daemon thread serving one registry."""
 
     def __init__(self, registry: CollectorRegistry, host: str, port: int) -> None:
-        self._server, self._thread = start_http_server(port, addr=host, registry=registry)
+        try:
+            self._server, self._thread = start_http_server(port, addr=host, registry=registry)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"cannot serve metrics on {host}:{port} ({exc.strerror or exc}); choose "
+                f"another metrics_port, or 0 to turn metrics off") from None
         self.port: int = self._server.server_port
         log.info("metrics on http://%s:%d/metrics", host, self.port)
 

@@ -169,4 +169,3 @@ class Resurrector:
             message.id, "PoisonTask", "relier.errors",
             [f"worker died {count} times running this task"], None,
         ))
-
