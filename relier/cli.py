@@ -87,7 +87,7 @@ def worker(
         child = [*(["-A", app] if app else []), "-Q", ",".join(names), "-c", str(concurrency),
                  *(["-E"] if events else []), *(["--redis-url", redis_url] if redis_url else []),
                  "--log-level", log_level, "--log-format", log_format]
-        raise typer.Exit(Supervisor(relier_app, child, processes).run())
+        raise typer.Exit(guarded(Supervisor(relier_app, child, processes).run))
     watch_supervisor()
     runner = guarded(lambda: Worker(relier_app, names, concurrency))
     guarded(lambda: loop.run(runner.run))

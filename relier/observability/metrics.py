@@ -40,6 +40,9 @@ log = logging.getLogger("relier.metrics")
 
 #: Set by the supervisor for its children: their metrics go to files it merges.
 MULTIPROC_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
+#: Also set by the supervisor, so that a PROMETHEUS_MULTIPROC_DIR the user set for other
+#: reasons does not make a plain worker think it is one of the supervisor's children.
+SUPERVISED_METRICS_ENV: Final = "RELIER_SUPERVISED_METRICS"
 #: Outcomes that ran the task (the others are decisions taken without running it).
 RUN_OUTCOMES: Final = frozenset({"success", "failure", "timeout", "retry", "stale"})
 #: Task durations, in seconds: from a millisecond to ten minutes.
@@ -227,7 +230,7 @@ def _queue_families(
 
 def multiprocess_child() -> bool:
     """True in a worker started by the supervisor (its metrics go to shared files)."""
-    return bool(os.environ.get(MULTIPROC_ENV))
+    return bool(os.environ.get(MULTIPROC_ENV)) and bool(os.environ.get(SUPERVISED_METRICS_ENV))
 
 
 def supervisor_registry(

@@ -37,7 +37,12 @@ from types import FrameType
 from typing import Final
 
 from relier.app import App
-from relier.observability.metrics import MULTIPROC_ENV, MetricsServer, supervisor_registry
+from relier.observability.metrics import (
+    MULTIPROC_ENV,
+    SUPERVISED_METRICS_ENV,
+    MetricsServer,
+    supervisor_registry,
+)
 
 log = logging.getLogger("relier.supervisor")
 
@@ -146,6 +151,7 @@ class Supervisor:
         env = {**os.environ, SUPERVISOR_ENV: str(os.getpid())}
         if self._metrics_dir is not None:
             env[MULTIPROC_ENV] = self._metrics_dir
+            env[SUPERVISED_METRICS_ENV] = "1"
         # A process group of its own: a terminal's Ctrl-C reaches the child only through us.
         child.process = subprocess.Popen(self._args, env=env, process_group=0)
         child.started = time.monotonic()
