@@ -68,7 +68,8 @@ def test_children_are_restarted_and_report_through_one_endpoint(
 
     handles = observe.ok.push_many([((i,), {}) for i in range(20)])
     assert [h.result(timeout=15) for h in handles] == list(range(20))
-    assert successes(port, "observe.ok") == 20
+    # A result is published a moment before its worker counts it: poll, do not race.
+    poll(lambda: successes(port, "observe.ok") == 20, 10, "20 successes on /metrics")
 
     # A child exits with an error (as one recycling itself would): it is replaced, and
     # the task it held is resurrected by its sibling.
@@ -87,13 +88,14 @@ def test_children_are_restarted_and_report_through_one_endpoint(
     more = observe.ok.push_many([((i,), {}) for i in range(10)])
     assert [h.result(timeout=15) for h in more] == list(range(10))
     # Counters of the children that died are kept: the endpoint's totals never go down.
-    assert successes(port, "observe.ok") == 30
+    poll(lambda: successes(port, "observe.ok") == 30, 10, "30 successes on /metrics")
 
 
 def test_sigterm_drains_every_child_and_a_lost_supervisor_stops_them(
     start_worker: StartWorker, rclient: redis.Redis
 ) -> None:
-    supervisor = start_worker(APP, "--processes", "2", env=FAST)
+    # Three slots each: six tasks keep both children busy.
+    supervisor = start_worker(APP, "--processes", "2", "--concurrency", "3", env=FAST)
     children = poll(lambda: len(c := alive_children(rclient, supervisor)) == 2 and c, 30,
                     "two children registered")
     handles = observe.hold.push_many([(("drain", 1.5), {}) for _ in range(6)])
