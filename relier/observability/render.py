@@ -31,16 +31,30 @@ def _age(moment: float) -> str:
     return f"{seconds / 3600:.1f}h ago"
 
 
+#: Console width below which the DLQ is listed one entry per two lines, not as a table.
+WIDE_TABLE_COLUMNS: Final = 130
+
+
 def dlq_table(entries: Sequence[DeadLetter], console: Console | None = None) -> None:
     console = console or Console()
     if not entries:
         console.print("the DLQ is empty")
         return
+    if console.width < WIDE_TABLE_COLUMNS:
+        # Eight columns do not fit: a table would squeeze some of them to nothing.
+        console.print(f"dead letters ({len(entries)})", style="bold")
+        for e in entries:
+            console.print(f"{escape(e.task_id or '-')}  {escape(e.task or '-')}  queue="
+                          f"{escape(e.queue)}  reason={e.reason}  tries={e.attempts}  "
+                          f"deaths={e.resurrections}  {_age(e.failed_at)}", overflow="fold")
+            console.print(f"    {escape(e.error[:200])}", overflow="ellipsis", no_wrap=True)
+        return
     table = Table(title=f"dead letters ({len(entries)})", title_justify="left")
-    table.add_column("task id", no_wrap=True)
+    table.add_column("task id", no_wrap=True, min_width=36)
     for column in ("task", "queue", "reason", "tries", "deaths", "when"):
-        table.add_column(column, no_wrap=True)
-    table.add_column("error", overflow="ellipsis", no_wrap=True, ratio=1)
+        table.add_column(column, no_wrap=True, min_width=len(column))
+    # Only the error may give up width: everything else is what a replay needs.
+    table.add_column("error", overflow="ellipsis", no_wrap=True, max_width=60)
     for e in entries:
         table.add_row(e.task_id or "-", e.task or "-", e.queue, e.reason, str(e.attempts),
                       str(e.resurrections), _age(e.failed_at), escape(e.error[:80]))
