@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import Final
 
 from rich.console import Console, Group, RenderableType
 from rich.markup import escape
@@ -31,8 +32,8 @@ def _age(moment: float) -> str:
     return f"{seconds / 3600:.1f}h ago"
 
 
-#: Console width below which the DLQ is listed one entry per two lines, not as a table.
-WIDE_TABLE_COLUMNS: Final = 130
+#: Below this many columns left for the error, the DLQ is listed two lines per entry.
+MIN_ERROR_WIDTH: Final = 20
 
 
 def dlq_table(entries: Sequence[DeadLetter], console: Console | None = None) -> None:
@@ -40,8 +41,13 @@ def dlq_table(entries: Sequence[DeadLetter], console: Console | None = None) -> 
     if not entries:
         console.print("the DLQ is empty")
         return
-    if console.width < WIDE_TABLE_COLUMNS:
-        # Eight columns do not fit: a table would squeeze some of them to nothing.
+    # What the columns before the error take (their widest cells, borders and padding).
+    fixed = sum(max(len(cell) for cell in column) for column in zip(*(
+        (e.task_id or "-", e.task or "-", e.queue, e.reason, "tries", "deaths", "59m ago")
+        for e in entries), strict=True)) + 3 * 8 + 1
+    error_width = console.width - fixed
+    if error_width < MIN_ERROR_WIDTH:
+        # A table would squeeze columns to nothing: two lines per entry instead.
         console.print(f"dead letters ({len(entries)})", style="bold")
         for e in entries:
             console.print(f"{escape(e.task_id or '-')}  {escape(e.task or '-')}  queue="
@@ -50,15 +56,18 @@ def dlq_table(entries: Sequence[DeadLetter], console: Console | None = None) -> 
             console.print(f"    {escape(e.error[:200])}", overflow="ellipsis", no_wrap=True)
         return
     table = Table(title=f"dead letters ({len(entries)})", title_justify="left")
-    table.add_column("task id", no_wrap=True, min_width=36)
+    table.add_column("task id", no_wrap=True)
     for column in ("task", "queue", "reason", "tries", "deaths", "when"):
-        table.add_column(column, no_wrap=True, min_width=len(column))
-    # Only the error may give up width: everything else is what a replay needs.
-    table.add_column("error", overflow="ellipsis", no_wrap=True, max_width=60)
+        table.add_column(column, no_wrap=True)
+    table.add_column("error", no_wrap=True)
     for e in entries:
         table.add_row(e.task_id or "-", e.task or "-", e.queue, e.reason, str(e.attempts),
-                      str(e.resurrections), _age(e.failed_at), escape(e.error[:80]))
+                      str(e.resurrections), _age(e.failed_at), escape(_cut(e.error, error_width)))
     console.print(table)
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def dlq_entry(entry: DeadLetter, console: Console | None = None) -> None:
