@@ -256,12 +256,15 @@ class Broker:
 
     async def requeue_all(self, queue: str, worker_id: str) -> int:
         """Give back everything this worker holds for ``queue`` (graceful shutdown)."""
-        lists = keys.queue_lists(queue)
-        return int(
-            await self.call(
-                "requeue", [keys.processing(queue, worker_id), keys.fences(queue), *lists], []
-            )
-        )
+        call = self.requeue_call(queue, worker_id)
+        return int(await self.call(call.name, call.keys, call.args))
+
+    @staticmethod
+    def requeue_call(queue: str, worker_id: str) -> ScriptCall:
+        """The ``requeue.lua`` call that gives back everything a worker holds for ``queue``."""
+        return ScriptCall(
+            "requeue", [keys.processing(queue, worker_id), keys.fences(queue),
+                        *keys.queue_lists(queue)], [])
 
     async def pump(self, queue: str) -> int:
         """Move due messages from the delayed set into the queue; returns how many."""

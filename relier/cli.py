@@ -6,6 +6,7 @@ not a traceback.
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
@@ -17,6 +18,7 @@ from relier.errors import RelierError
 from relier.protocol import keys
 
 T = TypeVar("T")
+log = logging.getLogger("relier.worker")
 
 cli = typer.Typer(
     name="relier",
@@ -90,7 +92,16 @@ def worker(
         raise typer.Exit(guarded(Supervisor(relier_app, child, processes).run))
     watch_supervisor()
     runner = guarded(lambda: Worker(relier_app, names, concurrency))
-    guarded(lambda: loop.run(runner.run))
+    try:
+        guarded(lambda: loop.run(runner.run))
+    except typer.Exit:
+        raise
+    except BaseException:
+        # Also after a crash: a stuck sync-task thread would otherwise keep the process
+        # alive for ever, its slot under --processes never restarted.
+        log.exception("worker crashed")
+        end_process(runner.exit_code or 1)
+        raise
     end_process(runner.exit_code)
 
 

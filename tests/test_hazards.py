@@ -5,6 +5,7 @@ idle spell before a burst, a poison idempotent call."""
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -125,3 +126,29 @@ def test_a_quarantined_idempotent_call_can_be_dispatched_again(
     assert entry["reason"] == "poison"
     again = hazards.crash_once_idempotent.push("o-1")
     assert again.id != first.id
+
+
+def test_a_task_that_ignores_cancellation_cannot_hang_shutdown(
+    start_worker: StartWorker, rclient: redis.Redis
+) -> None:
+    worker = start_worker(APP, env={"RELIER_SHUTDOWN_GRACE": "0.5"})
+    hazards.stubborn.push()
+    poll(lambda: rclient.llen("test:stubborn"), 15, "the task to start")
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(timeout=60) == 71
+    assert "ignored their cancellation" in worker.output
+    # Given back, not lost: it waits in its queue for the next worker.
+    assert rclient.llen(keys.queue_list("default")) == 1
+    assert not rclient.keys("relier:{default}:processing:*")
+
+
+def test_a_signal_delivered_twice_at_once_is_one_stop_request(
+    start_worker: StartWorker, rclient: redis.Redis
+) -> None:
+    worker = start_worker(APP)
+    handle = hazards.steady.push(2.0)
+    poll(lambda: rclient.llen("test:steady"), 15, "the task to start")
+    worker.signal(signal.SIGTERM)  # as systemd sends it to every process of the group...
+    worker.signal(signal.SIGTERM)  # ...and a supervisor forwards its own copy
+    assert worker.wait(timeout=60) == 0
+    assert handle.result(timeout=5) == "finished"  # the grace period was kept

@@ -86,9 +86,10 @@ class Heartbeat:
         while not self._stopped.wait(self._interval_s):
             try:
                 self._beat()
-            except redis.RedisError as exc:
+            except Exception as exc:
+                # A dead heartbeat thread would get a working worker declared dead.
                 if not self._failing:
-                    log.warning("heartbeat failed (%s); retrying", exc)
+                    log.warning("heartbeat failed (%r); retrying", exc)
                 self._failing = True
                 continue
             if self._failing:

@@ -53,6 +53,8 @@ YOUNG_DEATH_S: Final = 10.0
 MAX_RESTART_DELAY_S: Final = 30.0
 #: Seconds between looks at the children.
 POLL_S: Final = 0.1
+#: Seconds children get to stop after SIGTERM when the supervisor itself fails.
+LEFTOVER_GRACE_S: Final = 10.0
 
 
 @dataclass(slots=True)
@@ -74,7 +76,6 @@ class Supervisor:
         self._children = [_Child(slot) for slot in range(count)]
         self._stopping = False
         self._signals: list[int] = []
-        self._wake = threading.Event()
         self._metrics_dir: str | None = None
         self._server: MetricsServer | None = None
 
@@ -89,8 +90,7 @@ class Supervisor:
             log.info("supervisor %d running %d worker processes", os.getpid(),
                      len(self._children))
             while any(c.process is not None for c in self._children) or not self._stopping:
-                self._wake.wait(POLL_S)
-                self._wake.clear()
+                time.sleep(POLL_S)
                 self._forward_signals()
                 self._reap()
         finally:
@@ -106,9 +106,9 @@ class Supervisor:
         return 1 if failed else 0
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
-        # Only note it: the loop forwards it (a handler must stay small).
+        # Only note it: the loop forwards it within POLL_S. (Not Event.set(): a handler
+        # runs on the main thread, which may hold that event's lock at that instant.)
         self._signals.append(signum)
-        self._wake.set()
 
     def _forward_signals(self) -> None:
         while self._signals:
@@ -153,7 +153,14 @@ class Supervisor:
             env[MULTIPROC_ENV] = self._metrics_dir
             env[SUPERVISED_METRICS_ENV] = "1"
         # A process group of its own: a terminal's Ctrl-C reaches the child only through us.
-        child.process = subprocess.Popen(self._args, env=env, process_group=0)
+        try:
+            child.process = subprocess.Popen(self._args, env=env, process_group=0)
+        except OSError as exc:  # out of processes, memory or file descriptors: try later
+            child.delay = min(max(child.delay * 2, 1.0), MAX_RESTART_DELAY_S)
+            child.restart_at = time.monotonic() + child.delay
+            log.error("could not start a worker process for slot %d (%s); retrying in %.0fs",
+                      child.slot, exc, child.delay)
+            return
         child.started = time.monotonic()
         log.info("started worker process %d (slot %d)", child.process.pid, child.slot)
 
@@ -178,11 +185,19 @@ class Supervisor:
             multiprocess.mark_process_dead(pid, self._metrics_dir)  # type: ignore[no-untyped-call]
 
     def _kill_leftovers(self) -> None:
-        """On an abnormal exit of the loop itself, leave no child behind."""
-        for child in self._children:
-            if child.process is not None and child.process.poll() is None:
-                child.process.kill()
-                child.process.wait()
+        """On an abnormal exit of the loop itself, leave no child behind: ask each to stop
+        (it gives its work back), and kill those still there after a bound."""
+        alive = [c.process for c in self._children
+                 if c.process is not None and c.process.poll() is None]
+        for process in alive:
+            process.terminate()
+        deadline = time.monotonic() + LEFTOVER_GRACE_S
+        for process in alive:
+            try:
+                process.wait(max(deadline - time.monotonic(), 0.0))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def watch_supervisor() -> None:

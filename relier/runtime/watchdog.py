@@ -91,17 +91,21 @@ class Watchdog:
         tick_seen = self._last_tick
         credit = 0.0  # suspended time forgiven for the current tick
         warned = False
+        cpu_checked = time.process_time()
         while not self._stopped.wait(interval):
-            now = time.monotonic()
+            now, cpu = time.monotonic(), time.process_time()
             late = now - checked - interval
-            checked = now
+            # Overslept while the process burnt CPU: not a suspension but something holding
+            # the GIL (a long C call), which blocks the loop just the same.
+            busy = cpu - cpu_checked > late / 2
+            checked, cpu_checked = now, cpu
             tick = self._last_tick
             if tick != tick_seen:
                 if warned:
                     log.warning("event loop turning again after a stall of %.1fs",
                                 now - tick_seen - credit)
                 tick_seen, credit, warned = tick, 0.0, False
-            if late > SUSPENDED_S:
+            if late > SUSPENDED_S and not busy:
                 credit += late
                 continue
             stalled = now - tick - credit

@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
+from typing import Final
 
 import anyio
 import redis
@@ -37,7 +38,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from relier.app import App
-from relier.broker import REDIS_ERRORS, Broker
+from relier.broker import REDIS_ERRORS, Broker, call_sync
 from relier.errors import BrokerUnavailable, ConfigurationError
 from relier.observability.telemetry import Telemetry
 from relier.protocol import keys
@@ -46,7 +47,7 @@ from relier.runtime.abandoned import EXIT_RECYCLE
 from relier.runtime.abandoned import check_limit as check_abandoned_limit
 from relier.runtime.capacity import Capacity
 from relier.runtime.delivery import Delivery, Settler
-from relier.runtime.executor import Executor
+from relier.runtime.executor import SETTLE_TIMEOUT_S, Executor
 from relier.runtime.fetcher import Fetcher
 from relier.runtime.heartbeat import Heartbeat
 from relier.runtime.phoenix import Resurrector
@@ -55,6 +56,14 @@ from relier.runtime.watchdog import EXIT_LOOP_STALLED, Watchdog
 from relier.settings import redact
 
 log = logging.getLogger("relier.worker")
+
+#: Seconds cancelled tasks get to end before the worker gives their messages back and exits
+#: (longer than a shielded settle may take, so that one still in flight can land).
+CANCEL_BOUND_S: Final = SETTLE_TIMEOUT_S + 1.0
+#: Exit code after that: some task would not stop.
+EXIT_STUCK: Final = 71
+#: The same signal again this soon is the same stop request, not "hurry up".
+REPEAT_SIGNAL_S: Final = 0.5
 
 #: Threads for plain ``def`` tasks, at most (they also count against concurrency).
 MAX_THREADS = 64
@@ -126,7 +135,14 @@ class Worker:
                     await self._fetch_until_stopped(fetcher)
                     heartbeat.mark_stopping()
                     await self._drain(settings.shutdown_grace)
+                    # A task that swallows its cancellation would hold the task group open
+                    # for ever; past a bound, a thread gives everything back and exits.
+                    last_resort = threading.Timer(
+                        CANCEL_BOUND_S, self._give_back_and_exit, args=(heartbeat,))
+                    last_resort.daemon = True
+                    last_resort.start()
                     executors.cancel_scope.cancel()
+                last_resort.cancel()
                 gave_back = await self._give_back(broker)
                 services.cancel_scope.cancel()
             # Phoenix only recovers registered workers: stay registered (and expire) unless
@@ -233,10 +249,35 @@ class Worker:
             return False
         return True
 
+    def _give_back_and_exit(self, heartbeat: Heartbeat | None) -> None:
+        """From a thread, when cancelled tasks will not end: give back what this worker
+        holds (a late settle of the stuck run then finds its message gone and writes
+        nothing), deregister, exit."""
+        log.error("running tasks ignored their cancellation for %.0fs: giving their messages "
+                  "back and exiting", CANCEL_BOUND_S)
+        client = redis.Redis.from_url(self.app.settings.redis_url, socket_timeout=5,
+                                      socket_connect_timeout=5)
+        try:
+            for queue in self.queues:
+                call_sync(client, Broker.requeue_call(queue, self.id))
+            if heartbeat is not None:
+                heartbeat.stop(deregister=True)
+        except redis.RedisError as exc:
+            log.error("could not give them back (%s); Phoenix will", exc)
+        _flush_logs()
+        os._exit(EXIT_STUCK)
+
     async def _watch_signals(self) -> None:
+        last: tuple[int, float] | None = None
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
             async for signum in signals:
                 name = signal.Signals(signum).name
+                now = time.monotonic()
+                if last is not None and last[0] == signum and now - last[1] < REPEAT_SIGNAL_S:
+                    # The same signal twice for one stop (systemd signals every process of
+                    # the group, and a supervisor forwards its own copy): not "hurry up".
+                    continue
+                last = (signum, now)
                 if self._stopping:
                     log.warning("%s again: ending the grace period now", name)
                 else:

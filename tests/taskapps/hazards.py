@@ -33,3 +33,21 @@ async def fail(value: str) -> None:
 async def crash_once_idempotent(order: str) -> None:
     """Ends its worker process, as a segfault or the OOM killer would."""
     os._exit(1)
+
+
+@app.task(name="hazards.stubborn")
+async def stubborn() -> None:
+    """Swallows every cancellation: only an exit stops it."""
+    await app.broker().client.rpush("test:stubborn", "started")
+    while True:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            continue
+
+
+@app.task(name="hazards.steady")
+async def steady(seconds: float) -> str:
+    await app.broker().client.rpush("test:steady", "started")
+    await asyncio.sleep(seconds)
+    return "finished"
