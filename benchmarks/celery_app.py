@@ -1,4 +1,4 @@
-"""The vanilla Celery side of the benchmarks: the same two tasks, as Celery writes them.
+"""The vanilla Celery side of the benchmarks: the same three tasks, as Celery writes them.
 
 The worker is started as ``celery -A benchmarks.celery_app worker ...`` with the broker
 URL in ``BENCH_REDIS_URL`` (the benchmark sets it for the worker and for itself).
@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import time
 
+import redis
 from celery import Celery  # type: ignore[import-untyped]
 
-from benchmarks.common import IO_SLEEP_S, QUEUE, redis_url
+from benchmarks.common import IO_SLEEP_S, QUEUE, STARTS_KEY, redis_url
 
 app = Celery("bench", broker=redis_url())
 app.conf.update(
@@ -39,3 +40,19 @@ def noop() -> None:
 def io() -> None:
     """Waits on (simulated) I/O; under the threads pool the GIL is released while asleep."""
     time.sleep(IO_SLEEP_S)
+
+
+_stamps: redis.Redis | None = None
+
+
+@app.task(name="bench.stamp", ignore_result=True)  # type: ignore[untyped-decorator]
+def stamp(index: int) -> None:
+    """Records when it started, for the enqueue-to-start latency: ``index time`` on a list.
+
+    The clock is read first; the write to Redis that reports it comes after.
+    """
+    started = time.time()
+    global _stamps
+    if _stamps is None:  # one client per pool process (made after the fork), thread-safe
+        _stamps = redis.Redis.from_url(redis_url())
+    _stamps.rpush(STARTS_KEY, f"{index} {started!r}")

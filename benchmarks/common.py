@@ -8,6 +8,12 @@ import os
 QUEUE = "bench"
 #: Seconds each I/O-bound task waits.
 IO_SLEEP_S = 0.01
+#: The list ``bench.stamp`` tasks append ``"<index> <time.time() at start>"`` to.
+STARTS_KEY = "bench:starts"
+
+
+class BenchError(RuntimeError):
+    """A measurement could not be made (timeout, dead worker, wrong count)."""
 
 
 def redis_url() -> str:

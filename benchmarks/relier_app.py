@@ -1,4 +1,4 @@
-"""The Relier side of the benchmarks: a no-op task and an I/O-bound task.
+"""The Relier side of the benchmarks: a no-op task, an I/O-bound task, a start stamp.
 
 The worker is started as ``python -m relier worker -A benchmarks.relier_app:app``; the
 Redis URL comes from ``--redis-url`` (the benchmark sets it on this App for pushing).
@@ -7,9 +7,12 @@ Redis URL comes from ``--redis-url`` (the benchmark sets it on this App for push
 from __future__ import annotations
 
 import asyncio
+import time
+
+import redis.asyncio as aioredis
 
 import relier
-from benchmarks.common import IO_SLEEP_S, QUEUE
+from benchmarks.common import IO_SLEEP_S, QUEUE, STARTS_KEY, redis_url
 
 app = relier.App()
 
@@ -23,3 +26,19 @@ async def noop() -> None:
 async def io() -> None:
     """Waits on (simulated) I/O without holding the event loop."""
     await asyncio.sleep(IO_SLEEP_S)
+
+
+_stamps: aioredis.Redis | None = None
+
+
+@app.task(name="bench.stamp", queue=QUEUE, ignore_result=True)
+async def stamp(index: int) -> None:
+    """Records when it started, for the enqueue-to-start latency: ``index time`` on a list.
+
+    The clock is read first; the write to Redis that reports it comes after.
+    """
+    started = time.time()
+    global _stamps
+    if _stamps is None:  # one client per worker process, on the worker's event loop
+        _stamps = aioredis.Redis.from_url(redis_url())
+    await _stamps.rpush(STARTS_KEY, f"{index} {started!r}")

@@ -6,12 +6,15 @@ Run from the repository root::
     python -m benchmarks.run --quick    # a smoke run, well under a minute
     python -m benchmarks.run --json results.json
 
-Three workloads, each measured for both systems in the same run against the same
+Four workloads, each measured for both systems in the same run against the same
 server (``relier.embedded.EmbeddedServer``), each measurement on a flushed database:
 
-1. processing throughput of no-op tasks (queue filled first, then ONE worker started);
-2. processing throughput of I/O-bound tasks (10 ms of non-blocking waiting each);
-3. enqueue throughput, one message per call and in bulk.
+1. processing throughput of no-op tasks (queue filled first, then ONE worker started),
+   with the worker's peak memory;
+2. processing throughput of I/O-bound tasks (10 ms of non-blocking waiting each), idem;
+3. enqueue throughput, one message per call and in bulk;
+4. enqueue-to-start latency on an idle worker (tasks pushed one at a time at a modest
+   rate), with that worker's idle memory.
 
 See ``benchmarks/README.md`` for what each figure means and how fairness is kept.
 """
@@ -40,7 +43,9 @@ from typing import Any
 
 import redis
 
-from benchmarks.common import IO_SLEEP_S, QUEUE
+from benchmarks import latency
+from benchmarks.common import IO_SLEEP_S, QUEUE, BenchError
+from benchmarks.procstats import PeakRss, cores, group_cpu, process_cpu
 from relier.embedded import EmbeddedServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,10 +79,6 @@ return {redis.call('LLEN', KEYS[1]), inflight}
 CELERY_PENDING = "return {redis.call('LLEN', KEYS[1]), redis.call('HLEN', KEYS[2])}"
 
 
-class BenchError(RuntimeError):
-    """A measurement could not be made (timeout, dead worker, wrong count)."""
-
-
 # -- configuration -------------------------------------------------------------------------
 
 
@@ -87,18 +88,20 @@ class Sizes:
     io: int
     single: int
     bulk: int
+    latency: int
 
     @classmethod
     def for_args(cls, args: argparse.Namespace) -> Sizes:
         if args.quick:
-            base = cls(noop=2_000, io=1_000, single=1_000, bulk=5_000)
+            base = cls(noop=2_000, io=1_000, single=1_000, bulk=5_000, latency=50)
         else:
-            base = cls(noop=20_000, io=5_000, single=5_000, bulk=20_000)
+            base = cls(noop=20_000, io=5_000, single=5_000, bulk=20_000, latency=200)
         return cls(
             noop=args.n or base.noop,
             io=args.io_n or base.io,
             single=args.enqueue_n or base.single,
             bulk=args.bulk_n or base.bulk,
+            latency=args.latency_n or base.latency,
         )
 
 
@@ -138,12 +141,19 @@ class Run:
     cores: float | None
     #: The same for the Redis server.
     redis_cores: float | None
+    #: Processing runs: the largest RSS (MiB) of the worker's process group, summed over
+    #: its processes, sampled every 20 ms while timed. None for enqueue runs.
+    peak_rss_mib: float | None = None
 
     def rounded(self) -> Run:
         def r2(x: float | None) -> float | None:
             return None if x is None else round(x, 2)
 
-        return Run(round(self.rate, 1), r2(self.cores), r2(self.redis_cores))
+        def r1(x: float | None) -> float | None:
+            return None if x is None else round(x, 1)
+
+        return Run(round(self.rate, 1), r2(self.cores), r2(self.redis_cores),
+                   r1(self.peak_rss_mib))
 
 
 @dataclass
@@ -174,57 +184,57 @@ class Figure:
         values = [r.cores for r in runs if r.cores is not None]
         return round(statistics.median(values), 2) if values else None
 
+    def peak_rss(self, runs: list[Run]) -> float | None:
+        values = [r.peak_rss_mib for r in runs if r.peak_rss_mib is not None]
+        return round(statistics.median(values), 1) if values else None
+
     def as_json(self) -> dict[str, Any]:
         return {
             "workload": self.workload, "n": self.n, "unit": self.unit,
             "relier": self.relier, "celery": self.celery,
             "ratio": round(self.ratio, 3) if self.ratio else None,
+            "relier_peak_rss_mib": self.peak_rss(self.relier_runs),
+            "celery_peak_rss_mib": self.peak_rss(self.celery_runs),
             "relier_config": self.relier_config, "celery_config": self.celery_config,
             "relier_runs": [asdict(r) for r in self.relier_runs],
             "celery_runs": [asdict(r) for r in self.celery_runs],
         }
 
 
+@dataclass
+class LatencyFigure:
+    """Enqueue-to-start latency and idle memory of one worker kind, over all its runs."""
+
+    system: str
+    config: str
+    rate: float
+    runs: list[latency.LatencyRun]
+
+    @property
+    def latencies_ms(self) -> list[float]:
+        # The runs' samples are pooled: with N tasks a run, the p99 of one run is only
+        # its (N/100)th largest value.
+        return [x for run in self.runs for x in run.latencies_ms]
+
+    def stats(self) -> dict[str, float]:
+        return latency.latency_stats(self.latencies_ms)
+
+    def idle(self, field: str) -> float | None:
+        values = [v for r in self.runs if (v := latency.memory_json(r.idle)[field]) is not None]
+        return round(statistics.median(values), 1) if values else None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "system": self.system, "config": self.config, "rate_per_s": self.rate,
+            "n": len(self.latencies_ms), **self.stats(),
+            "idle_rss_mib": self.idle("idle_rss_mib"),
+            "idle_pss_mib": self.idle("idle_pss_mib"),
+            "runs": [r.summary() for r in self.runs],
+        }
+
+
 def median(values: list[float]) -> float:
     return round(statistics.median(values), 1)
-
-
-# -- CPU accounting (Linux /proc; None elsewhere) ------------------------------------------
-
-_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _stat_fields(pid: str) -> list[str] | None:
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            # Fields after "(comm)": state ppid pgrp ... utime(12th) stime(13th).
-            return stat.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-
-
-def process_cpu(pid: int) -> float | None:
-    fields = _stat_fields(str(pid))
-    return (int(fields[11]) + int(fields[12])) / _TICKS if fields else None
-
-
-def group_cpu(pgid: int) -> float | None:
-    """CPU seconds used so far by every live process of the group (threads included)."""
-    if not os.path.isdir("/proc"):
-        return None
-    total = 0.0
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            fields = _stat_fields(pid)
-            if fields and int(fields[2]) == pgid:
-                total += (int(fields[11]) + int(fields[12])) / _TICKS
-    return total
-
-
-def cores(before: float | None, after: float | None, seconds: float) -> float | None:
-    if before is None or after is None or seconds <= 0:
-        return None
-    return (after - before) / seconds
 
 
 # -- worker subprocesses -------------------------------------------------------------------
@@ -442,10 +452,11 @@ class Bench:
         with running_worker(argv, self.env) as worker:
             started = self._wait_for_start(worker, poll, n)
             cpu, redis_cpu = group_cpu(worker.process.pid), self.redis_cpu()
-            finished = self._wait_for_drain(worker, poll, n, started)
+            with PeakRss(worker.process.pid) as memory:
+                finished = self._wait_for_drain(worker, poll, n, started)
             elapsed = finished - started
             run = Run(n / elapsed, cores(cpu, group_cpu(worker.process.pid), elapsed),
-                      cores(redis_cpu, self.redis_cpu(), elapsed))
+                      cores(redis_cpu, self.redis_cpu(), elapsed), memory.peak_mib)
         if system == "relier":
             self._check_relier_deliveries(n)
         return run
@@ -490,6 +501,27 @@ class Bench:
                     f"not drained after {limit:.0f}s ({queued} queued, {inflight} in flight); "
                     f"the worker was slower than {MIN_RATE:.0f} tasks/s:\n{worker.output_tail()}")
             time.sleep(DRAIN_POLL_S)
+
+    # -- latency and idle memory ---------------------------------------------------------
+
+    def measure_latency(self, system: str, argv: list[str], n: int, rate: float
+                        ) -> latency.LatencyRun:
+        """Start one worker, let it idle, push ``n`` stamp tasks at ``rate``/s, one by one.
+
+        See ``benchmarks/latency.py``: push-to-start of each task, and the worker's
+        memory while idle after a short warm-up.
+        """
+        self.flush()
+        if system == "relier":
+            task = self.rl.stamp
+            push: Callable[[int], object] = task.push
+        else:
+            push = self.cl.stamp.delay
+        with running_worker(argv, self.env) as worker:
+            def alive() -> str | None:
+                return worker.output_tail() if worker.exited() else None
+
+            return latency.measure(self.client, push, worker.process.pid, n, rate, alive)
 
     def _check_relier_deliveries(self, n: int) -> None:
         """Every task was delivered exactly once and none was dead-lettered."""
@@ -570,6 +602,28 @@ def run_all(bench: Bench, sizes: Sizes, args: argparse.Namespace, say: Callable[
     return figures
 
 
+def run_latency(bench: Bench, sizes: Sizes, args: argparse.Namespace,
+                say: Callable[[str], None]) -> list[LatencyFigure]:
+    """Enqueue-to-start latency and idle memory: Relier, then Celery with each pool."""
+    n, rate = sizes.latency, args.latency_rate
+    pools = list(dict.fromkeys([args.celery_noop, args.celery_io]))  # distinct, in order
+    figures = [LatencyFigure("relier", f"1 process (uvloop), --concurrency "
+                             f"{args.relier_concurrency}; task.push()", rate, [])]
+    figures += [LatencyFigure(
+        f"celery {pool.pool}:{pool.concurrency}",
+        "1 worker, " + pool.describe(args.celery_prefetch, args.celery_acks_late)
+        + "; task.delay()", rate, []) for pool in pools]
+    argvs = [bench.relier_argv()] + [bench.celery_argv(pool) for pool in pools]
+    say(f"enqueue-to-start latency: {n} tasks at {rate:g}/s on an idle worker, "
+        f"Relier / " + " / ".join(f.system.capitalize() for f in figures[1:]) + f" x{args.repeat}")
+    # Interleaved like the other runs: a drift in the machine's load hits all alike.
+    for _ in range(args.repeat):
+        for figure, argv in zip(figures, argvs, strict=True):
+            system = "relier" if figure.system == "relier" else "celery"
+            figure.runs.append(bench.measure_latency(system, argv, n, rate))
+    return figures
+
+
 # -- output --------------------------------------------------------------------------------
 
 
@@ -582,14 +636,25 @@ NOTES = (
     "(one BRPOP, one unacked write and one ack per message) caps it, whatever the pool.",
     "CPU = cores the worker's process group kept busy while timed (processing), or this "
     "process (enqueue); the machine's cores are shared with Redis and this process.",
+    "peak RSS = the worker's process group (Celery prefork: main process + children, "
+    "shared pages counted in each), largest sum sampled every 20 ms while timed.",
+)
+LATENCY_NOTES = (
+    "latency: one worker, idle; after 10 warm-up tasks, tasks are pushed one at a time "
+    "at a fixed rate; push-to-start = time.time() read first thing in the task minus "
+    "time.time() just before the producer call (same host clock). All runs pooled.",
+    "idle RSS/PSS: the worker's process group after its warm-up and 1 s idle; PSS counts "
+    "pages shared between processes (prefork's forked children) once.",
 )
 
 
-def print_table(figures: list[Figure], meta: dict[str, Any]) -> None:
+def print_table(figures: list[Figure], latencies: list[LatencyFigure], meta: dict[str, Any]
+                ) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=None if sys.stdout.isatty() else 150)
+    # No emoji: rich would turn "threads:100:" in a pool name into a picture.
+    console = Console(width=None if sys.stdout.isatty() else 150, emoji=False)
     table = Table(
         title=f"Relier {meta['relier']} vs Celery {meta['celery']}: {meta['cpus']} CPUs, "
               f"{meta['server']}, Python {meta['python']}, median of {meta['repeat']}")
@@ -599,11 +664,15 @@ def print_table(figures: list[Figure], meta: dict[str, Any]) -> None:
     table.add_column("Celery", justify="right")
     table.add_column("ratio", justify="right")
     table.add_column("CPU R / C", justify="right")
+    table.add_column("peak RSS MiB R / C", justify="right")
     table.add_column("Relier config", overflow="fold")
     table.add_column("Celery config", overflow="fold")
 
     def cpu(value: float | None) -> str:
         return "?" if value is None else f"{value:.2f}"
+
+    def mib(value: float | None) -> str:
+        return "—" if value is None else f"{value:.0f}"
 
     for f in figures:
         table.add_row(
@@ -611,10 +680,32 @@ def print_table(figures: list[Figure], meta: dict[str, Any]) -> None:
             f"{f.celery:,.0f}/s" if f.celery else "—",
             f"{f.ratio:.2f}x" if f.ratio else "—",
             f"{cpu(f.cores(f.relier_runs))} / {cpu(f.cores(f.celery_runs))}",
+            f"{mib(f.peak_rss(f.relier_runs))} / {mib(f.peak_rss(f.celery_runs))}",
             f.relier_config, f.celery_config,
         )
     console.print(table)
     for note in NOTES:
+        console.print(f"  * {note}", highlight=False)
+    if not latencies:
+        return
+
+    rate = latencies[0].rate
+    n = len(latencies[0].latencies_ms)
+    idle = Table(title=f"Idle worker: enqueue-to-start latency and memory "
+                       f"({n} tasks at {rate:g}/s, one at a time)")
+    idle.add_column("measure")
+    for figure in latencies:
+        idle.add_column(figure.system.capitalize(), justify="right")
+    stats = [f.stats() for f in latencies]
+    for label, key in (("latency p50", "p50_ms"), ("latency p99", "p99_ms"),
+                       ("latency max", "max_ms")):
+        idle.add_row(label, *(f"{s[key]:.1f} ms" for s in stats))
+    for label, key in (("idle RSS", "idle_rss_mib"), ("idle PSS", "idle_pss_mib")):
+        idle.add_row(label, *(f"{mib(f.idle(key))} MiB" for f in latencies))
+    console.print(idle)
+    for figure in latencies:
+        console.print(f"  * {figure.system.capitalize()}: {figure.config}", highlight=False)
+    for note in LATENCY_NOTES:
         console.print(f"  * {note}", highlight=False)
 
 
@@ -661,6 +752,8 @@ def environment(server: EmbeddedServer, client: redis.Redis, args: argparse.Name
         "celery_io_pool": f"{args.celery_io.pool}:{args.celery_io.concurrency}",
         "celery_prefetch_multiplier": args.celery_prefetch,
         "celery_acks_late": args.celery_acks_late,
+        "latency_rate_per_s": args.latency_rate,
+        "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
     }
 
 
@@ -677,6 +770,16 @@ def positive(text: str) -> int:
     return value
 
 
+def positive_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value <= 1000:
+        raise argparse.ArgumentTypeError(f"must be above 0 and at most 1000: {value}")
+    return value
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -684,6 +787,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--io-n", type=positive, help="I/O-bound tasks processed (default 5000)")
     parser.add_argument("--enqueue-n", type=positive, help="one-by-one pushes timed (default 5000)")
     parser.add_argument("--bulk-n", type=positive, help="bulk pushes timed (default 20000)")
+    parser.add_argument("--latency-n", type=positive,
+                        help="tasks pushed one at a time per latency run (default 200)")
+    parser.add_argument("--latency-rate", type=positive_rate, default=20.0,
+                        help="pushes per second in latency runs (default 20)")
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     parser.add_argument("--repeat", type=positive, default=None,
                         help="runs of each measurement; the median is reported "
@@ -727,6 +834,7 @@ def main(argv: list[str] | None = None) -> int:
             meta = environment(server, bench.client, args)
             say(f"server {meta['server']} on {server.url}")
             figures = run_all(bench, sizes, args, say)
+            latencies = run_latency(bench, sizes, args, say)
         finally:
             bench.close()
     except BenchError as exc:
@@ -743,8 +851,11 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.close()
     meta["seconds"] = round(time.monotonic() - started, 1)
-    print_table(figures, meta)
-    document = {"meta": meta, "results": [f.as_json() for f in figures]}
+    if hasattr(os, "getloadavg"):
+        meta["load_average_end"] = os.getloadavg()
+    print_table(figures, latencies, meta)
+    document = {"meta": meta, "results": [f.as_json() for f in figures],
+                "latency": [f.as_json() for f in latencies]}
     if args.json:
         args.json.write_text(json.dumps(document, indent=2) + "\n")
         print(f"figures written to {args.json}")
