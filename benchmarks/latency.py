@@ -113,7 +113,8 @@ def wait_for_starts(client: redis.Redis, expected: Sequence[int],
         time.sleep(STAMP_POLL_S)
     starts: dict[int, float] = {}
     for entry in client.lrange(STARTS_KEY, 0, -1):
-        index_text, started_text = entry.decode().split()
+        text = entry.decode() if isinstance(entry, bytes) else entry
+        index_text, started_text = text.split()
         index = int(index_text)
         if index in starts:
             raise BenchError(f"task {index} started twice")
