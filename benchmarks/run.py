@@ -141,8 +141,8 @@ class Run:
     cores: float | None
     #: The same for the Redis server.
     redis_cores: float | None
-    #: Processing runs: the largest RSS (MiB) of the worker's process group, summed over
-    #: its processes, sampled every 20 ms while timed. None for enqueue runs.
+    #: Processing runs: the peak RSS (MiB) of each process of the worker's group while
+    #: timed, summed (the kernel's high-water marks). None for enqueue runs.
     peak_rss_mib: float | None = None
 
     def rounded(self) -> Run:
@@ -636,8 +636,9 @@ NOTES = (
     "(one BRPOP, one unacked write and one ack per message) caps it, whatever the pool.",
     "CPU = cores the worker's process group kept busy while timed (processing), or this "
     "process (enqueue); the machine's cores are shared with Redis and this process.",
-    "peak RSS = the worker's process group (Celery prefork: main process + children, "
-    "shared pages counted in each), largest sum sampled every 20 ms while timed.",
+    "peak RSS = each process's peak resident memory while timed (the kernel's VmHWM, reset "
+    "at the first take), summed over the worker's process group (Celery prefork: main "
+    "process + children, pages they share counted in each).",
 )
 LATENCY_NOTES = (
     "latency: one worker, idle; after 10 warm-up tasks, tasks are pushed one at a time "
