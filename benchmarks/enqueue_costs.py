@@ -88,7 +88,7 @@ def main() -> None:
         def duplicate(i: int) -> None:
             charge.push(i).result(timeout=0)
 
-        batch = [((i,), {}) for i in range(BULK)]
+        batch: list[tuple[tuple[int], dict[str, Any]]] = [((i,), {}) for i in range(BULK)]
         modes: list[tuple[str, Callable[[int], Any], int]] = [
             ("plain push", plain.push, 1),
             ("plain push, memory guard off", unguarded.push, 1),

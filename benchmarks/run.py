@@ -592,7 +592,7 @@ def run_all(bench: Bench, sizes: Sizes, args: argparse.Namespace, say: Callable[
                      lambda: bench.measure_enqueue(bench.relier_bulk, bench.rl.noop, sizes.bulk),
                      lambda: bench.measure_enqueue(bench.celery_bulk, bench.cl.noop, sizes.bulk))
     figures.append(Figure("enqueue in bulk", sizes.bulk,
-                          f"task.push_many(), batches of {BULK_BATCH}, 1 pipeline each",
+                          f"task.push_many(), batches of {BULK_BATCH}, 1 script call each",
                           "task.apply_async(producer=p) in a loop, one shared producer",
                           r, c))
     r, _ = alternate(runs, lambda: bench.measure_relier_abulk(sizes.bulk), None)
