@@ -266,6 +266,22 @@ class Broker:
             "requeue", [keys.processing(queue, worker_id), keys.fences(queue),
                         *keys.queue_lists(queue)], [])
 
+    async def processing_lists(
+        self, queues: Sequence[str], worker_id: str
+    ) -> dict[str, list[bytes]]:
+        """What this worker's processing lists hold, per queue, in one round trip."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for queue in queues:
+                pipe.lrange(keys.processing(queue, worker_id), 0, -1)
+            found = await pipe.execute()
+        return {q: [as_bytes(m) for m in held] for q, held in zip(queues, found, strict=True)}
+
+    async def reclaim(self, queue: str, worker_id: str, raw: bytes) -> bool:
+        """Give back one message this worker holds but does not run; False if gone."""
+        return bool(await self.call(
+            "reclaim", [keys.processing(queue, worker_id), keys.fences(queue),
+                        *keys.queue_lists(queue)], [raw]))
+
     async def pump(self, queue: str) -> int:
         """Move due messages from the delayed set into the queue; returns how many."""
         now_ms = int(time.time() * 1000)

@@ -65,6 +65,9 @@ class Settings:
     events: bool = False
     #: Seconds between moves of due delayed messages into their queues.
     pump_interval: float = 0.2
+    #: Seconds between a worker's checks for messages it holds but never ran (a fetch whose
+    #: reply was lost); such a message is given back after two checks. 0 turns it off.
+    orphan_check_interval: float = 30.0
     #: Seconds an unknown task or a too-new version is deferred before it is dead-lettered.
     defer_window: float = 600.0
     #: Sync tasks abandoned at their hard timeout (their thread cannot be stopped) that

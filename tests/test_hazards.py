@@ -152,3 +152,24 @@ def test_a_signal_delivered_twice_at_once_is_one_stop_request(
     worker.signal(signal.SIGTERM)  # ...and a supervisor forwards its own copy
     assert worker.wait(timeout=60) == 0
     assert handle.result(timeout=5) == "finished"  # the grace period was kept
+
+
+def test_a_message_moved_by_a_fetch_whose_reply_was_lost_is_given_back(
+    start_worker: StartWorker, rclient: redis.Redis
+) -> None:
+    worker = start_worker(APP, env={"RELIER_ORPHAN_CHECK_INTERVAL": "0.3"})
+    worker_id = worker.wait_for_line("consuming").split("worker ", 1)[1].split()[0]
+    # What a fetch whose reply never came back leaves: the message in this live worker's
+    # processing list, unknown to the worker itself.
+    batch = hazards.app.producer.prepare(hazards.echo, [(("orphan",), {})], PushOptions())
+    raw, task_id = batch.messages[0]
+    rclient.lpush(keys.processing("default", worker_id), raw)
+    # A task running all along is accounted for, and never given back.
+    steady = hazards.steady.push(2.0)
+
+    worker.wait_for_line("held but never ran", timeout=30)
+    assert hazards.echo.push("orphan").id != task_id  # not idempotent: a fresh call
+    stored = poll(lambda: rclient.get(keys.result(task_id)), 30, "the orphan to run")
+    assert json.loads(stored)["result"] == "orphan"
+    assert steady.result(timeout=30) == "finished"
+    assert rclient.llen("test:steady") == 1

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -169,6 +170,9 @@ class Delivery:
     taken_mono: float = field(default_factory=time.monotonic)
     #: How it ended; None while running (and if it never settled: shutdown, lost settle).
     settled: Settled | None = None
+    #: Called once the executor is done with it, however it ended (the fetcher's count of
+    #: the messages it hands out).
+    on_done: Callable[[], None] | None = None
 
     async def ack(
         self, message: TaskMessage, result: bytes, result_ttl: int, *, why: str = "success"

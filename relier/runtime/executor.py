@@ -79,6 +79,8 @@ class Executor:
             await self._execute(delivery)
         finally:
             self._capacity.release()
+            if delivery.on_done is not None:
+                delivery.on_done()
             if self._recorder:
                 self._recorder.finished(delivery)
 

@@ -18,7 +18,9 @@ whole, which covers that case too.
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Final
 
 import anyio
@@ -26,6 +28,7 @@ import anyio
 from relier.broker import REDIS_ERRORS, Broker
 from relier.runtime.capacity import Capacity
 from relier.runtime.delivery import Delivery, Settler
+from relier.runtime.orphans import OrphanWatch
 
 log = logging.getLogger("relier.worker")
 
@@ -53,6 +56,7 @@ class Fetcher:
         worker_id: str,
         capacity: Capacity,
         spawn: Callable[[Delivery], None],
+        orphan_check_s: float = 0.0,
     ) -> None:
         self._broker = broker
         self._settler = settler
@@ -62,6 +66,10 @@ class Fetcher:
         self._spawn = spawn
         self._armed = anyio.Event()
         self._woken = anyio.Event()
+        #: Messages handed to the executor (or on their way to it), not yet done with.
+        self._held: Counter[bytes] = Counter()
+        self._orphans = (OrphanWatch(broker, queues, worker_id, self._held.copy,
+                                     orphan_check_s) if orphan_check_s > 0 else None)
 
     def wake(self) -> None:
         """Ask the batch path to look again now (new messages were made due)."""
@@ -72,11 +80,21 @@ class Fetcher:
         async with anyio.create_task_group() as tg:
             for queue in self._queues:
                 tg.start_soon(self._wait_on, queue, name=f"relier waiter {queue}")
+            if self._orphans is not None:
+                tg.start_soon(self._orphans.run, name="relier orphan check")
             await self._batch_loop()
 
-    def _deliver(self, raw: bytes, token: int, queue: str) -> None:
+    def _deliver(self, raw: bytes, token: int, queue: str, *, counted: bool = False) -> None:
         self._capacity.take()
-        self._spawn(Delivery(raw, token, queue, self._worker_id, self._settler))
+        if not counted:
+            self._held[raw] += 1
+        self._spawn(Delivery(raw, token, queue, self._worker_id, self._settler,
+                             on_done=partial(self._done, raw)))
+
+    def _done(self, raw: bytes) -> None:
+        self._held[raw] -= 1
+        if self._held[raw] <= 0:
+            del self._held[raw]
 
     async def _batch_loop(self) -> None:
         rotation = 0
@@ -115,6 +133,7 @@ class Fetcher:
                 continue
             backoff.reset()
             if raw is not None:
+                self._held[raw] += 1  # ours from now on, even while the claim retries
                 # It is in our processing list already: claim it until that succeeds, or
                 # it would sit there, held by a live worker and run by no one.
                 while True:
@@ -124,7 +143,7 @@ class Fetcher:
                     except REDIS_ERRORS as exc:
                         await backoff.pause(exc)
                 backoff.reset()
-                self._deliver(raw, token, queue)
+                self._deliver(raw, token, queue, counted=True)
                 self._woken.set()
 
 

@@ -126,7 +126,8 @@ class Worker:
                     services.start_soon(self._watch_signals, name="relier signals")
                 async with anyio.create_task_group() as executors:
                     fetcher = Fetcher(broker, settler, self.queues, self.id, self.capacity,
-                                      self._spawner(executors, executor))
+                                      self._spawner(executors, executor),
+                                      settings.orphan_check_interval)
                     scheduler = Scheduler(broker, self.queues, settings.pump_interval,
                                           fetcher.wake)
                     services.start_soon(scheduler.run, name="relier pump")

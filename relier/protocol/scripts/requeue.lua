@@ -5,25 +5,16 @@
 --
 -- KEYS[1] processing list, KEYS[2] fences hash, KEYS[3..6] queue lists (0, 3, 6, 9).
 -- Returns the number of messages given back.
+--!include give_back
+
+local lists = {KEYS[3], KEYS[4], KEYS[5], KEYS[6]}
 local moved = 0
 while true do
   -- The processing list's head is the newest delivery; RPUSHing newest first leaves
   -- the oldest at the consuming end.
   local message = redis.call('LPOP', KEYS[1])
   if not message then break end
-  local target = KEYS[3]
-  local ok, decoded = pcall(cjson.decode, message)
-  if ok and type(decoded) == 'table' then
-    local props, headers = decoded.properties, decoded.headers
-    if type(props) == 'table' and type(props.priority) == 'number' then
-      local p = math.min(math.max(props.priority, 0), 9)
-      target = KEYS[3 + math.floor(p / 3)]
-    end
-    if type(headers) == 'table' and type(headers.id) == 'string' then
-      redis.call('HDEL', KEYS[2], headers.id)
-    end
-  end
-  redis.call('RPUSH', target, message)
+  give_back(message, KEYS[2], lists)
   moved = moved + 1
 end
 return moved
