@@ -17,10 +17,11 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError, ReadOnlyError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from relier.broker import Enqueued, Outgoing, call_sync, enqueue_call, read_enqueue_reply
-from relier.errors import ArgumentError, BrokerUnavailable
+from relier.errors import AdmissionRejectedError, ArgumentError, BrokerUnavailable, RelierError
 from relier.handle import TaskHandle
 from relier.protocol import keys, results
 from relier.protocol import message as wire
@@ -32,6 +33,12 @@ if TYPE_CHECKING:
     from relier.task import CallSpec, PushOptions, Task
 
 R = TypeVar("R")
+
+#: What Redis can answer a push with instead of taking it: unreachable, out of memory,
+#: or a read-only replica (a failover in progress).
+REFUSALS = (RedisConnectionError, RedisTimeoutError, OutOfMemoryError, ReadOnlyError)
+#: ``retry_after`` when Redis itself refused a push for memory.
+MEMORY_RETRY_AFTER_S = 5.0
 
 _ORIGIN = f"gen{os.getpid()}@{socket.gethostname()}"
 
@@ -116,8 +123,8 @@ class Producer:
         batch = self.prepare(task, calls, options)
         try:
             reply = call_sync(self._app.sync_client(), enqueue_call(batch))
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise BrokerUnavailable(redact(self._app.settings.redis_url), exc) from None
+        except REFUSALS as exc:
+            raise self._refused(batch, exc) from None
         return self._handles(task, read_enqueue_reply(batch, reply))
 
     async def apush(
@@ -127,9 +134,17 @@ class Producer:
         batch = self.prepare(task, calls, options)
         try:
             enqueued = await self._app.broker().enqueue(batch)
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise BrokerUnavailable(redact(self._app.settings.redis_url), exc) from None
+        except REFUSALS as exc:
+            raise self._refused(batch, exc) from None
         return self._handles(task, enqueued)
+
+    def _refused(self, batch: Outgoing, exc: Exception) -> RelierError:
+        """Redis did not take the batch (nothing of it was enqueued): in Relier's terms."""
+        if isinstance(exc, OutOfMemoryError):
+            # Past maxmemory before the guard could see it (or with the guard off).
+            return AdmissionRejectedError(batch.queue, 0, batch.depth_limit,
+                                          MEMORY_RETRY_AFTER_S, reason="memory")
+        return BrokerUnavailable(redact(self._app.settings.redis_url), exc)
 
     def _handles(self, task: Task[Any, R], enqueued: list[Enqueued]) -> list[TaskHandle[R]]:
         return [

@@ -184,3 +184,28 @@ def test_the_memory_guard_refuses_before_redis_is_full(tiny_redis: EmbeddedServe
     app.configure(broker_memory_limit=0)  # the guard off: Redis itself decides
     bulky.push("x")
     app.close()
+
+
+async def test_redis_refusing_a_push_for_memory_is_an_admission_rejection(
+    tiny_redis: EmbeddedServer,
+) -> None:
+    app = App(redis_url=tiny_redis.url, broker_memory_limit=0)  # no guard: Redis says no
+
+    @app.task(name="admission.flood")
+    async def flood(blob: str) -> None:
+        return None
+
+    client = redis.Redis.from_url(tiny_redis.url)
+    client.config_set("maxmemory", int(client.info("memory")["used_memory"]) // 2)
+    try:
+        with pytest.raises(AdmissionRejectedError) as refused:
+            flood.push("x")
+        assert refused.value.reason == "memory"
+        with pytest.raises(AdmissionRejectedError):
+            await flood.apush("x")
+        assert client.llen(keys.queue_list("default")) == 0
+    finally:
+        client.config_set("maxmemory", 0)
+        client.close()
+        await app.aclose()
+        app.close()
