@@ -15,17 +15,23 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 import redis
 
+from relier import App
 from relier.embedded import EmbeddedServer
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Databases on the session server; each test takes the next one, flushed.
 DATABASES = 1000
 _db_numbers = itertools.count(1)
+
+
+#: Worker environment with short heartbeats: a kill -9 is noticed in about a second.
+FAST = {"RELIER_HEARTBEAT_INTERVAL": "0.3", "RELIER_HEARTBEAT_TTL": "1.2"}
 
 
 @pytest.fixture(scope="session")
@@ -52,15 +58,55 @@ def rclient(redis_url: str) -> Iterator[redis.Redis]:
     client.close()
 
 
+@asynccontextmanager
+async def pointed_at(redis_url: str, *apps: App) -> AsyncIterator[None]:
+    """Point task Apps at this test's database; close their clients after."""
+    for app in apps:
+        app.configure(redis_url=redis_url)
+    yield
+    for app in apps:
+        await app.aclose()
+        app.close()
+
+
 @pytest.fixture
 async def basic_app(redis_url: str) -> AsyncIterator[None]:
-    """Point the tests' `basic` App at this test's database; close its clients after."""
     from tests.taskapps import basic
 
-    basic.app.configure(redis_url=redis_url)
-    yield
-    await basic.app.aclose()
-    basic.app.close()
+    async with pointed_at(redis_url, basic.app):
+        yield
+
+
+@pytest.fixture
+async def timeouts_app(redis_url: str) -> AsyncIterator[None]:
+    from tests.taskapps import timeouts
+
+    async with pointed_at(redis_url, timeouts.app):
+        yield
+
+
+@pytest.fixture
+async def observe_app(redis_url: str) -> AsyncIterator[None]:
+    from tests.taskapps import observe
+
+    async with pointed_at(redis_url, observe.app):
+        yield
+
+
+@pytest.fixture
+async def payments_app(redis_url: str) -> AsyncIterator[None]:
+    from tests.taskapps import payments
+
+    async with pointed_at(redis_url, payments.app):
+        yield
+
+
+@pytest.fixture
+async def rated_app(redis_url: str) -> AsyncIterator[None]:
+    from tests.taskapps import ratelimited
+
+    async with pointed_at(redis_url, ratelimited.app):
+        yield
 
 
 class WorkerProcess:
@@ -159,14 +205,3 @@ def start_worker(redis_url: str) -> Iterator[StartWorker]:
     yield start
     for worker in started:
         worker.kill()
-
-
-@pytest.fixture
-async def timeouts_app(redis_url: str) -> AsyncIterator[None]:
-    """Point the `timeouts` task App at this test's database; close its clients after."""
-    from tests.taskapps import timeouts
-
-    timeouts.app.configure(redis_url=redis_url)
-    yield
-    await timeouts.app.aclose()
-    timeouts.app.close()

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 import redis
@@ -20,13 +19,7 @@ from tests.taskapps import observe
 
 APP = "tests.taskapps.observe:app"
 
-
-@pytest.fixture(autouse=True)
-async def observe_app(redis_url: str) -> AsyncIterator[None]:
-    observe.app.configure(redis_url=redis_url)
-    yield
-    await observe.app.aclose()
-    observe.app.close()
+pytestmark = pytest.mark.usefixtures("observe_app")
 
 
 def relier(redis_url: str, *args: str) -> str:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,13 +22,7 @@ from tests.taskapps import observe
 
 APP = "tests.taskapps.observe:app"
 
-
-@pytest.fixture(autouse=True)
-async def observe_app(redis_url: str) -> AsyncIterator[None]:
-    observe.app.configure(redis_url=redis_url)
-    yield
-    await observe.app.aclose()
-    observe.app.close()
+pytestmark = pytest.mark.usefixtures("observe_app")
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from relier import ArgumentError, TaskFailed
 from relier.embedded import EmbeddedServer
 from relier.protocol import dead_letter, keys
 from relier.task import PushOptions
-from tests.conftest import StartWorker
+from tests.conftest import FAST, StartWorker, pointed_at
 from tests.polling import poll
 from tests.taskapps import hazards, payments
 
@@ -25,12 +25,8 @@ APP = "tests.taskapps.hazards:app"
 
 @pytest.fixture(autouse=True)
 async def hazards_app(redis_url: str) -> AsyncIterator[None]:
-    hazards.app.configure(redis_url=redis_url)
-    payments.app.configure(redis_url=redis_url)
-    yield
-    for app in (hazards.app, payments.app):
-        await app.aclose()
-        app.close()
+    async with pointed_at(redis_url, hazards.app, payments.app):
+        yield
 
 
 def test_a_task_raising_cancelled_error_fails_and_the_worker_goes_on(
@@ -116,8 +112,7 @@ def test_an_idle_spell_does_not_read_as_a_slow_drain(
 def test_a_quarantined_idempotent_call_can_be_dispatched_again(
     start_worker: StartWorker, rclient: redis.Redis
 ) -> None:
-    fast = {"RELIER_HEARTBEAT_INTERVAL": "0.3", "RELIER_HEARTBEAT_TTL": "1.2",
-            "RELIER_MAX_RESURRECTIONS": "1"}
+    fast = {**FAST, "RELIER_MAX_RESURRECTIONS": "1"}
     start_worker(APP, env=fast)
     survivor = start_worker(APP, env=fast, queues="re-queue")  # never takes `default`
     first = hazards.crash_once_idempotent.push("o-1")

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 import redis
@@ -15,13 +13,11 @@ import redis
 from relier import TaskFailed
 from relier.protocol import keys
 from relier.task import PushOptions
-from tests.conftest import StartWorker
+from tests.conftest import FAST, ROOT, StartWorker
 from tests.polling import poll
 from tests.taskapps import payments
 
 APP = "tests.taskapps.payments:app"
-ROOT = Path(__file__).resolve().parent.parent
-FAST = {"RELIER_HEARTBEAT_INTERVAL": "0.3", "RELIER_HEARTBEAT_TTL": "1.2"}
 RESULT_TIMEOUT = 30.0
 
 #: One producer process: waits for the starting gun, then fires 10 concurrent apush
@@ -44,13 +40,7 @@ async def main():
 asyncio.run(main())
 """
 
-
-@pytest.fixture(autouse=True)
-async def payments_app(redis_url: str) -> AsyncIterator[None]:
-    payments.app.configure(redis_url=redis_url)
-    yield
-    await payments.app.aclose()
-    payments.app.close()
+pytestmark = pytest.mark.usefixtures("payments_app")
 
 
 def runs(client: redis.Redis, name: str) -> list[list[str]]:

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,21 +13,13 @@ import redis
 
 from relier import TaskFailed
 from relier.protocol import keys
-from tests.conftest import ROOT, StartWorker, WorkerProcess
+from tests.conftest import FAST, ROOT, StartWorker, WorkerProcess
 from tests.polling import poll
 from tests.taskapps import observe
 
 APP = "tests.taskapps.observe:app"
-#: Short heartbeats so that a kill -9 is noticed in about a second.
-FAST = {"RELIER_HEARTBEAT_INTERVAL": "0.3", "RELIER_HEARTBEAT_TTL": "1.2"}
 
-
-@pytest.fixture(autouse=True)
-async def observe_app(redis_url: str) -> AsyncIterator[None]:
-    observe.app.configure(redis_url=redis_url)
-    yield
-    await observe.app.aclose()
-    observe.app.close()
+pytestmark = pytest.mark.usefixtures("observe_app")
 
 
 def relier(redis_url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:

@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import urllib.request
-from collections.abc import AsyncIterator
 
 import pytest
 import redis
@@ -16,21 +15,14 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from relier import AdmissionRejectedError, TaskFailed
 from relier.embedded import EmbeddedServer, free_port
-from tests.conftest import ROOT, StartWorker
+from tests.conftest import FAST, ROOT, StartWorker
 from tests.polling import poll
 from tests.taskapps import observe
 
 APP = "tests.taskapps.observe:app"
-FAST = {"RELIER_HEARTBEAT_INTERVAL": "0.3", "RELIER_HEARTBEAT_TTL": "1.2"}
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
-
-@pytest.fixture(autouse=True)
-async def observe_app(redis_url: str) -> AsyncIterator[None]:
-    observe.app.configure(redis_url=redis_url)
-    yield
-    await observe.app.aclose()
-    observe.app.close()
+pytestmark = pytest.mark.usefixtures("observe_app")
 
 
 def scrape(port: int) -> Samples:

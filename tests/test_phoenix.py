@@ -10,13 +10,11 @@ import redis
 
 from relier import TaskFailed
 from relier.protocol import dead_letter, keys, registry, results
-from tests.conftest import StartWorker, WorkerProcess
+from tests.conftest import FAST, StartWorker, WorkerProcess
 from tests.polling import poll
 from tests.taskapps import basic
 
 APP = "tests.taskapps.basic:app"
-#: Short heartbeats so a test sees a death in about a second instead of six.
-FAST = {"RELIER_HEARTBEAT_INTERVAL": "0.3", "RELIER_HEARTBEAT_TTL": "1.2"}
 
 
 pytestmark = pytest.mark.usefixtures("basic_app")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import AsyncIterator
 
 import anyio
 import pytest
@@ -20,13 +19,6 @@ from tests.taskapps import ratelimited
 
 APP = "tests.taskapps.ratelimited:app"
 
-
-@pytest.fixture
-async def rated_app(redis_url: str) -> AsyncIterator[None]:
-    ratelimited.app.configure(redis_url=redis_url)
-    yield
-    await ratelimited.app.aclose()
-    ratelimited.app.close()
 
 
 def starts(client: redis.Redis) -> list[tuple[str, str, float]]:

@@ -4,7 +4,6 @@ finds a result stored before the wait began, from sync and async code."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 
 import pytest
 import redis
@@ -17,13 +16,7 @@ from tests.taskapps import payments
 
 APP = "tests.taskapps.payments:app"
 
-
-@pytest.fixture(autouse=True)
-async def payments_app(redis_url: str) -> AsyncIterator[None]:
-    payments.app.configure(redis_url=redis_url)
-    yield
-    await payments.app.aclose()
-    payments.app.close()
+pytestmark = pytest.mark.usefixtures("payments_app")
 
 
 def test_results_expire_after_result_ttl(start_worker: StartWorker, rclient: redis.Redis) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import urllib.request
-from collections.abc import AsyncIterator
 
 import pytest
 import redis
@@ -13,20 +12,13 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from relier.embedded import free_port
 from relier.protocol import keys, registry
-from tests.conftest import StartWorker, WorkerProcess
+from tests.conftest import FAST, StartWorker, WorkerProcess
 from tests.polling import poll
 from tests.taskapps import observe
 
 APP = "tests.taskapps.observe:app"
-FAST = {"RELIER_HEARTBEAT_INTERVAL": "0.3", "RELIER_HEARTBEAT_TTL": "1.2"}
 
-
-@pytest.fixture(autouse=True)
-async def observe_app(redis_url: str) -> AsyncIterator[None]:
-    observe.app.configure(redis_url=redis_url)
-    yield
-    await observe.app.aclose()
-    observe.app.close()
+pytestmark = pytest.mark.usefixtures("observe_app")
 
 
 def parent_of(pid: int) -> int | None:

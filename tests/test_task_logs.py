@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -15,13 +14,7 @@ from tests.taskapps import observe
 
 APP = "tests.taskapps.observe:app"
 
-
-@pytest.fixture(autouse=True)
-async def observe_app(redis_url: str) -> AsyncIterator[None]:
-    observe.app.configure(redis_url=redis_url)
-    yield
-    await observe.app.aclose()
-    observe.app.close()
+pytestmark = pytest.mark.usefixtures("observe_app")
 
 
 def test_json_outcome_lines(start_worker: StartWorker) -> None:

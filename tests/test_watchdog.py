@@ -15,13 +15,11 @@ import redis
 from relier import ResultTimeout, TaskFailed
 from relier.protocol import dead_letter, keys
 from relier.runtime.watchdog import EXIT_LOOP_STALLED
-from tests.conftest import StartWorker, WorkerProcess
+from tests.conftest import FAST, StartWorker, WorkerProcess
 from tests.polling import poll
 from tests.taskapps import timeouts
 
 APP = "tests.taskapps.timeouts:app"
-#: Short heartbeats, so that Phoenix acts in about a second.
-FAST = {"RELIER_HEARTBEAT_INTERVAL": "0.3", "RELIER_HEARTBEAT_TTL": "1.2"}
 
 pytestmark = pytest.mark.usefixtures("timeouts_app")
 

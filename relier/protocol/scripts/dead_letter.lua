@@ -8,17 +8,9 @@
 -- ARGV[7] the entry's reason.
 -- Returns 1, or 0 when the delivery is no longer this worker's (see lib/settle.lua).
 --!include settle
+--!include dead_letter
 
 if not settle_delivery(KEYS[1], KEYS[2], ARGV[1], ARGV[3], ARGV[2]) then return 0 end
-redis.call('LPUSH', KEYS[3], ARGV[4])
-redis.call('HINCRBY', KEYS[5], ARGV[7], 1)
-if ARGV[5] ~= '' then
-  redis.call('SET', KEYS[4], ARGV[5], 'EX', ARGV[6])
-  redis.call('PUBLISH', KEYS[4], ARGV[5])
-end
--- A call that failed for good must not block the next dispatch of the same call: drop
--- its record, unless a later dispatch already owns it.
-if KEYS[6] and redis.call('HGET', KEYS[6], 'id') == ARGV[3] then
-  redis.call('DEL', KEYS[6])
-end
+record_dead_letter(KEYS[3], KEYS[5], KEYS[4], KEYS[6], ARGV[4], ARGV[7], ARGV[5], ARGV[6],
+                   ARGV[3])
 return 1

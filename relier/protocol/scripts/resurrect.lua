@@ -11,6 +11,8 @@
 -- DLQ entry), ARGV[5] result JSON ('' for none), ARGV[6] result TTL in seconds,
 -- ARGV[7] the DLQ reason when quarantining.
 -- Returns 1 if moved, 0 if another resurrector got there first.
+--!include dead_letter
+
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
 if ARGV[2] ~= '' then
   redis.call('HDEL', KEYS[2], ARGV[2])
@@ -19,15 +21,7 @@ if ARGV[3] == 'requeue' then
   -- The consuming end: recovered work goes ahead of new work.
   redis.call('RPUSH', KEYS[3], ARGV[4])
 else
-  redis.call('LPUSH', KEYS[3], ARGV[4])
-  redis.call('HINCRBY', KEYS[5], ARGV[7], 1)
-  if ARGV[5] ~= '' then
-    redis.call('SET', KEYS[4], ARGV[5], 'EX', ARGV[6])
-    redis.call('PUBLISH', KEYS[4], ARGV[5])
-  end
-  -- As after any dead-lettering: the next dispatch of the call may run it again.
-  if KEYS[6] and redis.call('HGET', KEYS[6], 'id') == ARGV[2] then
-    redis.call('DEL', KEYS[6])
-  end
+  record_dead_letter(KEYS[3], KEYS[5], KEYS[4], KEYS[6], ARGV[4], ARGV[7], ARGV[5], ARGV[6],
+                     ARGV[2])
 end
 return 1
