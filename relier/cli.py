@@ -285,7 +285,9 @@ def inspect_task(
     redis_url: RedisOption = None,
 ) -> None:
     """Where one task is now, and its history as far as Redis remembers it."""
-    report = _inspector(redis_url).task(task_id)
+    from relier.observability.whereabouts import TaskLocator
+
+    report = TaskLocator(_inspector(redis_url)).report(task_id)
     if json_output:
         _print_json(report)
     else:

@@ -9,8 +9,7 @@ Where each fact comes from:
 * workers: the registry entries, and whether each heartbeat key still exists;
 * running tasks: the table each worker publishes with every heartbeat (so it is at most
   a heartbeat old; a task that started after the last beat shows up at the next);
-* one task (:meth:`Inspector.task`): every place its message can be, the DLQ, its result
-  and the dead workers' records of what was resurrected from them.
+* one task: see :mod:`relier.observability.whereabouts`.
 """
 
 from __future__ import annotations
@@ -23,12 +22,10 @@ import msgspec
 import redis
 
 from relier.broker import as_bytes
-from relier.protocol import dead_letter, keys, registry, results, scripts
+from relier.protocol import keys, registry, results, scripts
 from relier.protocol import message as wire
 from relier.protocol.registry import RunningTask, WorkerInfo
 
-#: Elements `inspect task` looks at per script call while it scans a long list.
-FIND_SLICE: Final = 5000
 #: A worker whose heartbeat key is gone but which the resurrector has not handled yet.
 SILENT: Final = "silent"
 
@@ -101,31 +98,6 @@ class Snapshot(msgspec.Struct, kw_only=True):
     resurrected: list[ResurrectedView]
 
 
-class HistoryEvent(msgspec.Struct, kw_only=True):
-    at: float | None
-    event: str
-    detail: str = ""
-
-
-class TaskReport(msgspec.Struct, kw_only=True):
-    """Where one task is and what is known of its past, from Redis.
-
-    ``state``: queued, delayed, retrying, running, awaiting_resurrection, dead_lettered,
-    succeeded, failed, revoked, or unknown (no trace in Redis: never sent here, or its
-    result expired).
-    """
-
-    task_id: str
-    state: str
-    where: str
-    task: str | None = None
-    queue: str | None = None
-    worker: str | None = None
-    attempt: int | None = None
-    resurrections: int = 0
-    history: list[HistoryEvent] = msgspec.field(default_factory=list)
-
-
 class _SentAt(msgspec.Struct):
     headers: dict[str, Any] = msgspec.field(default_factory=dict)
 
@@ -151,17 +123,17 @@ class Inspector:
     """Reads Relier's state through a blocking client."""
 
     def __init__(self, client: redis.Redis) -> None:
-        self._client = client
+        #: The blocking client every read goes through.
+        self.client = client
         # redis-py's Script reloads itself after NOSCRIPT.
-        self._find = client.register_script(scripts.source("find"))
         self._recount = client.register_script(scripts.source("dlq_recount"))
 
     # -- the whole picture -------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
-        entries = self._registry()
-        workers = self._worker_views(entries)
-        tables = self._running_tables(entries)
+        entries = self.registry_entries()
+        workers = self.worker_views(entries)
+        tables = self.running_tables(entries)
         running = self._running(workers, tables)
         return Snapshot(
             taken_at=time.time(),
@@ -172,14 +144,14 @@ class Inspector:
         )
 
     def known_queues(self) -> list[str]:
-        return sorted(_text(q) for q in self._client.smembers(keys.KNOWN_QUEUES))
+        return sorted(_text(q) for q in self.client.smembers(keys.KNOWN_QUEUES))
 
     def queues(self, entries: list[WorkerInfo] | None = None) -> list[QueueStats]:
         """Every known queue's numbers, read in one pipelined round trip."""
         names = self.known_queues()
-        entries = self._registry() if entries is None else entries
+        entries = self.registry_entries() if entries is None else entries
         holders = {q: [w.id for w in entries if q in w.queues] for q in names}
-        with self._client.pipeline(transaction=False) as pipe:
+        with self.client.pipeline(transaction=False) as pipe:
             for q in names:
                 for name in keys.queue_lists(q):
                     pipe.llen(name)
@@ -214,20 +186,20 @@ class Inspector:
     def _consistent_reasons(self, queue: str) -> dict[str, int]:
         """The DLQ's counts by reason, rebuilt if they disagree with the list (entries
         written before the counts existed, or by an older worker)."""
-        with self._client.pipeline(transaction=True) as pipe:
+        with self.client.pipeline(transaction=True) as pipe:
             pipe.llen(keys.dead_letters(queue))
             pipe.hgetall(keys.dlq_reasons(queue))
             size, raw = pipe.execute()
         reasons = {_text(k): int(v) for k, v in raw.items()}
         if sum(reasons.values()) != int(size):
             self._recount(keys=[keys.dead_letters(queue), keys.dlq_reasons(queue)])
-            raw = self._client.hgetall(keys.dlq_reasons(queue))
+            raw = self.client.hgetall(keys.dlq_reasons(queue))
             reasons = {_text(k): int(v) for k, v in raw.items()}
         return reasons
 
     def queue_counters(self, names: Sequence[str]) -> dict[str, dict[str, int]]:
         """The counters the scripts keep per queue (fetched, rejected, idempotent_hits)."""
-        with self._client.pipeline(transaction=False) as pipe:
+        with self.client.pipeline(transaction=False) as pipe:
             for q in names:
                 pipe.hgetall(keys.stats(q))
             replies = pipe.execute()
@@ -243,14 +215,16 @@ class Inspector:
         return counters
 
     def workers(self) -> list[WorkerView]:
-        return self._worker_views(self._registry())
+        return self.worker_views(self.registry_entries())
 
-    def _registry(self) -> list[WorkerInfo]:
-        entries = [registry.decode(raw) for raw in self._client.hgetall(keys.WORKERS).values()]
+    def registry_entries(self) -> list[WorkerInfo]:
+        """Every registered worker, live ones first, oldest first."""
+        entries = [registry.decode(raw) for raw in self.client.hgetall(keys.WORKERS).values()]
         return sorted(entries, key=lambda w: (w.state == registry.DEAD, w.started_at))
 
-    def _worker_views(self, entries: list[WorkerInfo]) -> list[WorkerView]:
-        with self._client.pipeline(transaction=False) as pipe:
+    def worker_views(self, entries: list[WorkerInfo]) -> list[WorkerView]:
+        """The entries with their state checked against their heartbeat keys."""
+        with self.client.pipeline(transaction=False) as pipe:
             for w in entries:
                 pipe.exists(keys.heartbeat(w.id))
             beating = pipe.execute()
@@ -267,9 +241,9 @@ class Inspector:
             ))
         return views
 
-    def _running_tables(self, entries: list[WorkerInfo]) -> dict[str, list[RunningTask]]:
+    def running_tables(self, entries: list[WorkerInfo]) -> dict[str, list[RunningTask]]:
         """Each worker's last published table of running tasks (one pipelined read)."""
-        with self._client.pipeline(transaction=False) as pipe:
+        with self.client.pipeline(transaction=False) as pipe:
             for w in entries:
                 pipe.get(keys.running(w.id))
             found = pipe.execute()
@@ -299,7 +273,7 @@ class Inspector:
             (w, task_id) for w in entries if w.state == registry.DEAD
             for task_id in w.resurrected_ids
         ]
-        with self._client.pipeline(transaction=False) as pipe:
+        with self.client.pipeline(transaction=False) as pipe:
             for _, task_id in found:
                 pipe.get(keys.result(task_id))
             stored = pipe.execute()
@@ -319,171 +293,3 @@ class Inspector:
                 died_at=w.died_at, now=now,
             ))
         return views_out
-
-    # -- one task ----------------------------------------------------------------------
-
-    def task(self, task_id: str) -> TaskReport:
-        """Where one task is now, and what Redis remembers of its past."""
-        report = TaskReport(task_id=task_id, state="unknown",
-                            where="no trace in Redis (never sent here, or its result expired)")
-        history: list[HistoryEvent] = []
-        entries = self._registry()
-        message = self._locate(task_id, entries, report, history)
-        if message is not None:
-            self._describe_message(message, report, history)
-        for w in entries:
-            if task_id in w.resurrected_ids:
-                report.resurrections = max(report.resurrections, 1)
-                history.append(HistoryEvent(at=w.died_at, event="resurrected",
-                                            detail=f"worker {w.id} died; moved to re-queue"))
-        entry = self._dead_letter(task_id)
-        if entry is not None:
-            report.task = report.task or entry.task
-            report.queue = report.queue or entry.queue
-            history.append(HistoryEvent(
-                at=entry.failed_at, event="dead_lettered",
-                detail=f"{entry.reason}: {entry.error} (attempts {entry.attempts}, "
-                       f"resurrections {entry.resurrections}, worker {entry.worker})"))
-            if report.state == "unknown":
-                report.state, report.where = "dead_lettered", f"in the DLQ of {entry.queue!r}"
-                report.attempt = report.attempt or entry.attempts
-                report.resurrections = max(report.resurrections, entry.resurrections)
-        raw_result = self._client.get(keys.result(task_id))
-        if raw_result is not None:
-            meta = results.decode(raw_result)
-            done_at = _iso_to_unix(meta.date_done)
-            history.append(HistoryEvent(at=done_at, event=meta.status.lower(),
-                                        detail=_result_detail(meta)))
-            if report.state == "unknown":
-                report.state = meta.status.lower()
-                report.where = f"finished ({meta.status})"
-        report.history = sorted(history, key=lambda e: (e.at is None, e.at or 0.0))
-        return report
-
-    def _locate(
-        self, task_id: str, entries: list[WorkerInfo], report: TaskReport,
-        history: list[HistoryEvent],
-    ) -> wire.TaskMessage | None:
-        """Find the task's message: held by a worker, waiting, or delayed."""
-        beating = dict(zip([w.id for w in entries],
-                           self._worker_beats(entries), strict=True))
-        for w in entries:
-            for q in w.queues:
-                found = self._find_in(keys.processing(q, w.id), task_id)
-                if found is None:
-                    continue
-                message, _, _ = found
-                if w.state == registry.DEAD or not beating[w.id]:
-                    report.state = "awaiting_resurrection"
-                    report.where = f"held by {w.id}, which stopped beating; the resurrector " \
-                                   f"will move it to re-queue"
-                else:
-                    table = self._running_tables([w])[w.id]
-                    since = next((t.started_at for t in table if t.task_id == task_id), None)
-                    report.state, report.worker = "running", w.id
-                    report.where = f"running on {w.id}"
-                    history.append(HistoryEvent(at=since, event="running",
-                                                detail=f"on {w.id} (pid {w.pid}, {w.host})"))
-                return message
-        for q in self.known_queues():
-            for name in keys.queue_lists(q):
-                found = self._find_in(name, task_id)
-                if found is not None:
-                    message, index, _ = found
-                    ahead = int(self._client.llen(name)) - index - 1
-                    report.state = "queued"
-                    report.where = f"waiting in {q!r} with {ahead} message(s) ahead of it"
-                    return message
-            found = self._find_in(keys.delayed(q), task_id)
-            if found is not None:
-                message, _, due = found
-                report.state = "retrying" if message.retries else "delayed"
-                report.where = f"in the delayed set of {q!r} until {_clock(due)}"
-                history.append(HistoryEvent(at=due, event="due", detail=f"moves to {q!r}"))
-                return message
-        return None
-
-    def _worker_beats(self, entries: list[WorkerInfo]) -> list[bool]:
-        with self._client.pipeline(transaction=False) as pipe:
-            for w in entries:
-                pipe.exists(keys.heartbeat(w.id))
-            return [bool(b) for b in pipe.execute()]
-
-    def _find_in(self, key: str, task_id: str) -> tuple[wire.TaskMessage, int, float] | None:
-        """The message with this id in a list or sorted set: (message, index, score)."""
-        start = 0
-        while True:
-            hit = self._find(keys=[key], args=[task_id, start, FIND_SLICE])
-            if not hit:
-                size = self._client.llen(key) if self._client.type(key) == b"list" \
-                    else self._client.zcard(key)
-                start += FIND_SLICE
-                if start >= int(size):
-                    return None
-                continue
-            index, raw, score = int(hit[0]), as_bytes(hit[1]), hit[2]
-            try:
-                message = wire.decode(raw)
-            except Exception:  # undecodable: not a message this report can describe
-                message = None
-            if message is not None and message.id == task_id:
-                return message, index, float(score) / 1000 if score else 0.0
-            start = index + 1
-
-    def _describe_message(
-        self, message: wire.TaskMessage, report: TaskReport, history: list[HistoryEvent]
-    ) -> None:
-        report.task, report.queue = message.task, message.origin_queue
-        report.attempt = message.retries + 1
-        report.resurrections = max(report.resurrections, message.resurrections)
-        sent = message.headers.get(wire.SENT_AT_HEADER)
-        if isinstance(sent, int | float):
-            history.append(HistoryEvent(at=float(sent), event="sent",
-                                        detail=f"to {message.origin_queue!r}"))
-        if message.retries:
-            history.append(HistoryEvent(at=None, event="retried",
-                                        detail=f"{message.retries} earlier attempt(s) failed"))
-        deferred = message.headers.get(wire.FIRST_DEFERRED_HEADER)
-        if isinstance(deferred, int | float):
-            history.append(HistoryEvent(at=float(deferred), event="deferred",
-                                        detail="first deferred (unknown task or version)"))
-
-    def _dead_letter(self, task_id: str) -> dead_letter.DeadLetter | None:
-        for q in self.known_queues():
-            key, start = keys.dead_letters(q), 0
-            while True:
-                hit = self._find(keys=[key], args=[task_id, start, FIND_SLICE])
-                if not hit:
-                    start += FIND_SLICE
-                    if start >= int(self._client.llen(key)):
-                        break
-                    continue
-                entry = dead_letter.decode(as_bytes(hit[1]))
-                if entry.task_id == task_id:
-                    return entry
-                start = int(hit[0]) + 1
-        return None
-
-
-def _iso_to_unix(text: str | None) -> float | None:
-    if not text:
-        return None
-    from datetime import datetime
-
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        return None
-
-
-def _clock(moment: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(moment))
-
-
-def _result_detail(meta: results.ResultMeta) -> str:
-    if meta.status in results.EXCEPTION_STATES:
-        exc_type, _, args = meta.exception
-        return f"{exc_type}: {', '.join(map(str, args))}"
-    return "result stored"
-
-

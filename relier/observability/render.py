@@ -17,9 +17,9 @@ from relier.observability.inspect import (
     ResurrectedView,
     RunningView,
     Snapshot,
-    TaskReport,
     WorkerView,
 )
+from relier.observability.whereabouts import TaskReport
 from relier.protocol.dead_letter import DeadLetter
 
 

@@ -1,0 +1,215 @@
+"""Where one task is now, and what Redis remembers of its past (`relier inspect task ID`).
+
+It looks in every place the task's message can be (a worker's processing list, a queue's
+lists, the delayed set), in the DLQ, at its result, and in the dead workers' records of
+what was resurrected from them. Nothing here prints, and nothing here changes a queue.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Final
+
+import msgspec
+
+from relier.broker import as_bytes
+from relier.observability.inspect import SILENT, Inspector
+from relier.protocol import dead_letter, keys, registry, results, scripts
+from relier.protocol import message as wire
+from relier.protocol.registry import WorkerInfo
+
+#: Elements looked at per script call while a long list is scanned (no single call holds
+#: the server for long).
+FIND_SLICE: Final = 5000
+
+
+class HistoryEvent(msgspec.Struct, kw_only=True):
+    at: float | None
+    event: str
+    detail: str = ""
+
+
+class TaskReport(msgspec.Struct, kw_only=True):
+    """Where one task is and what is known of its past, from Redis.
+
+    ``state``: queued, delayed, retrying, running, awaiting_resurrection, dead_lettered,
+    succeeded, failed, revoked, or unknown (no trace in Redis: never sent here, or its
+    result expired).
+    """
+
+    task_id: str
+    state: str
+    where: str
+    task: str | None = None
+    queue: str | None = None
+    worker: str | None = None
+    attempt: int | None = None
+    resurrections: int = 0
+    history: list[HistoryEvent] = msgspec.field(default_factory=list)
+
+
+class TaskLocator:
+    """Finds one task in Redis, through an :class:`Inspector`'s client."""
+
+    def __init__(self, inspector: Inspector) -> None:
+        self._inspector = inspector
+        self._client = inspector.client
+        # redis-py's Script reloads itself after NOSCRIPT.
+        self._find = self._client.register_script(scripts.source("find"))
+
+    def report(self, task_id: str) -> TaskReport:
+        """Where one task is now, and what Redis remembers of its past."""
+        report = TaskReport(task_id=task_id, state="unknown",
+                            where="no trace in Redis (never sent here, or its result expired)")
+        history: list[HistoryEvent] = []
+        entries = self._inspector.registry_entries()
+        message = self._locate(task_id, entries, report, history)
+        if message is not None:
+            self._describe_message(message, report, history)
+        for w in entries:
+            if task_id in w.resurrected_ids:
+                report.resurrections = max(report.resurrections, 1)
+                history.append(HistoryEvent(at=w.died_at, event="resurrected",
+                                            detail=f"worker {w.id} died; moved to re-queue"))
+        entry = self._dead_letter(task_id)
+        if entry is not None:
+            report.task = report.task or entry.task
+            report.queue = report.queue or entry.queue
+            history.append(HistoryEvent(
+                at=entry.failed_at, event="dead_lettered",
+                detail=f"{entry.reason}: {entry.error} (attempts {entry.attempts}, "
+                       f"resurrections {entry.resurrections}, worker {entry.worker})"))
+            if report.state == "unknown":
+                report.state, report.where = "dead_lettered", f"in the DLQ of {entry.queue!r}"
+                report.attempt = report.attempt or entry.attempts
+                report.resurrections = max(report.resurrections, entry.resurrections)
+        raw_result = self._client.get(keys.result(task_id))
+        if raw_result is not None:
+            meta = results.decode(raw_result)
+            history.append(HistoryEvent(at=_iso_to_unix(meta.date_done),
+                                        event=meta.status.lower(), detail=_result_detail(meta)))
+            if report.state == "unknown":
+                report.state = meta.status.lower()
+                report.where = f"finished ({meta.status})"
+        report.history = sorted(history, key=lambda e: (e.at is None, e.at or 0.0))
+        return report
+
+    def _locate(
+        self, task_id: str, entries: list[WorkerInfo], report: TaskReport,
+        history: list[HistoryEvent],
+    ) -> wire.TaskMessage | None:
+        """Find the task's message: held by a worker, waiting, or delayed."""
+        views = self._inspector.worker_views(entries)
+        for w, view in zip(entries, views, strict=True):
+            for q in w.queues:
+                found = self._message_in(keys.processing(q, w.id), task_id)
+                if found is None:
+                    continue
+                message, _, _ = found
+                if view.state in (registry.DEAD, SILENT):
+                    report.state = "awaiting_resurrection"
+                    report.where = f"held by {w.id}, which stopped beating; the resurrector " \
+                                   f"will move it to re-queue"
+                else:
+                    table = self._inspector.running_tables([w])[w.id]
+                    since = next((t.started_at for t in table if t.task_id == task_id), None)
+                    report.state, report.worker = "running", w.id
+                    report.where = f"running on {w.id}"
+                    history.append(HistoryEvent(at=since, event="running",
+                                                detail=f"on {w.id} (pid {w.pid}, {w.host})"))
+                return message
+        for q in self._inspector.known_queues():
+            for name in keys.queue_lists(q):
+                found = self._message_in(name, task_id)
+                if found is not None:
+                    message, index, _ = found
+                    ahead = int(self._client.llen(name)) - index - 1
+                    report.state = "queued"
+                    report.where = f"waiting in {q!r} with {ahead} message(s) ahead of it"
+                    return message
+            found = self._message_in(keys.delayed(q), task_id)
+            if found is not None:
+                message, _, due = found
+                report.state = "retrying" if message.retries else "delayed"
+                report.where = f"in the delayed set of {q!r} until {_clock(due)}"
+                history.append(HistoryEvent(at=due, event="due", detail=f"moves to {q!r}"))
+                return message
+        return None
+
+    def _hits(self, key: str, task_id: str) -> Iterator[tuple[int, bytes, float]]:
+        """Each (index, element, score) of a list or sorted set whose text holds the id,
+        scanned slice by slice."""
+        start = 0
+        while True:
+            hit = self._find(keys=[key], args=[task_id, start, FIND_SLICE])
+            if not hit:
+                size = self._client.llen(key) if self._client.type(key) == b"list" \
+                    else self._client.zcard(key)
+                start += FIND_SLICE
+                if start >= int(size):
+                    return
+                continue
+            index = int(hit[0])
+            yield index, as_bytes(hit[1]), float(hit[2]) / 1000 if hit[2] else 0.0
+            start = index + 1
+
+    def _message_in(self, key: str, task_id: str) -> tuple[wire.TaskMessage, int, float] | None:
+        """The message with this id (its own id, not e.g. a child's root_id) in a list or
+        sorted set: (message, index, score)."""
+        for index, raw, score in self._hits(key, task_id):
+            try:
+                message = wire.decode(raw)
+            except Exception:  # undecodable: not a message this report can describe
+                continue
+            if message.id == task_id:
+                return message, index, score
+        return None
+
+    def _dead_letter(self, task_id: str) -> dead_letter.DeadLetter | None:
+        for q in self._inspector.known_queues():
+            for _, raw, _ in self._hits(keys.dead_letters(q), task_id):
+                entry = dead_letter.decode(raw)
+                if entry.task_id == task_id:
+                    return entry
+        return None
+
+    @staticmethod
+    def _describe_message(
+        message: wire.TaskMessage, report: TaskReport, history: list[HistoryEvent]
+    ) -> None:
+        report.task, report.queue = message.task, message.origin_queue
+        report.attempt = message.retries + 1
+        report.resurrections = max(report.resurrections, message.resurrections)
+        sent = message.headers.get(wire.SENT_AT_HEADER)
+        if isinstance(sent, int | float):
+            history.append(HistoryEvent(at=float(sent), event="sent",
+                                        detail=f"to {message.origin_queue!r}"))
+        if message.retries:
+            history.append(HistoryEvent(at=None, event="retried",
+                                        detail=f"{message.retries} earlier attempt(s) failed"))
+        deferred = message.headers.get(wire.FIRST_DEFERRED_HEADER)
+        if isinstance(deferred, int | float):
+            history.append(HistoryEvent(at=float(deferred), event="deferred",
+                                        detail="first deferred (unknown task or version)"))
+
+
+def _iso_to_unix(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
+
+
+def _clock(moment: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(moment))
+
+
+def _result_detail(meta: results.ResultMeta) -> str:
+    if meta.status in results.EXCEPTION_STATES:
+        exc_type, _, args = meta.exception
+        return f"{exc_type}: {', '.join(map(str, args))}"
+    return "result stored"
