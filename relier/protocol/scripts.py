@@ -18,11 +18,13 @@ ScriptName = Literal[
     "enqueue", "idempotent_begin", "fetch", "claim", "ack", "dead_letter", "schedule",
     "requeue", "reclaim", "pump", "lease", "resurrect", "replay", "rate_limit", "lock_acquire",
     "lock_release", "lock_extend", "dlq_remove", "dlq_recount", "find", "purge",
+    "revoke", "progress",
 ]
 SCRIPT_NAMES: Final[tuple[ScriptName, ...]] = (
     "enqueue", "idempotent_begin", "fetch", "claim", "ack", "dead_letter", "schedule",
     "requeue", "reclaim", "pump", "lease", "resurrect", "replay", "rate_limit", "lock_acquire",
     "lock_release", "lock_extend", "dlq_remove", "dlq_recount", "find", "purge",
+    "revoke", "progress",
 )
 
 _INCLUDE: Final = re.compile(r"^--!include (\w+)$", re.MULTILINE)
