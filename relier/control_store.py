@@ -100,9 +100,14 @@ async def push_reply(client: aioredis.Redis, exchange: str, routing_key: str,
     return True
 
 
-def broadcast_sync(client: redis.Redis, db: int, envelope: bytes) -> int:
+def broadcast_sync(client: redis.Redis, envelope: bytes) -> int:
     """PUBLISH a control request to every worker; returns how many listeners got it."""
-    return int(client.publish(keys.pidbox_channel(db), envelope))
+    return int(client.publish(keys.pidbox_channel(db_of(client)), envelope))
+
+
+async def abroadcast(client: aioredis.Redis, envelope: bytes) -> int:
+    """:func:`broadcast_sync` from async code."""
+    return int(await client.publish(keys.pidbox_channel(db_of(client)), envelope))
 
 
 def db_of(client: redis.Redis | aioredis.Redis) -> int:
