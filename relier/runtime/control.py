@@ -69,6 +69,9 @@ class ControlService:
             # Revocations written while we were not listening are read after subscribing,
             # so none falls between the two.
             await self._facts.revoked.refresh(self._client)
+            if not self.listening.is_set():
+                log.debug("remote control: listening on %s as %s", self._channel,
+                          self._facts.hostname)
             self.listening.set()
             while True:
                 message = await pubsub.get_message(ignore_subscribe_messages=True,
