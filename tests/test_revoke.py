@@ -110,7 +110,7 @@ def test_celery_revoke_terminate_cancels_a_running_async_task(
     poll(lambda: rclient.exists(ran_key(running.id)), 30, "the task to start")
     replies = celery_client.control.revoke(running.id, terminate=True, reply=True,
                                            timeout=5)
-    assert [list(r.values())[0] for r in replies] == [{"ok": f"terminate: {running.id}"}]
+    assert [next(iter(r.values())) for r in replies] == [{"ok": f"terminate: {running.id}"}]
     with pytest.raises(TaskRevokedError):
         running.get(timeout=RESULT_TIMEOUT)
     assert revoked_reason(rclient, running.id) == "terminated"
@@ -128,7 +128,7 @@ def test_celery_revoke_terminate_marks_a_running_sync_task(
     poll(lambda: rclient.exists(ran_key(running.id)), 30, "the task to start")
     replies = celery_client.control.revoke(running.id, terminate=True, reply=True,
                                            timeout=5)
-    assert [list(r.values())[0] for r in replies] == [{"ok": f"terminate: {running.id}"}]
+    assert [next(iter(r.values())) for r in replies] == [{"ok": f"terminate: {running.id}"}]
     rclient.set(go_key(key), 1)  # a thread cannot be stopped: it runs to its end...
     worker.wait_for_line(f"ctl.sync_wait[{running.id}] terminated in")
     assert rclient.lrange(ran_key(running.id), 0, -1) == [b"started", b"finished"]
@@ -145,7 +145,7 @@ def test_revoke_without_terminate_lets_a_running_task_finish(
     running = celery_client.send_task("ctl.wait", (key,), queue=queue)
     poll(lambda: rclient.exists(ran_key(running.id)), 30, "the task to start")
     replies = celery_client.control.revoke(running.id, reply=True, timeout=5)
-    assert "flagged as revoked" in list(replies[0].values())[0]["ok"]
+    assert "flagged as revoked" in next(iter(replies[0].values()))["ok"]
     rclient.set(go_key(key), 1)
     assert running.get(timeout=RESULT_TIMEOUT) == "done"  # as a Celery worker does
 
