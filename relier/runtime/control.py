@@ -42,7 +42,7 @@ class ControlService:
 
     def __init__(self, client: aioredis.Redis, facts: WorkerFacts) -> None:
         self._client = client
-        self._facts = facts
+        self.facts = facts
         self._handlers: dict[str, Handler] = handlers(facts)
         self._unsupported: set[str] = set()
         self._channel = keys.pidbox_channel(control_store.db_of(client))
@@ -60,7 +60,11 @@ class ControlService:
                 await anyio.sleep(RECONNECT_S)
         finally:
             with anyio.CancelScope(shield=True):
-                await self._client.aclose()
+                await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the service's own connection."""
+        await self._client.aclose()
 
     async def _listen(self) -> None:
         async with self._client.pubsub() as pubsub:
@@ -68,10 +72,10 @@ class ControlService:
             await pubsub.psubscribe(self._channel + "/*")
             # Revocations written while we were not listening are read after subscribing,
             # so none falls between the two.
-            await self._facts.revoked.refresh(self._client)
+            await self.facts.revoked.refresh(self._client)
             if not self.listening.is_set():
                 log.debug("remote control: listening on %s as %s", self._channel,
-                          self._facts.hostname)
+                          self.facts.hostname)
             self.listening.set()
             while True:
                 message = await pubsub.get_message(ignore_subscribe_messages=True,
@@ -94,13 +98,13 @@ class ControlService:
         except pidbox.BadControlMessage as exc:
             log.warning("remote control: ignoring a malformed message: %s", exc)
             return
-        if not request.addressed_to(self._facts.hostname) or request.expired(time.time()):
+        if not request.addressed_to(self.facts.hostname) or request.expired(time.time()):
             return
-        self._facts.clock = max(self._facts.clock, request.clock) + 1
+        self.facts.clock = max(self.facts.clock, request.clock) + 1
         answer = await self._dispatch(request)
         if answer is NO_REPLY or request.reply_to is None:
             return
-        envelope = pidbox.reply(self._facts.hostname, answer, request, self._facts.clock)
+        envelope = pidbox.reply(self.facts.hostname, answer, request, self.facts.clock)
         if not await control_store.push_reply(self._client, request.reply_to.exchange,
                                               request.reply_to.routing_key, envelope):
             log.debug("remote control: the client of %r is gone; reply dropped",
