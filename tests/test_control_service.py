@@ -175,3 +175,26 @@ def test_a_broadcast_reaches_subscribers(rclient: redis.Redis, redis_url: str) -
     parsed = pidbox.parse_request(message["data"])
     assert (parsed.method, parsed.arguments, parsed.reply_to) == (
         "revoke", {"task_id": ["x"]}, None)
+
+
+async def test_mingle_hello_gets_our_revoked_ids(
+    service: ControlService, rclient: redis.Redis
+) -> None:
+    queue = bind(rclient)
+    service.facts.revoked.add(["old", "new"])
+    await service.handle(request("hello", arguments={"from_node": "celery@x",
+                                                     "revoked": []}))
+    [reply] = replies(rclient, queue)
+    assert reply[HOST]["revoked"] == ["old", "new"]
+
+
+async def test_enable_events_when_they_are_off_is_refused_once_in_the_log(
+    service: ControlService, rclient: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    queue = bind(rclient)
+    for _ in range(3):
+        await service.handle(request("enable_events"))
+    assert [r[HOST] for r in replies(rclient, queue)] == [
+        {"error": "relier cannot switch task events on at run time: start the worker "
+                  "with --events"}] * 3
+    assert sum("enable_events asked for" in r.message for r in caplog.records) == 1

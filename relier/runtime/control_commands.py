@@ -9,6 +9,7 @@ by ``relier inspect``).
 
 from __future__ import annotations
 
+import logging
 import os
 import resource
 import time
@@ -26,9 +27,14 @@ from relier.runtime.capacity import Capacity
 from relier.runtime.revoked import RevokedIds, Terminations
 from relier.settings import redact
 
+log = logging.getLogger("relier.control")
+
 #: The reply of a command that answers nothing (a broadcast Celery sends without
 #: waiting, such as ``heartbeat``).
 NO_REPLY: Final = object()
+
+#: At most this many revoked ids are sent to a Celery worker's mingle (Celery keeps 50 000).
+MAX_SHARED_REVOKED: Final = 50_000
 
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 
@@ -47,6 +53,8 @@ class WorkerFacts:
     terminations: Terminations
     started: float = field(default_factory=time.monotonic)
     clock: int = 0
+    #: Whether a refused ``enable_events`` was logged already (once is enough).
+    events_refused: bool = False
 
 
 def _request_info(task: ActiveTask, facts: WorkerFacts) -> dict[str, Any]:
@@ -136,6 +144,18 @@ def query_task(facts: WorkerFacts, arguments: dict[str, Any]) -> dict[str, Any]:
             for t in facts.recorder.active() if t.task_id in wanted}
 
 
+def events_switch(facts: WorkerFacts) -> dict[str, str]:
+    """``enable_events`` (Flower sends it every few seconds): events are chosen at start."""
+    if facts.app.settings.events:
+        return pidbox.ok("task events already enabled")
+    if not facts.events_refused:
+        facts.events_refused = True
+        log.warning("remote control: enable_events asked for, but task events are off; "
+                    "start the worker with --events (logged once)")
+    return pidbox.error("relier cannot switch task events on at run time: start the "
+                        "worker with --events")
+
+
 def conf(facts: WorkerFacts) -> dict[str, Any]:
     """``inspect conf``: Relier's settings (the URL's password hidden)."""
     settings = facts.app.settings
@@ -166,9 +186,11 @@ def handlers(facts: WorkerFacts) -> dict[str, Handler]:
         "query_task": answer(lambda a: query_task(facts, a)),
         "conf": answer(lambda _: conf(facts)),
         "clock": answer(lambda _: {"clock": facts.clock}),
-        # A Celery worker starting with mingle asks its peers for their revoked ids and
-        # clock; Relier's revocations live in Redis, so it shares none this way.
-        "hello": answer(lambda _: {"revoked": {}, "clock": facts.clock}),
+        # A Celery worker starting with mingle asks its peers for their revoked ids (oldest
+        # first) and clock: it learns Relier's. (Its own ids are not copied into Redis.)
+        "hello": answer(lambda _: {"revoked": list(facts.revoked)[-MAX_SHARED_REVOKED:],
+                                   "clock": facts.clock}),
+        "enable_events": answer(lambda _: events_switch(facts)),
         # Gossip from Celery workers; Relier keeps no peer table, and no reply is awaited.
         "heartbeat": answer(lambda _: NO_REPLY),
         "revoke": lambda a: revoke(facts, a),
