@@ -1,8 +1,8 @@
 """Running one delivery, start to settle.
 
-The executor decodes the message, decides whether it may run now (expired? due later?
-a task this worker knows?), converts its arguments, runs it (``async def`` on the loop,
-``def`` in a worker thread) and settles the outcome through the delivery. It never
+The executor decodes the message, decides whether it may run now (expired? revoked?
+due later? a task this worker knows?), converts its arguments, runs it (``async def`` on
+the loop, ``def`` in a worker thread) and settles the outcome through the delivery. It never
 builds a Redis key. Settling is shielded from cancellation, so a task that finished
 during shutdown still gets its result recorded.
 

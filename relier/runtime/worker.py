@@ -3,7 +3,8 @@
 One task group owns everything the worker runs:
 
 * services that outlive the tasks: the settler (acks and results), the pump (due
-  messages), the signal watcher, the watchdog's tick;
+  messages), the signal watcher, the watchdog's tick, remote control (Celery's pidbox)
+  and the re-reading of revoked ids;
 * the executors, one per running task, spawned by the fetcher.
 
 Two threads watch from outside the loop: the heartbeat, and the watchdog, which ends
