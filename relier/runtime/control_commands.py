@@ -182,7 +182,7 @@ def handlers(facts: WorkerFacts) -> dict[str, Handler]:
         "registered": answer(lambda _: sorted(facts.app.tasks)),
         "stats": answer(lambda _: stats(facts)),
         "active_queues": answer(lambda _: [_queue_info(q) for q in facts.queues]),
-        "revoked": answer(lambda _: list(facts.revoked)),
+        "revoked": answer(lambda _: list(facts.revoked)[-MAX_SHARED_REVOKED:]),
         "query_task": answer(lambda a: query_task(facts, a)),
         "conf": answer(lambda _: conf(facts)),
         "clock": answer(lambda _: {"clock": facts.clock}),
