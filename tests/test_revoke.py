@@ -227,3 +227,20 @@ def test_revoke_never_replaces_a_finished_result(rclient: redis.Redis) -> None:
     rclient.set(keys.result(task_id), b"not json at all")  # hostile bytes: replaced
     assert control_store.revoke_sync(rclient, revocation) == 1
     assert stored(rclient, task_id).status == "REVOKED"  # type: ignore[union-attr]
+
+
+@pytest.mark.usefixtures("control_app")
+def test_a_revoked_idempotent_call_stays_revoked(
+    start_worker: StartWorker, rclient: redis.Redis
+) -> None:
+    queue = unique_queue()
+    key = f"order-{uuid.uuid4().hex[:6]}"
+    first = control.mark.options(queue=queue, countdown=1, idempotency_key=key).push(5)
+    first.revoke()
+    worker = start_worker(APP, queues=queue)
+    worker.wait_for_line(f"ctl.mark[{first.id}] revoked in", timeout=60)
+    again = control.mark.options(queue=queue, idempotency_key=key).push(5)
+    assert again.id == first.id  # answered from the record: not run
+    with pytest.raises(TaskFailed, match="REVOKED"):
+        again.result(timeout=5)
+    assert not rclient.exists(ran_key(first.id))
