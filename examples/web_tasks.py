@@ -23,3 +23,10 @@ async def send_welcome_email(address: str) -> str:
 async def add(x: int, y: int) -> int:
     """A task whose result the web app waits for."""
     return x + y
+
+
+@rl_task
+async def build_report(seconds: float) -> str:
+    """A long task: kill its worker mid-run and watch another one finish it."""
+    await asyncio.sleep(seconds)
+    return f"report built in {seconds:g}s"
