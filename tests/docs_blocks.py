@@ -10,11 +10,13 @@ standing alone:
   background (a worker, a web server) and wait until it prints ``ready``.
 - ``<!-- doc-test: wait name=NAME for="text" [timeout=N] -->`` (alone): wait until a
   started block prints ``text``; with ``exit=0``, wait for it to exit 0 instead.
+- ``cwd=repo`` on ``run``/``start``: run from the root of the checkout (the page says so).
 - ``<!-- doc-test: skip reason="..." -->``: not run, for a stated reason (installs).
 - ``<!-- doc-test: fragment -->``: a piece of code shown in context, not a program.
 
 A fenced block with ``title="name.py"`` is a file the reader saves: it is written into
-the page's working directory before any step runs.
+the page's working directory before any step runs (unless it only includes a file of the
+repository with ``--8<--``; those run from the checkout).
 """
 
 from __future__ import annotations
@@ -48,6 +50,11 @@ class Block:
     title: str | None = None
     code: str = ""
     directive: Directive | None = None
+
+    @property
+    def is_snippet(self) -> bool:
+        """A repository file pulled in whole (``--8<-- "path"``): shown, not saved."""
+        return self.code.lstrip().startswith("--8<--")
 
     @property
     def where(self) -> str:

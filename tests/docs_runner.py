@@ -130,9 +130,15 @@ class PageRunner:
         elif directive.kind == "wait":
             self.wait(block, timeout)
 
+    def cwd(self, block: Block) -> Path:
+        """The page's scratch directory, or the checkout for ``cwd=repo`` (commands the
+        page says to run from the root of a checkout)."""
+        assert block.directive is not None
+        return ROOT if block.directive.options.get("cwd") == "repo" else self.workdir
+
     def run(self, block: Block, timeout: float) -> None:
         assert block.directive is not None
-        done = subprocess.run(self.command(block), cwd=self.workdir, env=self.env,
+        done = subprocess.run(self.command(block), cwd=self.cwd(block), env=self.env,
                               capture_output=True, text=True, timeout=timeout)
         output = done.stdout + done.stderr
         assert done.returncode == 0, f"{block.where} exited {done.returncode}:\n{output}"
@@ -143,7 +149,7 @@ class PageRunner:
     def start(self, block: Block, timeout: float) -> None:
         assert block.directive is not None
         name = block.directive.options["name"]
-        self.started[name] = Background(self.command(block), self.workdir, self.env)
+        self.started[name] = Background(self.command(block), self.cwd(block), self.env)
         ready = block.directive.options.get("ready")
         if ready:
             self.started[name].wait_for(ready, timeout, block.where)
