@@ -55,6 +55,11 @@ class Background:
                                          f"{self.output}")
                 self._changed.wait(min(remaining, 1.0))
 
+    def wait_exit(self, timeout: float) -> int:
+        code = self.process.wait(timeout)
+        self._reader.join(5)
+        return code
+
     def stop(self) -> None:
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
@@ -161,8 +166,7 @@ class PageRunner:
         if "for" in options:
             started.wait_for(options["for"], timeout, block.where)
         if "exit" in options:
-            code = started.process.wait(timeout)
-            started._reader.join(5)
+            code = started.wait_exit(timeout)
             assert code == int(options["exit"]), (
                 f"{block.where}: exited {code}:\n{started.output}")
 
