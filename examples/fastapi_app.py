@@ -30,9 +30,9 @@ async def add_numbers(x: int, y: int) -> dict[str, int]:
 
 
 @app.post("/reports", status_code=202)
-async def start_report(pages: int = 10) -> dict[str, str]:
+async def start_report(pages: int = 10, seconds_per_page: float = 0.2) -> dict[str, str]:
     """Start a long task; the client keeps the id and polls ``/tasks/{id}``."""
-    return {"task_id": (await build_report.apush(pages)).id}
+    return {"task_id": (await build_report.apush(pages, seconds_per_page)).id}
 
 
 @app.get("/tasks/{task_id}")

@@ -29,11 +29,15 @@ async def add(x: int, y: int) -> int:
 
 
 @rl_task(queue="reports")
-async def build_report(pages: int) -> dict[str, int]:
-    """A long task that reports its progress (the web apps' status endpoint shows it)."""
+async def build_report(pages: int, seconds_per_page: float = 0.2) -> dict[str, int]:
+    """A long task that reports its progress (the web apps' status endpoint shows it).
+
+    The compose stack's crash drill makes it slow (``seconds_per_page=1``) and kills its
+    worker mid-run; the recovery pool runs it again from the first page.
+    """
     for page in range(pages):
         await current_task().aupdate_state(state="PROGRESS", meta={"done": page, "of": pages})
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(seconds_per_page)
     return {"pages": pages}
 
 

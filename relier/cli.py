@@ -418,3 +418,19 @@ def doctor(
         diagnosis(found)
     if not found.healthy:
         raise typer.Exit(1)
+
+
+@cli.command()
+def health(
+    host: Annotated[str | None, typer.Option(
+        "--host", help="Check this host's workers (default: this machine's hostname).",
+        show_default=False)] = None,
+    redis_url: RedisOption = None,
+) -> None:
+    """Exit 0 if a worker on this host is heartbeating, else 1 (for container health checks)."""
+    from relier.observability.health import check_host
+
+    found = check_host(_sync_client(redis_url), host)
+    typer.echo(found.summary(), err=not found.healthy)
+    if not found.healthy:
+        raise typer.Exit(1)
