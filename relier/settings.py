@@ -82,6 +82,11 @@ class Settings:
     #: Largest message, in bytes as it sits on the list (the base64 body is about 4/3 of
     #: the JSON arguments). Producers refuse bigger ones; workers dead-letter them unread.
     max_message_bytes: int = 8 * 1024 * 1024
+    #: Whether this worker may lead the periodic schedules (one worker leads at a time;
+    #: ``relier worker --no-schedule`` turns it off). It declares its schedules either way.
+    schedule: bool = True
+    #: Seconds of the schedule leader's lease: a leader that dies is replaced within this.
+    schedule_lease: float = 10.0
 
     @classmethod
     def load(

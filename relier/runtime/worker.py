@@ -45,6 +45,7 @@ from relier.protocol import keys
 from relier.protocol.registry import WorkerInfo
 from relier.runtime.abandoned import EXIT_RECYCLE
 from relier.runtime.abandoned import check_limit as check_abandoned_limit
+from relier.runtime.beat import Beat
 from relier.runtime.capacity import Capacity
 from relier.runtime.delivery import Delivery, Settler
 from relier.runtime.executor import SETTLE_TIMEOUT_S, Executor
@@ -122,6 +123,8 @@ class Worker:
                 services.start_soon(Resurrector(broker, self.id, settings, telemetry.metrics).run,
                                     name="relier resurrector")
                 services.start_soon(telemetry.run, name="relier telemetry")
+                services.start_soon(Beat(self.app, broker, self.id, started_at=time.time(),
+                                         metrics=telemetry.metrics).run, name="relier beat")
                 if handle_signals:
                     services.start_soon(self._watch_signals, name="relier signals")
                 async with anyio.create_task_group() as executors:
