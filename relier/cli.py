@@ -334,6 +334,25 @@ def top(
 
 
 @cli.command()
+def schedules(
+    json_output: JsonOption = False,
+    redis_url: RedisOption = None,
+) -> None:
+    """Periodic schedules: spec, next and last run, the last run's task and state, leader."""
+    from relier.observability.schedules import report
+
+    found = report(_sync_client(redis_url))
+    if json_output:
+        _print_json(found)
+        return
+    from rich.console import Console
+
+    from relier.observability.render import schedules_view
+
+    Console().print(schedules_view(found))
+
+
+@cli.command()
 def queues(
     json_output: JsonOption = False,
     redis_url: RedisOption = None,

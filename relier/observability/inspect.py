@@ -22,6 +22,8 @@ import msgspec
 import redis
 
 from relier.broker import as_bytes
+from relier.observability.schedules import SchedulesReport
+from relier.observability.schedules import report as schedule_report
 from relier.protocol import keys, registry, results, scripts
 from relier.protocol import message as wire
 from relier.protocol.registry import RunningTask, WorkerInfo
@@ -96,6 +98,8 @@ class Snapshot(msgspec.Struct, kw_only=True):
     workers: list[WorkerView]
     running: list[RunningView]
     resurrected: list[ResurrectedView]
+    #: The periodic schedules and their leader (``relier schedules``).
+    schedules: SchedulesReport | None = None
 
 
 class _SentAt(msgspec.Struct):
@@ -141,6 +145,7 @@ class Inspector:
             workers=workers,
             running=running,
             resurrected=self._resurrected(entries, tables, running),
+            schedules=schedule_report(self.client),
         )
 
     def known_queues(self) -> list[str]:
