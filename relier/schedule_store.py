@@ -30,6 +30,7 @@ class ScheduleState:
     """What Redis remembers of one schedule (see :func:`relier.protocol.keys.schedule_state`)."""
 
     last_tick_ms: int | None = None
+    last_run_ms: int | None = None
     last_sent_ms: int | None = None
     last_task_id: str | None = None
     last_status: str | None = None
@@ -132,6 +133,7 @@ def parse_state(raw: dict[Any, Any]) -> ScheduleState:
               for k, v in raw.items()}
     return ScheduleState(
         last_tick_ms=_int(fields.get("last_tick_ms")),
+        last_run_ms=_int(fields.get("last_run_ms")),
         last_sent_ms=_int(fields.get("last_sent_ms")),
         last_task_id=fields.get("last_task_id") or None,
         last_status=fields.get("last_status") or None,

@@ -34,6 +34,7 @@ class ScheduleView(msgspec.Struct, kw_only=True):
     args: list[Any]
     kwargs: dict[str, Any]
     next_run: float | None
+    #: The tick (its scheduled time) of the last run sent, and when it was sent.
     last_run: float | None
     last_sent_at: float | None
     last_task_id: str | None
@@ -88,7 +89,7 @@ def _view(
         timezone=spec.tz if isinstance(spec, cadence.Cron) else "UTC",
         missed_policy=declared.missed, jitter=declared.jitter,
         args=declared.args, kwargs=declared.kwargs,
-        next_run=_seconds(due), last_run=_seconds(state.last_tick_ms),
+        next_run=_seconds(due), last_run=_seconds(state.last_run_ms),
         last_sent_at=_seconds(state.last_sent_ms), last_task_id=state.last_task_id,
         last_task_state=result_states.get(state.last_task_id or "") if state.last_task_id
         else None,

@@ -24,6 +24,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
@@ -169,8 +170,8 @@ class Beat:
         name = declared.name
         if state.last_tick_ms is None:
             _check(await store.baseline(self.broker, holder=holder, name=name, now_ms=now_ms))
-            log.info("schedule %s: first seen; next run at %s", name,
-                     cadence.next_after(declared.cadence, now_ms))
+            log.info("schedule %s (%s): first seen; next run at %s", name, declared.cadence,
+                     _iso(cadence.next_after(declared.cadence, now_ms)))
             return
         due = cadence.due_ticks(declared.cadence, state.last_tick_ms, now_ms,
                                 catch_up.CATCH_UP_CAP)
@@ -191,8 +192,8 @@ class Beat:
                                    through_ms=through_ms, count=count, reason=reason)
         _check(written)
         if written:
-            log.warning("schedule %s: %d run(s) up to %d missed: %s", name, count,
-                        through_ms, reason)
+            log.warning("schedule %s: %d run(s) up to %s missed: %s", name, count,
+                        _iso(through_ms), reason)
             if self._metrics is not None:
                 self._metrics.schedule_missed(name, kind, count)
 
@@ -205,16 +206,16 @@ class Beat:
         outcome = await store.tick(self.broker, holder=holder, name=declared.name,
                                    tick_ms=tick_ms, now_ms=self._now_ms(), batch=batch)
         if outcome.status == "stale":
-            log.warning("schedule %s: tick %d refused: another worker leads now",
-                        declared.name, tick_ms)
+            log.warning("schedule %s: tick %s refused: another worker leads now",
+                        declared.name, _iso(tick_ms))
             raise LeaseLost(declared.name)
         if outcome.status == "rejected":
-            log.warning("schedule %s: tick %d missed: %s", declared.name, tick_ms,
+            log.warning("schedule %s: tick %s missed: %s", declared.name, _iso(tick_ms),
                         outcome.reason)
             if self._metrics is not None:
                 self._metrics.schedule_missed(declared.name, "admission", 1)
         elif outcome.status == "sent" and outcome.enqueued is not None:
-            log.info("schedule %s: tick %d sent as %s[%s]", declared.name, tick_ms,
+            log.info("schedule %s: tick %s sent as %s[%s]", declared.name, _iso(tick_ms),
                      declared.task, outcome.enqueued.task_id)
             if self._metrics is not None:
                 self._metrics.schedule_sent(declared.name)
@@ -233,6 +234,13 @@ class Beat:
             else None,
             headers={wire.SCHEDULE_HEADER: declared.name, wire.TICK_HEADER: tick_ms})
         return self.app.producer.prepare(task, [(declared.args, declared.kwargs)], options)
+
+
+def _iso(ms: int | None) -> str:
+    """A tick for the logs: ISO 8601 in UTC, to the millisecond."""
+    if ms is None:
+        return "never"
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
 def _check(written: bool | None) -> None:

@@ -32,7 +32,7 @@ if reply[1] == 'rejected' then
              reply[2] .. ', limit ' .. reply[3] .. ')')
   redis.call('HINCRBY', state, 'missed', 1)
 else
-  redis.call('HSET', state, 'last_tick_ms', tick, 'last_sent_ms', now,
+  redis.call('HSET', state, 'last_tick_ms', tick, 'last_run_ms', tick, 'last_sent_ms', now,
              'last_task_id', reply[3], 'last_status', reply[2])
   redis.call('HINCRBY', state, 'sent', 1)
 end
