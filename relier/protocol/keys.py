@@ -144,6 +144,7 @@ def schedule_declaration(worker_id: str) -> str:
 
 def schedule_state(name: str) -> str:
     """Hash of one schedule's progress: ``last_tick_ms`` (the newest tick done, sent or
-    missed; or when it was first seen), ``last_run_ms`` (the newest tick sent), ``last_sent_ms``, ``last_task_id``, ``last_status``, ``sent``, ``missed``,
+    missed; or when it was first seen), ``last_run_ms`` (the newest tick sent),
+    ``last_sent_ms``, ``last_task_id``, ``last_status``, ``sent``, ``missed``,
     ``last_missed_ms``, ``last_missed_reason``. Written only by the fenced tick scripts."""
     return f"relier:schedule:{name}"
