@@ -16,6 +16,7 @@ import relier
 from relier import App
 from relier import schedule_store as store
 from relier.cli import cli
+from relier.observability.metrics import WorkerMetrics
 from relier.protocol import keys
 from relier.protocol import message as wire
 from relier.protocol.declaration import Registration
@@ -59,8 +60,10 @@ def ticks_sent(client: redis.Redis, queue: str = "ticks") -> list[tuple[str, int
     return found
 
 
-async def leading_beat(app: App, worker: str, clock: Clock) -> tuple[Beat, relier.Lock]:
-    beat = Beat(app, app.broker(), worker, started_at=clock(), clock=clock)
+async def leading_beat(
+    app: App, worker: str, clock: Clock, metrics: WorkerMetrics | None = None
+) -> tuple[Beat, relier.Lock]:
+    beat = Beat(app, app.broker(), worker, started_at=clock(), clock=clock, metrics=metrics)
     lock = app.lock(keys.SCHEDULER_LOCK, ttl=30, holder=worker, timeout=0)
     await lock.aacquire()
     await store.declare(app.broker().client, beat.registration(), 60_000)
@@ -119,7 +122,8 @@ async def test_missed_run_policies_after_an_outage(app: App, rclient: redis.Redi
         app.schedule(job, relier.every(minutes=1, missed=policy, args=(policy,)),  # type: ignore[arg-type]
                      name=f"minutely-{policy}")
     clock = Clock()
-    beat, lock = await leading_beat(app, "w1", clock)
+    metrics = WorkerMetrics()
+    beat, lock = await leading_beat(app, "w1", clock, metrics)
     await beat.run_pass(lock.value)  # baselines at T0
     clock.now += 3 * 3600 + 30  # three hours down (180 ticks), half a minute past the last
     await beat.run_pass(lock.value)
@@ -136,6 +140,10 @@ async def test_missed_run_policies_after_an_outage(app: App, rclient: redis.Redi
             found["minutely-all"].missed) == (180, 179, 80)
     assert all(s.last_tick_ms == last for s in found.values())
     assert "no scheduler ran (missed=skip)" in (found["minutely-skip"].last_missed_reason or "")
+    sample = metrics.registry.get_sample_value
+    assert sample("relier_schedule_ticks_sent_total", {"schedule": "minutely-all"}) == 100
+    assert sample("relier_schedule_ticks_missed_total",
+                  {"schedule": "minutely-once", "reason": "outage"}) == 179
 
 
 async def test_a_tick_refused_by_admission_is_recorded_as_missed(

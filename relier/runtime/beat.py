@@ -122,11 +122,16 @@ class Beat:
                 log.warning("could not compete for the scheduler lease: %s", exc)
                 await anyio.sleep(RETRY_S)
                 continue
+            token = lock.token
             try:
                 await self.lead(lock)
             except (LeaseLost, LockLost):
                 log.warning("lost the scheduler lease (token %s): no longer sending ticks",
-                            lock.token)
+                            token)
+            except Exception:
+                # The beat must never take the worker down: step down, then compete again.
+                log.exception("the schedule leader failed; stepping down")
+                await anyio.sleep(RETRY_S)
             finally:
                 self.leading = False
                 await _release(lock)
