@@ -23,6 +23,7 @@ from relier.protocol.cadence import (
 )
 from relier.protocol.catch_up import CATCH_UP_CAP, plan
 from relier.protocol.declaration import DeclarationError, Registration
+from relier.settings import Settings
 
 NY = "America/New_York"  # 2026: spring forward 03-08 02:00->03:00, fall back 11-01 02:00->01:00
 MINUTE = 60_000
@@ -216,6 +217,13 @@ def test_a_registration_round_trips_and_hostile_bytes_are_refused() -> None:
                                                          b'"interval_ms":3')):
         with pytest.raises(DeclarationError):
             declaration.decode(raw)
+
+
+def test_leading_can_be_turned_off_by_keyword_or_environment() -> None:
+    assert App(redis_url="redis://unused").settings.schedule is True
+    assert App(redis_url="redis://unused", schedule=False).settings.schedule is False
+    assert Settings.load(environ={"RELIER_SCHEDULE": "0"}).schedule is False
+    assert Settings.load(environ={"RELIER_SCHEDULE_LEASE": "2.5"}).schedule_lease == 2.5
 
 
 def test_the_newest_started_worker_declaration_wins() -> None:

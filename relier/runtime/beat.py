@@ -79,14 +79,22 @@ class Beat:
         self._clock = clock
         #: Whether this worker leads now (for tests and logs).
         self.leading = False
+        self._scope: anyio.CancelScope | None = None
 
     async def run(self) -> None:
-        """Declare (and, with ``schedule`` on, lead) until cancelled."""
+        """Declare (and, with ``schedule`` on, lead) until cancelled or :meth:`stop`."""
         async with anyio.create_task_group() as tg:
+            self._scope = tg.cancel_scope
             if self.app.schedules:
                 tg.start_soon(self._declare_forever, name="relier beat declare")
             if self.app.settings.schedule:
                 tg.start_soon(self._lead_forever, name="relier beat lead")
+
+    def stop(self) -> None:
+        """Hand over now (release the lease, withdraw the declarations): the worker is
+        stopping, and another should lead while this one drains."""
+        if self._scope is not None:
+            self._scope.cancel()
 
     # -- declaring ------------------------------------------------------------------------
 

@@ -123,8 +123,9 @@ class Worker:
                 services.start_soon(Resurrector(broker, self.id, settings, telemetry.metrics).run,
                                     name="relier resurrector")
                 services.start_soon(telemetry.run, name="relier telemetry")
-                services.start_soon(Beat(self.app, broker, self.id, started_at=time.time(),
-                                         metrics=telemetry.metrics).run, name="relier beat")
+                beat = Beat(self.app, broker, self.id, started_at=time.time(),
+                            metrics=telemetry.metrics)
+                services.start_soon(beat.run, name="relier beat")
                 if handle_signals:
                     services.start_soon(self._watch_signals, name="relier signals")
                 async with anyio.create_task_group() as executors:
@@ -137,6 +138,7 @@ class Worker:
                     log.info("worker %s consuming %s with concurrency %d",
                              self.id, ",".join(self.queues), self.capacity.limit)
                     await self._fetch_until_stopped(fetcher)
+                    beat.stop()
                     heartbeat.mark_stopping()
                     await self._drain(settings.shutdown_grace)
                     # A task that swallows its cancellation would hold the task group open
