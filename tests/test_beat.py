@@ -5,6 +5,7 @@ test's), admission, removed schedules, rolling-deploy declarations and the read 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -248,3 +249,34 @@ def test_hostile_declarations_are_ignored_not_guessed(rclient: redis.Redis) -> N
         sent=3)
     assert store.parse_leader(b"no-token-here") is None
     assert store.parse_leader(b"w-1 12") == store.Leader("w-1", 12)
+
+
+async def test_jitter_delays_the_message_and_idempotency_is_per_tick(
+    redis_url: str, rclient: redis.Redis
+) -> None:
+    app = App(redis_url=redis_url)
+
+    @app.task(name="beat.charge", queue="ticks", idempotent=True,
+              schedule=relier.every(seconds=1, jitter=30))
+    async def charge() -> None: ...
+
+    try:
+        clock = Clock()
+        beat, lock = await leading_beat(app, "w1", clock)
+        await beat.run_pass(lock.value)
+        sent_ms = time.time() * 1000
+        for _ in range(2):
+            clock.now += 1.0
+            await beat.run_pass(lock.value)
+        assert rclient.llen("ticks") == 0  # waiting out their jitter, in the delayed set
+        parked = rclient.zrange(keys.delayed("ticks"), 0, -1, withscores=True)
+        assert len(parked) == 2  # same arguments, two ticks: two calls, not one
+        for raw, due_ms in parked:
+            headers = json.loads(raw)["headers"]
+            tick = headers[wire.TICK_HEADER]
+            assert headers[wire.IDEMPOTENCY_HEADER] == f"schedule:beat.charge:{tick}"
+            # The jitter counts from the sending (the real clock; the test's clock is fake).
+            assert sent_ms - 1000 <= due_ms <= time.time() * 1000 + 30_000
+    finally:
+        await app.aclose()
+        app.close()
