@@ -109,9 +109,11 @@ class App:
 
         ``name`` (else the spec's ``name=``, else the task's name) identifies the schedule
         in Redis; give one per schedule when a task has several. Raises
-        ``ConfigurationError`` for a name already used in this App.
+        ``ConfigurationError`` for a name already used in this App by another schedule.
         """
         declared = declaration(task, spec, name)
+        if self.schedules.get(declared.name) == declared:
+            return declared  # the same module imported twice declares nothing new
         if declared.name in self.schedules:
             raise ConfigurationError(
                 f"schedule name {declared.name!r} is already used; give each schedule of "

@@ -199,6 +199,7 @@ def test_schedule_mistakes_fail_at_declaration() -> None:
     with pytest.raises(relier.ArgumentError, match="'n'"):
         app.schedule(job, relier.every(seconds=5, args=("not a number",)))
     app.schedule(job, relier.every(seconds=5, args=(1,)))
+    app.schedule(job, relier.every(seconds=5, args=(1,)))  # the same again: harmless
     with pytest.raises(ConfigurationError, match="already used"):
         app.schedule(job, relier.every(seconds=9, args=(2,)))
 
