@@ -136,6 +136,9 @@ class Beat:
             except (LeaseLost, LockLost):
                 log.warning("lost the scheduler lease (token %s): no longer sending ticks",
                             token)
+            except REDIS_ERRORS as exc:
+                log.warning("stepping down as schedule leader: %s", exc)
+                await anyio.sleep(RETRY_S)
             except Exception:
                 # The beat must never take the worker down: step down, then compete again.
                 log.exception("the schedule leader failed; stepping down")
@@ -156,8 +159,19 @@ class Beat:
                 log.warning("schedule pass failed: %s", exc)
                 wait_s = RETRY_S
             if lock.remaining < renew_below:
-                await lock.aextend()
-            await anyio.sleep(max(0.0, min(wait_s, lock.remaining - renew_below)))
+                await self._renew(lock)
+            pause = min(wait_s, lock.remaining - renew_below)
+            # Renewal failed (the lease is below the renewal point): try again within RETRY_S.
+            await anyio.sleep(pause if pause > 0 else min(wait_s, RETRY_S))
+
+    @staticmethod
+    async def _renew(lock: Lock) -> None:
+        """Extend the lease; raises ``LockLost`` when it is gone. Redis unreachable: keep
+        going; every write is fenced, so a lease that lapses meanwhile only costs refusals."""
+        try:
+            await lock.aextend()
+        except REDIS_ERRORS as exc:
+            log.warning("could not renew the scheduler lease: %s", exc)
 
     async def run_pass(self, holder: str) -> float:
         """Send what is due now as ``holder``; returns seconds until the next tick."""
