@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import anyio
 import pytest
 import redis
 from typer.testing import CliRunner
@@ -280,3 +281,17 @@ async def test_jitter_delays_the_message_and_idempotency_is_per_tick(
     finally:
         await app.aclose()
         app.close()
+
+
+async def test_the_beat_outlives_an_unreachable_redis(caplog: pytest.LogCaptureFixture) -> None:
+    app = make_app("redis://127.0.0.1:1/0")  # nothing listens there
+    app.schedule(app.tasks["beat.job"], relier.every(seconds=1))
+    beat = Beat(app, app.broker(), "w1", started_at=T0)
+    try:
+        with anyio.move_on_after(2.5) as scope:
+            await beat.run()  # an error escaping here would take the worker down
+        assert scope.cancelled_caught and not beat.leading
+        assert "could not compete for the scheduler lease" in caplog.text
+        assert "could not declare this worker's schedules" in caplog.text
+    finally:
+        await app.aclose()
