@@ -17,6 +17,7 @@ from relier.errors import (
 )
 from relier.handle import TaskHandle
 from relier.lock import Lock
+from relier.schedules import ScheduleSpec, cron, every
 from relier.task import Task
 
 __all__ = [
@@ -32,9 +33,12 @@ __all__ = [
     "RelierError",
     "ResultTimeout",
     "Retry",
+    "ScheduleSpec",
     "Task",
     "TaskContext",
     "TaskFailed",
     "TaskHandle",
+    "cron",
     "current_task",
+    "every",
 ]

@@ -69,6 +69,9 @@ def worker(
     metrics_port: Annotated[int | None, typer.Option(
         "--metrics-port", help="Serve Prometheus metrics on this port (env RELIER_METRICS_PORT).",
         show_default=False)] = None,
+    no_schedule: Annotated[bool, typer.Option(
+        "--no-schedule", help="Never lead the periodic schedules (env RELIER_SCHEDULE=0).")
+    ] = False,
     redis_url: RedisOption = None,
     log_level: LogLevelOption = "info",
     log_format: LogFormatOption = "text",
@@ -82,12 +85,14 @@ def worker(
     guarded(lambda: logs.configure(log_level, log_format))
     relier_app = guarded(lambda: load_app(app))
     relier_app.configure(redis_url=redis_url, metrics_port=metrics_port,
-                         events=True if events else None)
+                         events=True if events else None,
+                         schedule=False if no_schedule else None)
     names = [q.strip() for q in queues.split(",") if q.strip()]
     if processes is not None:
         _sync_client(relier_app.settings.redis_url)  # fail here, not N times in children
         child = [*(["-A", app] if app else []), "-Q", ",".join(names), "-c", str(concurrency),
                  *(["-E"] if events else []), *(["--redis-url", redis_url] if redis_url else []),
+                 *(["--no-schedule"] if no_schedule else []),
                  "--log-level", log_level, "--log-format", log_format]
         raise typer.Exit(guarded(Supervisor(relier_app, child, processes).run))
     watch_supervisor()
@@ -326,6 +331,25 @@ def top(
                 live.update(snapshot_view(inspector.snapshot(), title=title), refresh=True)
         except KeyboardInterrupt:
             pass
+
+
+@cli.command()
+def schedules(
+    json_output: JsonOption = False,
+    redis_url: RedisOption = None,
+) -> None:
+    """Periodic schedules: spec, next and last run, the last run's task and state, leader."""
+    from relier.observability.schedules import report
+
+    found = report(_sync_client(redis_url))
+    if json_output:
+        _print_json(found)
+        return
+    from rich.console import Console
+
+    from relier.observability.render import schedules_view
+
+    Console().print(schedules_view(found))
 
 
 @cli.command()

@@ -76,7 +76,8 @@ class Producer:
         for args, kwargs in calls:
             wire_args, wire_kwargs = task.arguments.to_wire(tuple(args), dict(kwargs))
             headers: dict[str, Any] = {wire.VERSION_HEADER: task.version,
-                                       wire.SENT_AT_HEADER: round(now.timestamp(), 3)}
+                                       wire.SENT_AT_HEADER: round(now.timestamp(), 3),
+                                       **(options.headers or {})}
             if idempotent:
                 key = options.idempotency_key or task.arguments.fingerprint(wire_args, wire_kwargs)
                 headers[wire.IDEMPOTENCY_HEADER] = key

@@ -91,6 +91,11 @@ class Settings:
     #: Seconds between a worker's re-reads of the revoked ids (broadcasts reach it at once;
     #: this catches one it missed).
     revoke_poll_interval: float = 1.0
+    #: Whether this worker may lead the periodic schedules (one worker leads at a time;
+    #: ``relier worker --no-schedule`` turns it off). It declares its schedules either way.
+    schedule: bool = True
+    #: Seconds of the schedule leader's lease: a leader that dies is replaced within this.
+    schedule_lease: float = 10.0
 
     @classmethod
     def load(

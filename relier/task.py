@@ -44,6 +44,8 @@ class PushOptions:
     idempotency_key: str | None = None
     soft_timeout: float | None = None
     hard_timeout: float | None = None
+    #: Extra message headers (``relier_*`` names; Celery ignores unknown headers).
+    headers: dict[str, Any] | None = None
 
 
 def check_limits(name: str, soft: float | None, hard: float | None) -> None:

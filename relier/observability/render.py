@@ -19,6 +19,7 @@ from relier.observability.inspect import (
     Snapshot,
     WorkerView,
 )
+from relier.observability.schedules import SchedulesReport
 from relier.observability.whereabouts import TaskReport
 from relier.protocol.dead_letter import DeadLetter
 
@@ -177,6 +178,8 @@ def snapshot_view(snapshot: Snapshot, *, title: str = "") -> Group:
         parts.append(running_table(snapshot.running))
     if snapshot.resurrected:
         parts.append(resurrected_table(snapshot.resurrected))
+    if snapshot.schedules is not None and snapshot.schedules.schedules:
+        parts.append(schedules_view(snapshot.schedules))
     parts.extend(hint_lines(snapshot.hints))
     return Group(*parts)
 
@@ -184,6 +187,27 @@ def snapshot_view(snapshot: Snapshot, *, title: str = "") -> Group:
 def hint_lines(hints: Sequence[str]) -> list[Text]:
     """Warnings printed under the tables (a queue nobody consumes, ...)."""
     return [Text(f"hint: {hint}", style="yellow") for hint in hints]
+
+
+def _when(moment: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(moment)) if moment else "-"
+
+
+def schedules_view(found: SchedulesReport) -> Group:
+    """`relier schedules`: the leader, then one row per schedule."""
+    leader = (f"leader: {escape(found.leader.worker)} (token {found.leader.token})"
+              if found.leader else "leader: none (no worker leads the schedules now)")
+    table = Table(title=f"schedules ({len(found.schedules)})", title_justify="left")
+    for column in ("schedule", "task", "spec", "next run", "last run", "last task", "state",
+                   "sent", "missed"):
+        table.add_column(column, overflow="fold")
+    for s in found.schedules:
+        missed = str(s.missed) + (f" ({escape(s.last_missed_reason)})"
+                                  if s.last_missed_reason else "")
+        table.add_row(escape(s.name), escape(s.task), escape(s.spec), _when(s.next_run),
+                      _when(s.last_run), s.last_task_id or "-", s.last_task_state or "-",
+                      str(s.sent), missed)
+    return Group(Text(leader), table)
 
 
 def task_report(report: TaskReport, console: Console | None = None) -> None:

@@ -46,6 +46,7 @@ from relier.protocol import keys
 from relier.protocol.registry import WorkerInfo
 from relier.runtime.abandoned import EXIT_RECYCLE
 from relier.runtime.abandoned import check_limit as check_abandoned_limit
+from relier.runtime.beat import Beat
 from relier.runtime.capacity import Capacity
 from relier.runtime.control import ControlService
 from relier.runtime.control_commands import WorkerFacts
@@ -132,6 +133,9 @@ class Worker:
                 services.start_soon(control.run, name="relier remote control")
                 services.start_soon(executor.revoked.follow, broker.client,
                                     settings.revoke_poll_interval, name="relier revoked ids")
+                beat = Beat(self.app, broker, self.id, started_at=time.time(),
+                            metrics=telemetry.metrics)
+                services.start_soon(beat.run, name="relier beat")
                 if handle_signals:
                     services.start_soon(self._watch_signals, name="relier signals")
                 async with anyio.create_task_group() as executors:
@@ -144,6 +148,7 @@ class Worker:
                     log.info("worker %s consuming %s with concurrency %d",
                              self.id, ",".join(self.queues), self.capacity.limit)
                     await self._fetch_until_stopped(fetcher)
+                    beat.stop()
                     heartbeat.mark_stopping()
                     await self._drain(settings.shutdown_grace)
                     # A task that swallows its cancellation would hold the task group open
