@@ -27,7 +27,6 @@ import msgspec
 import pytest
 import redis
 from fastapi import FastAPI
-from opentelemetry import trace
 from opentelemetry.instrumentation.celery import CeleryInstrumentor
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -36,6 +35,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from relier import App
 from relier.handle import TaskHandle
+from relier.observability import tracing
 from relier.protocol import message as wire
 from relier.testing import AsyncTestWorker
 from tests.conftest import FAST, StartWorker, WorkerProcess, pointed_at
@@ -48,28 +48,21 @@ from tests.test_celery_interop import CELERY_READY_TIMEOUT, close_celery
 TRACED_APP = "tests.taskapps.traced:app"
 WAIT_S = 60.0
 
-_exporter: InMemorySpanExporter | None = None
-
-
-def memory_exporter() -> InMemorySpanExporter:
-    """This process's spans, in memory (the global provider can be set only once)."""
-    global _exporter
-    if _exporter is None:
-        _exporter = InMemorySpanExporter()
-        provider = trace.get_tracer_provider()
-        if not isinstance(provider, TracerProvider):
-            provider = TracerProvider()
-            trace.set_tracer_provider(provider)
-        provider.add_span_processor(SimpleSpanProcessor(_exporter))
-    return _exporter
+#: This process's spans, in memory. Not the global provider: that one can be set only
+#: once, and would trace every later test of the session.
+EXPORTER = InMemorySpanExporter()
+PROVIDER = TracerProvider()
+PROVIDER.add_span_processor(SimpleSpanProcessor(EXPORTER))
 
 
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
-    exporter = memory_exporter()
-    exporter.clear()
-    yield exporter
-    exporter.clear()
+    """Relier's spans (and those of the instrumentations given PROVIDER) in memory."""
+    EXPORTER.clear()
+    tracing.use_tracer_provider(PROVIDER)
+    yield EXPORTER
+    tracing.use_tracer_provider(None)
+    EXPORTER.clear()
 
 
 def local(exporter: InMemorySpanExporter) -> list[dict[str, Any]]:
@@ -106,7 +99,7 @@ def checkout_api() -> FastAPI:
         handle = await traced.checkout.apush(marker)
         return {"task_id": handle.id}
 
-    FastAPIInstrumentor.instrument_app(api)
+    FastAPIInstrumentor.instrument_app(api, tracer_provider=PROVIDER)
     return api
 
 
@@ -154,7 +147,7 @@ async def test_one_trace_from_request_through_retry_and_resurrection(
 @pytest.fixture
 def celery_tracing(spans: InMemorySpanExporter) -> Iterator[None]:
     instrumentor = CeleryInstrumentor()
-    instrumentor.instrument(tracer_provider=trace.get_tracer_provider())
+    instrumentor.instrument(tracer_provider=PROVIDER)
     yield
     instrumentor.uninstrument()
 
@@ -167,7 +160,7 @@ def test_a_celery_producers_trace_continues_in_a_relier_worker(
     start_worker(TRACED_APP, env={SPAN_FILE_ENV: str(span_file)})
     celery = make_app(redis_url, main="traced_client")
     try:
-        with trace.get_tracer("shop").start_as_current_span("nightly report") as root:
+        with PROVIDER.get_tracer("shop").start_as_current_span("nightly report") as root:
             result = celery.send_task("traced.add", args=(2, 3), queue="default")
         assert result.get(timeout=WAIT_S) == 5
     finally:

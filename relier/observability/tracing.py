@@ -18,8 +18,8 @@ the extra, or with the ``tracing`` setting off, every hook here is a constant no
   A retry or a resurrection keeps the message's headers, so every run of one push is a
   child of that push's span: the trace shows each attempt side by side.
 
-Spans are handed to whatever tracer provider the application configured (the SDK, an
-exporter); Relier configures none.
+Spans go to the global tracer provider the application configured (the SDK and its
+exporters; Relier configures none), or to the one given to :func:`use_tracer_provider`.
 """
 
 from __future__ import annotations
@@ -76,6 +76,25 @@ class PushTrace:
 
 
 _OFF: Final = PushTrace(NO_HEADERS)
+#: Relier's tracer, made on first use (a global provider set later still gets the spans:
+#: the API's proxy tracer forwards to it).
+_tracer: Any = None
+_provider: Any = None
+
+
+def use_tracer_provider(provider: Any) -> None:
+    """Send Relier's spans to ``provider`` (an SDK ``TracerProvider``) instead of the
+    global one; ``None`` goes back to the global provider. For tests and for apps that
+    keep several providers."""
+    global _tracer, _provider
+    _provider, _tracer = provider, None
+
+
+def _get_tracer() -> Any:
+    global _tracer
+    if _tracer is None:
+        _tracer = trace.get_tracer(TRACER_NAME, tracer_provider=_provider)
+    return _tracer
 
 
 def enabled(setting: bool) -> bool:
@@ -92,7 +111,7 @@ def push_span(task_name: str, queue: str, on: bool) -> AbstractContextManager[Pu
 
 @contextmanager
 def _push_span(task_name: str, queue: str) -> Iterator[PushTrace]:
-    tracer = trace.get_tracer(TRACER_NAME)
+    tracer = _get_tracer()
     with tracer.start_as_current_span(f"apply_async/{task_name}", kind=SpanKind.PRODUCER,
                                       attributes={"celery.action": "apply_async",
                                                   "celery.task_name": task_name,
@@ -114,7 +133,7 @@ def run_span(
 
 @contextmanager
 def _run_span(message: TaskMessage, delivery: Delivery, worker_id: str) -> Iterator[object]:
-    tracer = trace.get_tracer(TRACER_NAME)
+    tracer = _get_tracer()
     attributes: dict[str, str | int] = {
         "celery.action": "run", "celery.task_name": message.task,
         "messaging.message.id": message.id, "messaging.destination.name": message.origin_queue,
