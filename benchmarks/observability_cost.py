@@ -61,7 +61,7 @@ def fill(url: str, n: int, traced: bool = False) -> None:
 
 
 def _sdk_provider() -> object:
-    from benchmarks.traced_app import sdk_provider
+    from benchmarks.otel_sdk import sdk_provider
 
     return sdk_provider()
 
@@ -130,6 +130,34 @@ def measure(url: str, client: redis.Redis, n: int,
         worker.wait(30)
 
 
+def hook_cost(n: int) -> dict[str, float]:
+    """Microseconds per push hook + run hook (entered and left, as a push and a run use
+    them), in this process: the tracing cost alone, without the noise of a worker."""
+    from relier.observability import tracing
+    from relier.protocol import message as wire
+    from relier.runtime.delivery import Delivery, Settled
+
+    message = wire.build("bench.noop", [], {}, queue=QUEUE)
+    # Never settled through Redis here: only its outcome is read, as after a run.
+    delivery = Delivery(raw=b"", token=0, queue=QUEUE, worker_id="bench",
+                        settler=None)  # type: ignore[arg-type]
+    delivery.settled = Settled("ack", True, message, "success")
+    costs: dict[str, float] = {}
+    for name, on, provider in (("off", False, None), ("on, no SDK", True, None),
+                               ("on, SDK", True, _sdk_provider())):
+        tracing.use_tracer_provider(provider)
+        started = time.perf_counter()
+        for _ in range(n):
+            with tracing.push_span("bench.noop", QUEUE, on) as push:
+                message.headers.update(push.headers)
+                push.sent([message.id])
+            with tracing.run_span(message, delivery, "bench", on):
+                pass
+        costs[name] = (time.perf_counter() - started) / n * 1e6
+        tracing.use_tracer_provider(None)
+    return costs
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.observability_cost")
     parser.add_argument("--n", type=int, default=20000)
@@ -154,6 +182,9 @@ def main(argv: list[str] | None = None) -> None:
             rate, cpu = statistics.median(rates[name]), statistics.median(cpus[name])
             print(f"  {name:<24} {rate:8.0f} tasks/s  {cpu:6.1f} µs worker CPU/task "
                   f"({cpu - base:+.1f} µs)")
+        print("\ntracing hooks alone (one push span + one run span), in process:")
+        for name, cost in hook_cost(20000).items():
+            print(f"  tracing {name:<14} {cost:7.1f} µs")
         if args.pushes:
             print(f"\nproducer, {args.pushes} single push() calls per configuration:")
             for name, cost in push_cost(server.url, client, args.pushes).items():
