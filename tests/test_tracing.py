@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -45,6 +46,7 @@ from tests.taskapps import traced
 from tests.taskapps.interop_celery import URL_ENV, make_app
 from tests.test_celery_interop import CELERY_READY_TIMEOUT, close_celery
 
+ROOT = Path(__file__).resolve().parent.parent
 TRACED_APP = "tests.taskapps.traced:app"
 WAIT_S = 60.0
 
@@ -281,3 +283,25 @@ async def test_tracing_off_adds_no_header_and_no_span(
         f"00-{push['trace_id']}-{push['span_id']}-")
     assert "traceparent" not in by_task["traced.off"]
     assert [s["name"] for s in local(spans)] == ["apply_async/traced.on"]
+
+
+WITHOUT_OTEL = """
+import sys
+sys.modules["opentelemetry"] = None  # as if relier[otel] were not installed
+import pytest
+code = pytest.main(["-q", "-p", "no:cacheprovider", "-p", "relier.testing",
+                    "examples/test_tasks.py"])
+from relier.observability import tracing
+assert not tracing.AVAILABLE and not tracing.enabled(True)
+with tracing.push_span("t", "q", tracing.enabled(True)) as push:
+    assert dict(push.headers) == {}
+tracing.event("relier.soft_timeout")
+sys.exit(code)
+"""
+
+
+def test_without_the_extra_hooks_are_no_ops_and_tasks_run() -> None:
+    done = subprocess.run([sys.executable, "-c", WITHOUT_OTEL], cwd=ROOT,
+                          capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "4 passed" in done.stdout

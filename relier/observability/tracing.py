@@ -148,7 +148,10 @@ def _run_span(message: TaskMessage, delivery: Delivery, worker_id: str) -> Itera
         try:
             yield span
         finally:
-            _note_outcome(span, delivery)
+            try:
+                _note_outcome(span, delivery)
+            except Exception:  # an observer never fails the task it watches
+                log.exception("could not record the outcome of %s on its span", message.id)
 
 
 def _parent_of(message: TaskMessage) -> Any:
