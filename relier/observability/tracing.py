@@ -50,7 +50,7 @@ TRACER_NAME: Final = "relier"
 #: message, whose bytes anyone could have written.
 CONTEXT_HEADERS: Final = ("traceparent", "tracestate", "baggage")
 #: Outcomes that mark a run's span as an error.
-FAILED_OUTCOMES: Final = frozenset({"failure", "timeout", "poison", "payload_invalid"})
+FAILED_OUTCOMES: Final = frozenset({"failure", "timeout"})
 
 #: No trace headers (tracing off), shared and read-only.
 NO_HEADERS: Final[Mapping[str, str]] = MappingProxyType({})
