@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import redis
 
@@ -142,6 +143,7 @@ def hook_cost(n: int) -> dict[str, float]:
     delivery = Delivery(raw=b"", token=0, queue=QUEUE, worker_id="bench",
                         settler=None)  # type: ignore[arg-type]
     delivery.settled = Settled("ack", True, message, "success")
+    sent = [SimpleNamespace(task_id=message.id)]
     costs: dict[str, float] = {}
     for name, on, provider in (("off", False, None), ("on, no SDK", True, None),
                                ("on, SDK", True, _sdk_provider())):
@@ -150,7 +152,7 @@ def hook_cost(n: int) -> dict[str, float]:
         for _ in range(n):
             with tracing.push_span("bench.noop", QUEUE, on) as push:
                 message.headers.update(push.headers)
-                push.sent([message.id])
+                push.sent(sent)
             with tracing.run_span(message, delivery, "bench", on):
                 pass
         costs[name] = (time.perf_counter() - started) / n * 1e6

@@ -133,7 +133,7 @@ class Producer:
             except REFUSALS as exc:
                 raise self._refused(batch, exc) from None
             enqueued = read_enqueue_reply(batch, reply)
-            span.sent([e.task_id for e in enqueued])
+            span.sent(enqueued)
         return self._handles(task, enqueued)
 
     async def apush(
@@ -146,7 +146,7 @@ class Producer:
                 enqueued = await self._app.broker().enqueue(batch)
             except REFUSALS as exc:
                 raise self._refused(batch, exc) from None
-            span.sent([e.task_id for e in enqueued])
+            span.sent(enqueued)
         return self._handles(task, enqueued)
 
     def _span(

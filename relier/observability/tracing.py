@@ -28,7 +28,7 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 if TYPE_CHECKING:
     from relier.protocol.message import TaskMessage
@@ -56,6 +56,13 @@ FAILED_OUTCOMES: Final = frozenset({"failure", "timeout"})
 NO_HEADERS: Final[Mapping[str, str]] = MappingProxyType({})
 
 
+class Sent(Protocol):
+    """What a push reports per message it enqueued (``relier.broker.Enqueued``)."""
+
+    @property
+    def task_id(self) -> str: ...
+
+
 class PushTrace:
     """What a push needs from its span: headers for each message, a place for their ids."""
 
@@ -66,13 +73,13 @@ class PushTrace:
         self.headers = headers
         self._span = span
 
-    def sent(self, task_ids: Sequence[str]) -> None:
-        """Note the ids the push enqueued (one id: Celery's ``messaging.message.id``)."""
+    def sent(self, enqueued: Sequence[Sent]) -> None:
+        """Note what the push enqueued (one message: its id, Celery's attribute)."""
         if self._span is None:
             return
-        if len(task_ids) == 1:
-            self._span.set_attribute("messaging.message.id", task_ids[0])
-        self._span.set_attribute("messaging.batch.message_count", len(task_ids))
+        if len(enqueued) == 1:
+            self._span.set_attribute("messaging.message.id", enqueued[0].task_id)
+        self._span.set_attribute("messaging.batch.message_count", len(enqueued))
 
 
 _OFF: Final = PushTrace(NO_HEADERS)
