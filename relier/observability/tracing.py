@@ -1,8 +1,10 @@
 """OpenTelemetry traces through the queue (``pip install 'relier[otel]'``).
 
 This is the only module that imports OpenTelemetry, and it does so guarded: without
-the extra, or with the ``tracing`` setting off, every hook here is a constant no-op
-(no span, no header, no allocation per task).
+the extra, with the ``tracing`` setting off, or while no tracer provider is configured
+(``opentelemetry-api`` is often installed by some other library, and its default
+provider records nothing), every hook here is a no-op: no span, no header, no
+allocation per task.
 
 * **Producer.** A push runs in a ``PRODUCER`` span ``apply_async/<task>`` (Celery's
   instrumentation names it so) and writes that span's W3C context (``traceparent``,
@@ -109,9 +111,17 @@ def enabled(setting: bool) -> bool:
     return AVAILABLE and setting
 
 
+def _configured() -> bool:
+    """Whether spans would be recorded: a provider was given to :func:`use_tracer_provider`
+    or set globally (before that, the API's proxy provider makes spans that record
+    nothing; checked per call, because an app may set its provider after the first push)."""
+    return _provider is not None or not isinstance(trace.get_tracer_provider(),
+                                                   trace.ProxyTracerProvider)
+
+
 def push_span(task_name: str, queue: str, on: bool) -> AbstractContextManager[PushTrace]:
     """The span around one push (or bulk push); a shared no-op when ``on`` is False."""
-    if not on:
+    if not on or not _configured():
         return nullcontext(_OFF)
     return _push_span(task_name, queue)
 
@@ -133,7 +143,7 @@ def run_span(
     message: TaskMessage, delivery: Delivery, worker_id: str, on: bool
 ) -> AbstractContextManager[object]:
     """The span around one run of a task and its settle; a no-op when ``on`` is False."""
-    if not on:
+    if not on or not _configured():
         return nullcontext()
     return _run_span(message, delivery, worker_id)
 
