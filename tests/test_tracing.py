@@ -305,3 +305,19 @@ def test_without_the_extra_hooks_are_no_ops_and_tasks_run() -> None:
                           capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "4 passed" in done.stdout
+
+
+async def test_without_a_configured_provider_a_push_writes_no_context(
+    redis_url: str, rclient: redis.Redis,
+) -> None:
+    from opentelemetry import trace
+
+    if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        pytest.skip("some test of this session set a global tracer provider")
+    app = App()
+    add = app.task(name="traced.bare")(_add)
+    async with pointed_at(redis_url, app):
+        with PROVIDER.get_tracer("shop").start_as_current_span("request"):
+            await add.apush(1, 1)  # Relier's provider: the global one, never set
+    [raw] = rclient.lrange("default", 0, -1)
+    assert "traceparent" not in msgspec.json.decode(raw)["headers"]
