@@ -128,6 +128,33 @@ def test_a_project_enables_it_in_its_ini_and_names_its_app(tmp_path: Path) -> No
     assert "5 passed" in done.stdout
 
 
+def test_a_conftest_line_enables_it(tmp_path: Path) -> None:
+    project = make_project(tmp_path, """\
+        [pytest]
+        pythonpath = .
+        asyncio_mode = auto
+        relier_app = shop.tasks:app
+        """)
+    (project / "conftest.py").write_text('pytest_plugins = ["relier.testing"]\n')
+    done = run_pytest(project, "test_shop.py::test_retries_until_it_succeeds",
+                      "test_shop.py::test_the_app_is_this_projects_and_on_a_private_server")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "2 passed" in done.stdout
+
+
+def test_naming_a_module_whose_tasks_have_their_own_app_is_refused(tmp_path: Path) -> None:
+    project = make_project(tmp_path, """\
+        [pytest]
+        pythonpath = .
+        relier_fixtures = true
+        relier_app = shop.tasks
+        """)
+    done = run_pytest(project,
+                      "test_shop.py::test_the_app_is_this_projects_and_on_a_private_server")
+    assert done.returncode != 0
+    assert "write relier_app = shop.tasks:app" in done.stdout + done.stderr
+
+
 def test_installing_relier_loads_no_fixture(tmp_path: Path) -> None:
     project = make_project(tmp_path, """\
         [pytest]

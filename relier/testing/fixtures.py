@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import sys
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, Final
 
@@ -56,9 +57,26 @@ def relier_app(request: pytest.FixtureRequest, relier_redis_url: str) -> Iterato
     """Your App, pointed at this test's database (its clients closed after the test)."""
     target = request.config.getini("relier_app") or None
     app = load_app(target)
+    _refuse_unpointed_apps(target, app)
     app.configure(redis_url=relier_redis_url)
     yield app
     app.close()
+
+
+def _refuse_unpointed_apps(target: str | None, chosen: App) -> None:
+    """``relier_app = shop.tasks`` means the default App, as ``-A shop.tasks`` does. When
+    that module keeps its tasks on an App of its own, the tests would push to wherever
+    that App points (a shared Redis): say so instead."""
+    for item in filter(None, (part.strip() for part in (target or "").split(","))):
+        if ":" in item:
+            continue
+        module = sys.modules.get(item)
+        own = [name for name, value in vars(module or object()).items()
+               if isinstance(value, App) and value is not chosen]
+        if own:
+            raise pytest.UsageError(
+                f"relier_app = {item!r} names the default App, but {item} has its own "
+                f"App {own[0]!r}: write relier_app = {item}:{own[0]}")
 
 
 @pytest.fixture
