@@ -84,6 +84,12 @@ def spans_in(path: Path, count: int, what: str) -> list[dict[str, Any]]:
                 WAIT_S, what)
 
 
+def span_named(path: Path, name: str) -> dict[str, Any]:
+    """The one span called ``name`` in a worker's file, once it is there."""
+    poll(lambda: any(s["name"] == name for s in read_spans(path)), WAIT_S, name)
+    return one(read_spans(path), name)
+
+
 @pytest.fixture
 async def traced_app(redis_url: str) -> AsyncIterator[App]:
     async with pointed_at(redis_url, traced.app):
@@ -126,6 +132,7 @@ async def test_one_trace_from_request_through_retry_and_resurrection(
     push = one(ours, "apply_async/traced.checkout")
     assert (push["kind"], push["parent_id"]) == ("PRODUCER", server["span_id"])
     assert push["attributes"]["messaging.message.id"] == task_id
+    span_named(span_file, "charge card")
     theirs = spans_in(span_file, 3, "the worker spans")
     retried = one(theirs, "run/traced.checkout", **{"relier.attempt": 1})
     resurrected = one(theirs, "run/traced.checkout", **{"relier.resurrections": 1})
@@ -169,9 +176,8 @@ def test_a_celery_producers_trace_continues_in_a_relier_worker(
         close_celery(celery)
     publish = one(local(spans), "apply_async/traced.add")
     assert publish["parent_id"] == f"{root.get_span_context().span_id:016x}"
-    [run] = spans_in(span_file, 1, "the Relier worker's span")
-    assert (run["name"], run["trace_id"], run["parent_id"]) == \
-        ("run/traced.add", publish["trace_id"], publish["span_id"])
+    run = span_named(span_file, "run/traced.add")
+    assert (run["trace_id"], run["parent_id"]) == (publish["trace_id"], publish["span_id"])
     assert run["attributes"]["messaging.message.id"] == result.id
 
 
@@ -198,7 +204,7 @@ async def test_a_relier_push_trace_continues_in_a_celery_worker(
         async with pointed_at(redis_url, app):
             handle = await celery_add.apush(4, 5)
             assert await handle.aresult(timeout=WAIT_S) == 9
-        run = one(spans_in(span_file, 1, "the Celery worker's span"), "run/traced.celery_add")
+        run = span_named(span_file, "run/traced.celery_add")
     finally:
         worker.kill()
     push = one(local(spans), "apply_async/traced.celery_add")
