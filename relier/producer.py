@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -23,6 +24,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from relier.broker import Enqueued, Outgoing, call_sync, enqueue_call, read_enqueue_reply
 from relier.errors import AdmissionRejectedError, ArgumentError, BrokerUnavailable, RelierError
 from relier.handle import TaskHandle
+from relier.observability import tracing
 from relier.protocol import keys, results
 from relier.protocol import message as wire
 from relier.protocol.results import ResultMeta
@@ -50,9 +52,12 @@ class Producer:
         self._app = app
 
     def prepare(
-        self, task: Task[Any, R], calls: Sequence[CallSpec], options: PushOptions
+        self, task: Task[Any, R], calls: Sequence[CallSpec], options: PushOptions,
+        trace_headers: Mapping[str, str] = tracing.NO_HEADERS,
     ) -> Outgoing:
-        """Validate every call and encode its message; nothing is sent yet."""
+        """Validate every call and encode its message; nothing is sent yet.
+
+        ``trace_headers`` (the push span's trace context) go into every message."""
         settings = self._app.settings
         now = datetime.now(UTC)
         queue = options.queue or task.queue
@@ -77,7 +82,7 @@ class Producer:
             wire_args, wire_kwargs = task.arguments.to_wire(tuple(args), dict(kwargs))
             headers: dict[str, Any] = {wire.VERSION_HEADER: task.version,
                                        wire.SENT_AT_HEADER: round(now.timestamp(), 3),
-                                       **(options.headers or {})}
+                                       **trace_headers, **(options.headers or {})}
             if idempotent:
                 key = options.idempotency_key or task.arguments.fingerprint(wire_args, wire_kwargs)
                 headers[wire.IDEMPOTENCY_HEADER] = key
@@ -121,23 +126,35 @@ class Producer:
         self, task: Task[Any, R], calls: Sequence[CallSpec], options: PushOptions
     ) -> list[TaskHandle[R]]:
         """Enqueue from sync code; one round trip for the whole batch."""
-        batch = self.prepare(task, calls, options)
-        try:
-            reply = call_sync(self._app.sync_client(), enqueue_call(batch))
-        except REFUSALS as exc:
-            raise self._refused(batch, exc) from None
-        return self._handles(task, read_enqueue_reply(batch, reply))
+        with self._span(task, options) as span:
+            batch = self.prepare(task, calls, options, span.headers)
+            try:
+                reply = call_sync(self._app.sync_client(), enqueue_call(batch))
+            except REFUSALS as exc:
+                raise self._refused(batch, exc) from None
+            enqueued = read_enqueue_reply(batch, reply)
+            span.sent(enqueued)
+        return self._handles(task, enqueued)
 
     async def apush(
         self, task: Task[Any, R], calls: Sequence[CallSpec], options: PushOptions
     ) -> list[TaskHandle[R]]:
         """Enqueue from async code; one round trip for the whole batch."""
-        batch = self.prepare(task, calls, options)
-        try:
-            enqueued = await self._app.broker().enqueue(batch)
-        except REFUSALS as exc:
-            raise self._refused(batch, exc) from None
+        with self._span(task, options) as span:
+            batch = self.prepare(task, calls, options, span.headers)
+            try:
+                enqueued = await self._app.broker().enqueue(batch)
+            except REFUSALS as exc:
+                raise self._refused(batch, exc) from None
+            span.sent(enqueued)
         return self._handles(task, enqueued)
+
+    def _span(
+        self, task: Task[Any, R], options: PushOptions
+    ) -> AbstractContextManager[tracing.PushTrace]:
+        """The push's trace span (a no-op without ``relier[otel]`` or with tracing off)."""
+        return tracing.push_span(task.name, options.queue or task.queue,
+                                 tracing.enabled(self._app.settings.tracing))
 
     def _refused(self, batch: Outgoing, exc: Exception) -> RelierError:
         """Redis did not take the batch (nothing of it was enqueued): in Relier's terms."""

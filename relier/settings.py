@@ -63,6 +63,9 @@ class Settings:
     metrics_host: str = "127.0.0.1"
     #: Publish Celery's worker and task events (what Flower shows); off by default.
     events: bool = False
+    #: OpenTelemetry spans for pushes and runs, with the trace context in message headers
+    #: (only with ``relier[otel]`` installed; off costs nothing).
+    tracing: bool = True
     #: Seconds between moves of due delayed messages into their queues.
     pump_interval: float = 0.2
     #: Seconds between a worker's checks for messages it holds but never ran (a fetch whose

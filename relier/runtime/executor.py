@@ -27,6 +27,7 @@ import msgspec
 from relier.app import App
 from relier.context import TaskContext
 from relier.errors import PayloadError
+from relier.observability import tracing
 from relier.protocol import dead_letter, results
 from relier.protocol import message as wire
 from relier.protocol.message import TaskMessage
@@ -73,6 +74,7 @@ class Executor:
         self._settings = app.settings
         self._worker_id = worker_id
         self._capacity = capacity
+        self._tracing = tracing.enabled(app.settings.tracing)
         #: Calls task functions under their soft/hard timeouts (see deadlines.py).
         self.caller = Caller(
             anyio.CapacityLimiter(thread_limit),
@@ -140,7 +142,8 @@ class Executor:
             return
         if task.rate is not None and await defer_if_limited(delivery, message, task, self._settle):
             return  # parked in the delayed set until its rate-limit token is due
-        await self._run(delivery, message, task, args, kwargs)
+        with tracing.run_span(message, delivery, self._worker_id, self._tracing):
+            await self._run(delivery, message, task, args, kwargs)
 
     async def _ran_before(self, delivery: Delivery, message: TaskMessage) -> bool:
         """An idempotent call that already succeeded is acked with that result, not run

@@ -87,7 +87,11 @@ class Worker:
         queues: Sequence[str] = keys.DEFAULT_QUEUES,
         concurrency: int = 100,
         worker_id: str | None = None,
+        *,
+        in_process: bool = False,
     ) -> None:
+        """``in_process``: a worker inside someone else's process (``relier.testing``),
+        which must never end that process: no watchdog kill, no ``os._exit``."""
         if not queues:
             raise ConfigurationError("a worker needs at least one queue")
         self.app = app
@@ -95,7 +99,9 @@ class Worker:
         self.id = worker_id or new_worker_id()
         self.capacity = Capacity(concurrency)
         settings = app.settings
-        self._watchdog = Watchdog(settings.loop_stall_warn, settings.loop_stall_kill)
+        self._in_process = in_process
+        self._watchdog = Watchdog(settings.loop_stall_warn,
+                                  0.0 if in_process else settings.loop_stall_kill)
         check_abandoned_limit(settings.max_abandoned_threads)  # fail before connecting
         #: The process's exit code once :meth:`run` returns: 0, or :data:`EXIT_RECYCLE`
         #: when abandoned threads piled up (restart the worker).
@@ -289,6 +295,8 @@ class Worker:
                 heartbeat.stop(deregister=True)
         except redis.RedisError as exc:
             log.error("could not give them back (%s); Phoenix will", exc)
+        if self._in_process:
+            return  # not our process to end; whoever runs us sees run() not return
         _flush_logs()
         os._exit(EXIT_STUCK)
 
