@@ -85,7 +85,7 @@ def worker(
                          events=True if events else None)
     names = [q.strip() for q in queues.split(",") if q.strip()]
     if processes is not None:
-        _sync_client(relier_app.settings.redis_url)  # fail here, not N times in children
+        _sync_client(guarded(lambda: relier_app.settings).redis_url)  # fail here, not N times in children
         child = [*(["-A", app] if app else []), "-Q", ",".join(names), "-c", str(concurrency),
                  *(["-E"] if events else []), *(["--redis-url", redis_url] if redis_url else []),
                  "--log-level", log_level, "--log-format", log_format]
@@ -119,7 +119,11 @@ def demo(
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``relier`` console script."""
-    return cli(args=argv if argv is not None else sys.argv[1:])
+    try:
+        return cli(args=argv if argv is not None else sys.argv[1:], standalone_mode=True)
+    except RelierError as exc:  # one that a command did not catch itself: still one line
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise SystemExit(2) from None
 
 
 # -- dlq ------------------------------------------------------------------------------
@@ -138,7 +142,7 @@ def _sync_client(redis_url: str | None) -> Any:
     from relier.app import App
 
     app = App(redis_url=redis_url)
-    client = app.sync_client()
+    client = guarded(app.sync_client)
     guarded(lambda: _ping(client, app.settings.redis_url))
     return client
 
@@ -146,13 +150,12 @@ def _sync_client(redis_url: str | None) -> Any:
 def _ping(client: Any, url: str) -> None:
     import redis
 
-    from relier.errors import BrokerUnavailable
-    from relier.settings import redact
+    from relier.config_errors import explain
 
     try:
         client.ping()
-    except redis.ConnectionError as exc:
-        raise BrokerUnavailable(redact(url), exc) from None
+    except (redis.RedisError, OSError) as exc:
+        raise explain(url, exc) or exc from None
 
 
 def _print_json(value: Any) -> None:

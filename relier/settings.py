@@ -102,7 +102,11 @@ class Settings:
                 values[name] = overrides[name]
             elif env_name in environ:
                 values[name] = _from_text(name, hints[name], environ[env_name])
-        return cls(**values)
+        settings = cls(**values)
+        from relier.config_errors import check_url  # imports redact from here
+
+        check_url(settings.redis_url)
+        return settings
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
