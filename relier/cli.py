@@ -81,6 +81,10 @@ def worker(
 
     guarded(lambda: logs.configure(log_level, log_format))
     relier_app = guarded(lambda: load_app(app))
+    from relier.banner import announce_tasks
+    from relier.loader import resolve_target
+
+    announce_tasks(relier_app, resolve_target(app))
     relier_app.configure(redis_url=redis_url, metrics_port=metrics_port,
                          events=True if events else None)
     names = [q.strip() for q in queues.split(",") if q.strip()]
