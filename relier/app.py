@@ -7,6 +7,7 @@ default App is ``relier.tasks.app``; ``@rl_task`` registers with it.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
@@ -16,6 +17,7 @@ import redis.asyncio as aioredis
 from relier.broker import Broker
 from relier.errors import UnknownTask
 from relier.lock import Lock
+from relier.options import check_names
 from relier.producer import Producer
 from relier.settings import Settings
 from relier.task import Task
@@ -23,6 +25,8 @@ from relier.task import Task
 P = ParamSpec("P")
 R = TypeVar("R")
 
+#: The keywords ``@app.task(...)`` takes: those of ``Task`` after the function.
+TASK_OPTION_NAMES = frozenset(list(inspect.signature(Task).parameters)[2:])
 #: Seconds to wait for a TCP connection before calling Redis unreachable.
 CONNECT_TIMEOUT_S = 5.0
 
@@ -85,6 +89,8 @@ class App:
         ``retry_on_timeout``, ``version``, ``ignore_result``,
         ``rate_limit``, ``max_queue_depth``.
         """
+
+        check_names("task options", options, TASK_OPTION_NAMES)
 
         def register(function: Callable[..., Any]) -> Task[Any, Any]:
             task: Task[Any, Any] = Task(self, function, **options)

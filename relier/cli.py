@@ -89,7 +89,8 @@ def worker(
                          events=True if events else None)
     names = [q.strip() for q in queues.split(",") if q.strip()]
     if processes is not None:
-        _sync_client(guarded(lambda: relier_app.settings).redis_url)  # fail here, not N times in children
+        # Fail here, not N times in the children.
+        _sync_client(guarded(lambda: relier_app.settings).redis_url)
         child = [*(["-A", app] if app else []), "-Q", ",".join(names), "-c", str(concurrency),
                  *(["-E"] if events else []), *(["--redis-url", redis_url] if redis_url else []),
                  "--log-level", log_level, "--log-format", log_format]
