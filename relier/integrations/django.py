@@ -21,7 +21,8 @@ and again only if ``RELIER`` changes (``override_settings`` in tests).
 
 The middleware turns an ``AdmissionRejectedError`` raised by a view (sync or async)
 into 429 with ``Retry-After`` and a JSON body (``queue``, ``depth``, ``limit``,
-``retry_after``, ...).
+``retry_after``, ...), and a ``BrokerUnavailable`` (Redis unreachable) into 503 with
+``Retry-After``.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from dataclasses import fields
 from typing import Any
 
 from relier.app import App
-from relier.errors import AdmissionRejectedError, ConfigurationError
+from relier.errors import AdmissionRejectedError, BrokerUnavailable, ConfigurationError
 from relier.integrations import common
 from relier.loader import load_app
 from relier.settings import Settings
@@ -105,6 +106,9 @@ class AdmissionMiddleware:
         """Django calls this with a view's exception; other errors pass through."""
         if isinstance(exception, AdmissionRejectedError):
             return admission_rejected(exception)
+        if isinstance(exception, BrokerUnavailable):
+            body, headers = common.unavailable(exception)
+            return JsonResponse(body, status=common.UNAVAILABLE_STATUS, headers=headers)
         return None
 
 
