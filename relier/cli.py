@@ -74,19 +74,18 @@ def worker(
     log_format: LogFormatOption = "text",
 ) -> None:
     """Run a worker: take tasks from the queues and run them until SIGTERM."""
-    from relier.loader import load_app
+    from relier.banner import announce_tasks
+    from relier.loader import load_app, resolve_target
     from relier.runtime import loop
     from relier.runtime.supervisor import Supervisor, watch_supervisor
     from relier.runtime.worker import Worker, end_process
 
     guarded(lambda: logs.configure(log_level, log_format))
     relier_app = guarded(lambda: load_app(app))
-    from relier.banner import announce_tasks
-    from relier.loader import resolve_target
-
-    announce_tasks(relier_app, resolve_target(app))
     relier_app.configure(redis_url=redis_url, metrics_port=metrics_port,
                          events=True if events else None)
+    guarded(lambda: relier_app.settings)  # a bad setting is the one line to print
+    announce_tasks(relier_app, resolve_target(app))
     names = [q.strip() for q in queues.split(",") if q.strip()]
     if processes is not None:
         # Fail here, not N times in the children.

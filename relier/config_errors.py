@@ -72,8 +72,8 @@ def explain(url: str, exc: BaseException) -> RelierError | None:
         return ConfigurationError(_auth_line(url, shown, text))
     if isinstance(exc, ResponseError) and "DB index is out of range" in text:
         return ConfigurationError(
-            f"Redis at {shown} has no database {urlsplit(url).path.strip('/')}: the server's "
-            f"'databases' setting is lower (16 by default: use /0 to /15)")
+            f"Redis at {shown} has no database {urlsplit(url).path.strip('/')}: its "
+            "'databases' setting is lower (16 by default: use /0 to /15)")
     if isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError):
         return BrokerUnavailable(shown, exc)
     if isinstance(exc, ValueError) and not isinstance(exc, RedisError):
