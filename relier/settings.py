@@ -93,7 +93,10 @@ class Settings:
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known
         if unknown:
-            raise ConfigurationError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+            from relier.options import did_you_mean
+
+            raise ConfigurationError("unknown setting(s): " + ", ".join(
+                f"{name}{did_you_mean(name, known)}" for name in sorted(unknown)))
         hints = get_type_hints(cls)
         values: dict[str, Any] = {}
         for name in known:

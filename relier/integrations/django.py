@@ -35,6 +35,7 @@ from relier.app import App
 from relier.errors import AdmissionRejectedError, BrokerUnavailable, ConfigurationError
 from relier.integrations import common
 from relier.loader import load_app
+from relier.options import did_you_mean
 from relier.settings import Settings
 
 try:
@@ -66,7 +67,9 @@ def configure_from_settings() -> App:
         raise ConfigurationError("settings.RELIER['APP'] must be a string like 'proj.tasks:app'")
     unknown = sorted(set(options) - {f.name for f in fields(Settings)})
     if unknown:
-        raise ConfigurationError(f"settings.RELIER: unknown setting(s): {', '.join(unknown)}")
+        known = [f.name for f in fields(Settings)]
+        raise ConfigurationError("settings.RELIER: unknown setting(s): " + ", ".join(
+            f"{name}{did_you_mean(name, known)}" for name in unknown))
     app = load_app(target)
     if _applied.get(id(app)) != options:
         app.configure(**options)
