@@ -240,7 +240,7 @@ def test_django_rejects_an_unknown_setting(django_project: None) -> None:
     from relier.integrations.django import configure_from_settings
 
     with override_settings(RELIER={"APP": "tests.taskapps.web:app", "REDIS_ULR": "x"}), \
-            pytest.raises(ConfigurationError, match="redis_ulr.*did you mean 'redis_url'"):
+            pytest.raises(ConfigurationError, match=r"redis_ulr.*did you mean 'redis_url'"):
         configure_from_settings()
     assert web.app.settings.redis_url  # the App was left as it was
 
