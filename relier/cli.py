@@ -191,22 +191,28 @@ def dlq_list(
 
 @dlq_cli.command("show")
 def dlq_show(
-    task_id: Annotated[str, typer.Argument(help="The task id of the entry.")],
+    task_id: Annotated[str, typer.Argument(help="The task id of the entry (or its start).")],
     json_output: JsonOption = False,
+    full_traceback: Annotated[bool, typer.Option(
+        "--full-traceback", help="Keep Relier's own frames in the traceback.")] = False,
     redis_url: RedisOption = None,
 ) -> None:
-    """Show one entry whole: error, traceback and original message."""
+    """Show one entry whole: error, arguments, traceback and original message."""
     from relier.dlq import DeadLetterQueue, Filter
+    from relier.observability.dlq_view import resolve_prefix, with_decoded
 
-    entries = DeadLetterQueue(_sync_client(redis_url)).entries(Filter(task_id=task_id))
-    if not entries:
-        _fail(f"no DLQ entry for task {task_id}")
+    dlq = DeadLetterQueue(_sync_client(redis_url))
+    try:
+        task_id = resolve_prefix(task_id, [e.task_id for e in dlq.entries() if e.task_id])
+    except LookupError as exc:
+        _fail(f"no DLQ entry for task {task_id}: {exc}")
+    entries = dlq.entries(Filter(task_id=task_id))
     if json_output:
-        _print_json(entries[0])
+        _print_json(with_decoded(entries[0]))
         return
     from relier.observability.render import dlq_entry
 
-    dlq_entry(entries[0])
+    dlq_entry(entries[0], full_traceback=full_traceback)
 
 
 @dlq_cli.command("replay")

@@ -11,6 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from relier.observability.dlq_view import decoded_call, fold_relier_frames
 from relier.observability.doctor import Diagnosis
 from relier.observability.inspect import (
     QueueStats,
@@ -70,18 +71,39 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def dlq_entry(entry: DeadLetter, console: Console | None = None) -> None:
+def dlq_entry(entry: DeadLetter, console: Console | None = None, *,
+              full_traceback: bool = False) -> None:
     console = console or Console()
     for field in ("task_id", "task", "queue", "reason", "error", "attempts", "resurrections",
                   "worker"):
         # Escaped: an error may hold "[...]", which rich would take for markup and drop.
         console.print(f"[bold]{field}[/bold]: {escape(str(getattr(entry, field)))}")
-    console.print(f"[bold]failed_at[/bold]: {_age(entry.failed_at)}")
+    console.print(f"[bold]failed_at[/bold]: {_when(entry.failed_at)} ({_age(entry.failed_at)})")
     if entry.elapsed is not None:
         console.print(f"[bold]elapsed[/bold]: {entry.elapsed:.3f}s")
+    call = decoded_call(entry)
+    for field in ("args", "kwargs", "error"):
+        if field in call:
+            label = "body" if field == "error" else field
+            console.print(f"[bold]{label}[/bold]: {escape(_json_text(call[field]))}",
+                          highlight=False)
     if entry.traceback:
         console.print("[bold]traceback[/bold]:")
-        console.print(entry.traceback, markup=False, highlight=False)
+        shown = entry.traceback if full_traceback else fold_relier_frames(entry.traceback)
+        console.print(shown, markup=False, highlight=False)
+
+
+def _json_text(value: object, limit: int = 2000) -> str:
+    """Arguments as JSON (what was sent), cut to ``limit`` characters."""
+    import msgspec
+
+    text = value if isinstance(value, str) else msgspec.json.encode(value).decode()
+    return _cut(text, limit)
+
+
+def _when(moment: float) -> str:
+    """A moment as local time with its zone, e.g. ``2026-11-30 04:21:07 UTC``."""
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(moment))
 
 
 # -- inspect / top / queues ------------------------------------------------------------
