@@ -199,7 +199,8 @@ def dlq_show(
 ) -> None:
     """Show one entry whole: error, arguments, traceback and original message."""
     from relier.dlq import DeadLetterQueue, Filter
-    from relier.observability.dlq_view import resolve_prefix, with_decoded
+    from relier.observability.dlq_view import with_decoded
+    from relier.observability.id_prefix import resolve_prefix
 
     dlq = DeadLetterQueue(_sync_client(redis_url))
     try:
@@ -288,19 +289,31 @@ def inspect_all(
 
     from relier.observability.render import snapshot_view
 
-    Console().print(snapshot_view(snapshot))
+    console = Console()
+    console.print(snapshot_view(snapshot, width=console.width))
 
 
 @inspect_cli.command("task")
 def inspect_task(
-    task_id: Annotated[str, typer.Argument(help="The task id.")],
+    task_id: Annotated[str, typer.Argument(help="The task id (or its start).")],
     json_output: JsonOption = False,
     redis_url: RedisOption = None,
 ) -> None:
     """Where one task is now, and its history as far as Redis remembers it."""
+    from relier.observability.id_prefix import candidates, resolve_prefix
     from relier.observability.whereabouts import TaskLocator
 
-    report = TaskLocator(_inspector(redis_url)).report(task_id)
+    inspector = _inspector(redis_url)
+    locator = TaskLocator(inspector)
+    report = locator.report(task_id)
+    if report.state == "unknown":  # perhaps the start of an id, as narrow views show them
+        try:
+            full_id = resolve_prefix(task_id, candidates(inspector, task_id))
+        except LookupError as exc:
+            if "is the start of" in str(exc):
+                _fail(str(exc))
+        else:
+            report = locator.report(full_id)
     if json_output:
         _print_json(report)
     else:
@@ -323,20 +336,23 @@ def top(
     from rich.console import Console
     from rich.live import Live
 
-    from relier.observability.render import snapshot_view
+    from relier.observability.render import fitted_view
 
     inspector = _inspector(redis_url)
     title = "relier top"
+    console = Console()
     if once:
-        Console().print(snapshot_view(inspector.snapshot(), title=title))
+        console.print(fitted_view(inspector.snapshot(), console, title=title))
         return
-    # Live redraws the frame in place (cursor moves, no clear), so nothing flickers.
-    with Live(snapshot_view(inspector.snapshot(), title=title), screen=True,
-              auto_refresh=False) as live:
+    # Live redraws the frame in place (cursor moves, no clear), so nothing flickers; each
+    # frame is fitted to the terminal's size as it is now (it may have been resized).
+    with Live(fitted_view(inspector.snapshot(), console, title=title), console=console,
+              screen=True, auto_refresh=False) as live:
         try:
             while True:
                 time.sleep(interval)
-                live.update(snapshot_view(inspector.snapshot(), title=title), refresh=True)
+                live.update(fitted_view(inspector.snapshot(), console, title=title),
+                            refresh=True)
         except KeyboardInterrupt:
             pass
 
@@ -355,7 +371,8 @@ def queues(
 
     from relier.observability.render import queues_table
 
-    Console().print(queues_table(found))
+    console = Console()
+    console.print(queues_table(found, console.width))
 
 
 @cli.command()

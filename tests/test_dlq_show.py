@@ -8,7 +8,8 @@ import json
 import pytest
 
 from relier import TaskFailed
-from relier.observability.dlq_view import fold_relier_frames, resolve_prefix
+from relier.observability.dlq_view import fold_relier_frames
+from relier.observability.id_prefix import resolve_prefix
 from relier.protocol import dead_letter
 from tests.conftest import StartWorker
 from tests.taskapps import basic
@@ -58,8 +59,9 @@ def test_show_json_keeps_its_fields_and_adds_the_decoded_call(
 def test_an_unknown_or_ambiguous_prefix_is_one_clear_line(redis_url: str) -> None:
     done = relier(redis_url, "dlq", "show", "zzz")
     assert done.returncode == 2
-    assert done.stderr.strip() == ("error: no DLQ entry for task zzz: no entry has a task "
-                                   "id starting with 'zzz'")
+    assert done.stderr.strip() == ("error: no DLQ entry for task zzz: no task id starting "
+                                   "with 'zzz' is running, dead-lettered or has a stored "
+                                   "result")
     with pytest.raises(LookupError, match=r"'ab' is the start of 2 task ids"):
         resolve_prefix("ab", ["abc", "abd", "xyz"])
     assert resolve_prefix("abc", ["abc", "abcd"]) == "abc"

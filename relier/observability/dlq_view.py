@@ -1,5 +1,5 @@
 """What ``relier dlq show`` needs to decide a replay: the call decoded from the entry's
-base64 body, the traceback with Relier's own frames folded, and id prefixes.
+base64 body, and the traceback with Relier's own frames folded.
 
 The entry itself is never changed: ``--json`` prints its fields as they are and adds a
 ``decoded`` object next to them.
@@ -8,7 +8,6 @@ The entry itself is never changed: ``--json`` prints its fields as they are and 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -67,18 +66,3 @@ def fold_relier_frames(traceback: str, root: str = RELIER_ROOT) -> str:
         out.append(lines[i])
         i += 1
     return "\n".join(out)
-
-
-def resolve_prefix(wanted: str, task_ids: Sequence[str]) -> str:
-    """The one task id starting with ``wanted`` (an exact id always wins); raises
-    ``LookupError`` naming the problem otherwise."""
-    if wanted in task_ids:
-        return wanted
-    matches = sorted({t for t in task_ids if t.startswith(wanted)})
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
-        raise LookupError(f"no entry has a task id starting with {wanted!r}")
-    shown = ", ".join(matches[:3]) + (", ..." if len(matches) > 3 else "")
-    raise LookupError(f"{wanted!r} is the start of {len(matches)} task ids ({shown}); "
-                      "give more of it")
