@@ -14,11 +14,13 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from relier import logs
+from relier.cli_help import use_conventional_help
 from relier.errors import RelierError
 from relier.protocol import keys
 
 T = TypeVar("T")
 log = logging.getLogger("relier.worker")
+use_conventional_help()
 
 cli = typer.Typer(
     name="relier",
@@ -36,7 +38,8 @@ RedisOption = Annotated[
     str | None,
     typer.Option("--redis-url", help="Redis URL (env RELIER_REDIS_URL).", show_default=False),
 ]
-LogLevelOption = Annotated[str, typer.Option("--log-level", help="debug, info, warning, error.")]
+LogLevelOption = Annotated[str, typer.Option(
+    "-l", "--loglevel", "--log-level", help="debug, info, warning, error.")]
 LogFormatOption = Annotated[str, typer.Option("--log-format", help="text or json.")]
 
 
@@ -54,13 +57,37 @@ def guarded(action: Callable[[], T]) -> T:
         raise AssertionError("unreachable") from exc
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("relier")
+        except PackageNotFoundError:  # pragma: no cover - run from a source tree
+            found = "unknown"
+        typer.echo(f"relier {found} (Python {sys.version.split()[0]})")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _root(
+    show_version: Annotated[bool, typer.Option(
+        "--version", "-V", callback=_print_version, is_eager=True,
+        help="Print Relier's version and exit.")] = False,
+) -> None:
+    """Relier: an asyncio task runtime that speaks Celery's protocol on Redis."""
+
+
 @cli.command()
 def worker(
     app: AppOption = None,
     queues: Annotated[
         str, typer.Option("-Q", "--queues", help="Comma-separated queues to consume.")
     ] = ",".join(keys.DEFAULT_QUEUES),
-    concurrency: Annotated[int, typer.Option("-c", "--concurrency", min=1)] = 100,
+    concurrency: Annotated[int, typer.Option(
+        "-c", "--concurrency", min=1,
+        help="Tasks run at once by each worker process (async tasks on its event loop, "
+             "sync ones in up to 64 threads).")] = 100,
     processes: Annotated[int | None, typer.Option(
         "-p", "--processes", min=1, show_default=False,
         help="Run this many worker processes under a supervisor that restarts them.")] = None,
@@ -387,14 +414,30 @@ def purge(
     from relier.purge import purge_queue, waiting
 
     client = _sync_client(redis_url)
-    count = waiting(client, queue, delayed=delayed)
+    count, everything = waiting(client, queue), waiting(client, queue, delayed=True)
+    if everything == 0:
+        _known_queue(client, queue)  # a list a Celery producer filled counts too
+    count = everything if delayed else count
+    kept = everything - count
+    keeps = f" ({kept} delayed message(s) are kept; --delayed drops them too)" if kept else ""
     if count == 0:
-        typer.echo(f"{queue!r} has nothing waiting")
+        typer.echo(f"{queue!r} has nothing waiting{keeps}")
         return
-    if not yes and not typer.confirm(f"delete {count} message(s) waiting in {queue!r}?"):
+    if not yes and not typer.confirm(f"delete {count} message(s) waiting in {queue!r}{keeps}?"):
         raise typer.Exit(1)
     typer.echo(f"purged {purge_queue(client, queue, delayed=delayed)} message(s) "
-               f"from {queue!r}")
+               f"from {queue!r}{keeps}")
+
+
+def _known_queue(client: Any, queue: str) -> None:
+    """Fail with one line naming the known queues when ``queue`` is not one of them."""
+    from relier.broker import as_bytes
+    from relier.options import did_you_mean
+
+    known = sorted(as_bytes(q).decode() for q in client.smembers(keys.KNOWN_QUEUES))
+    if queue not in known:
+        _fail(f"unknown queue {queue!r}{did_you_mean(queue, known)}; known queues: "
+              f"{', '.join(known) or 'none yet'}")
 
 
 @cli.command()
@@ -404,7 +447,12 @@ def doctor(
         help="Seconds a queue's next message may wait before it counts as stuck.")] = 300.0,
     redis_url: RedisOption = None,
 ) -> None:
-    """Check the Redis this deployment uses and say what to fix (exit 1 if anything)."""
+    """Check the Redis this deployment uses and say what to fix.
+
+    Exits 1 on a problem that can lose tasks (eviction, memory nearly full, a failed
+    check); warnings that are normal on a development Redis (no persistence, no worker
+    running) exit 0.
+    """
     from relier.app import App
     from relier.observability.doctor import diagnose
     from relier.settings import redact
@@ -415,10 +463,11 @@ def doctor(
         import msgspec
 
         typer.echo(msgspec.json.format(msgspec.json.encode(
-            {"url": found.url, "healthy": found.healthy, "checks": found.checks})).decode())
+            {"url": found.url, "healthy": found.healthy, "checks": found.checks,
+             "problems": found.problems})).decode())
     else:
         from relier.observability.render import diagnosis
 
         diagnosis(found)
-    if not found.healthy:
+    if found.problems:
         raise typer.Exit(1)

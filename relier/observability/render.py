@@ -297,6 +297,12 @@ def diagnosis(found: Diagnosis, console: Console | None = None) -> None:
                       f"{escape(check.detail)}", highlight=False)
         if check.fix and check.status != "ok":
             console.print(f"        fix: {escape(check.fix)}", highlight=False)
-    problems = sum(c.status in ("warn", "fail") for c in found.checks)
-    console.print("[green]all good[/green]" if not problems else
-                  f"[yellow]{problems} thing(s) to fix[/yellow]")
+    warnings = sum(c.status in ("warn", "fail") for c in found.checks)
+    if found.problems:
+        console.print(f"[red]{len(found.problems)} problem(s) to fix: "
+                      f"{escape(', '.join(found.problems))}[/red]")
+    elif warnings:
+        console.print(f"[yellow]{warnings} warning(s): fine for development; read them "
+                      "before production[/yellow]")
+    else:
+        console.print("[green]all good[/green]")

@@ -281,7 +281,9 @@ class Worker:
                 if self._stopping:
                     log.warning("%s again: ending the grace period now", name)
                 else:
-                    log.info("%s: stopping (no new tasks)", name)
+                    again = "press Ctrl-C" if signum == signal.SIGINT else "send SIGTERM"
+                    log.info("%s: stopping (no new tasks) within %.0fs; %s again to stop "
+                             "now", name, self.app.settings.shutdown_grace, again)
                 self.stop()
 
 
