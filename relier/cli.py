@@ -227,20 +227,26 @@ def dlq_show(
     """Show one entry whole: error, arguments, traceback and original message."""
     from relier.dlq import DeadLetterQueue, Filter
     from relier.observability.dlq_view import with_decoded
-    from relier.observability.id_prefix import resolve_prefix
 
     dlq = DeadLetterQueue(_sync_client(redis_url))
-    try:
-        task_id = resolve_prefix(task_id, [e.task_id for e in dlq.entries() if e.task_id])
-    except LookupError as exc:
-        _fail(f"no DLQ entry for task {task_id}: {exc}")
-    entries = dlq.entries(Filter(task_id=task_id))
+    entries = dlq.entries(Filter(task_id=_dlq_id(dlq, task_id)))
     if json_output:
         _print_json(with_decoded(entries[0]))
         return
     from relier.observability.render import dlq_entry
 
     dlq_entry(entries[0], full_traceback=full_traceback)
+
+
+def _dlq_id(dlq: Any, wanted: str) -> str:
+    """The DLQ entry's whole task id for ``wanted`` or a unique start of it."""
+    from relier.observability.id_prefix import resolve_prefix
+
+    try:
+        return resolve_prefix(wanted, [e.task_id for e in dlq.entries() if e.task_id])
+    except LookupError as exc:
+        _fail(f"no DLQ entry for task {wanted}: {exc}")
+        raise AssertionError("unreachable") from exc
 
 
 @dlq_cli.command("replay")
@@ -257,8 +263,10 @@ def dlq_replay(
 
     if task_id is None and not (all_entries or queue or task or reason):
         _fail("name a task id, or use --all / --queue / --task / --reason")
-    replayed = DeadLetterQueue(_sync_client(redis_url)).replay(
-        Filter(queue, task, reason, task_id))
+    dlq = DeadLetterQueue(_sync_client(redis_url))
+    if task_id is not None:
+        task_id = _dlq_id(dlq, task_id)
+    replayed = dlq.replay(Filter(queue, task, reason, task_id))
     typer.echo(f"replayed {len(replayed)} task(s)")
     for replayed_id in replayed:
         typer.echo(f"  {replayed_id}")
