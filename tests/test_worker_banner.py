@@ -69,3 +69,21 @@ def test_one_line_per_retry_with_its_real_delay(start_worker: StartWorker) -> No
     assert re.search(r"failed after [0-9.]+s \(attempt 1 of 4\).*; retrying in [0-9.]+s",
                      mine[0]), mine[0]
     assert "success" in mine[1]
+
+
+def test_an_invalid_payload_is_one_line(start_worker: StartWorker, redis_url: str) -> None:
+    worker = start_worker("tests.taskapps.basic:app")
+    caller = App(redis_url=redis_url)
+
+    @caller.task(name="basic.add")  # the same name, an older signature: strings, not ints
+    def add(x: str, y: str) -> None: ...
+
+    handle = add.push("two", "three")
+    worker.wait_for_line(f"{handle.id}] has invalid arguments")
+    # The outcome line for it comes right after, at debug level: wait for it, then count.
+    worker.wait_for_line(f"{handle.id}] payload_invalid")
+    mine = [line for line in worker.output.splitlines()
+            if handle.id in line and " DEBUG " not in line]
+    assert len(mine) == 1, mine
+    assert "ERROR" in mine[0] and "has invalid arguments" in mine[0]
+    caller.close()
