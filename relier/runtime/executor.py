@@ -260,7 +260,9 @@ class Executor:
         window = f"dead-lettered as {reason} after {self._settings.defer_window:.0f}s"
         if reason != "unknown_task":
             return f" (a newer worker may be rolling out; {window})"
-        known = ", ".join(sorted(self._app.tasks)) or "none"
+        names = sorted(self._app.tasks)
+        known = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5
+                                        else "") if names else "none"
         return (f" (this worker registers: {known}; start one with -A naming the module "
                 f"that defines it; until then it waits, and is {window}; "
                 "further deferrals of this name are logged at debug level)")
