@@ -7,6 +7,7 @@ default App is ``relier.tasks.app``; ``@rl_task`` registers with it.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
@@ -17,6 +18,7 @@ from relier.broker import Broker
 from relier.errors import ConfigurationError, UnknownTask
 from relier.handle import TaskHandle
 from relier.lock import Lock
+from relier.options import check_names
 from relier.producer import Producer
 from relier.protocol.declaration import Declaration
 from relier.schedules import ScheduleSpec, declaration
@@ -26,6 +28,8 @@ from relier.task import Task
 P = ParamSpec("P")
 R = TypeVar("R")
 
+#: The keywords ``@app.task(...)`` takes: those of ``Task`` after the function.
+TASK_OPTION_NAMES = frozenset(list(inspect.signature(Task).parameters)[2:])
 #: Seconds to wait for a TCP connection before calling Redis unreachable.
 CONNECT_TIMEOUT_S = 5.0
 
@@ -93,6 +97,8 @@ class App:
         """
         schedule = options.pop("schedule", None)
         specs = schedule if isinstance(schedule, list | tuple) else [schedule]
+
+        check_names("task options", options, TASK_OPTION_NAMES)
 
         def register(function: Callable[..., Any]) -> Task[Any, Any]:
             task: Task[Any, Any] = Task(self, function, **options)

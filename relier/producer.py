@@ -18,11 +18,12 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import OutOfMemoryError, ReadOnlyError
+from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from relier.broker import Enqueued, Outgoing, call_sync, enqueue_call, read_enqueue_reply
-from relier.errors import AdmissionRejectedError, ArgumentError, BrokerUnavailable, RelierError
+from relier.config_errors import explain
+from relier.errors import AdmissionRejectedError, ArgumentError, BrokerUnavailable
 from relier.handle import TaskHandle
 from relier.observability import tracing
 from relier.protocol import keys, results
@@ -39,6 +40,9 @@ R = TypeVar("R")
 #: What Redis can answer a push with instead of taking it: unreachable, out of memory,
 #: or a read-only replica (a failover in progress).
 REFUSALS = (RedisConnectionError, RedisTimeoutError, OutOfMemoryError, ReadOnlyError)
+#: Also looked at (by ``config_errors.explain``): a database out of range, a password
+#: wanted; any other error reply propagates unchanged.
+MAYBE_CONFIG = (ResponseError,)
 #: ``retry_after`` when Redis itself refused a push for memory.
 MEMORY_RETRY_AFTER_S = 5.0
 
@@ -130,7 +134,7 @@ class Producer:
             batch = self.prepare(task, calls, options, span.headers)
             try:
                 reply = call_sync(self._app.sync_client(), enqueue_call(batch))
-            except REFUSALS as exc:
+            except (*REFUSALS, *MAYBE_CONFIG) as exc:
                 raise self._refused(batch, exc) from None
             enqueued = read_enqueue_reply(batch, reply)
             span.sent(enqueued)
@@ -144,7 +148,7 @@ class Producer:
             batch = self.prepare(task, calls, options, span.headers)
             try:
                 enqueued = await self._app.broker().enqueue(batch)
-            except REFUSALS as exc:
+            except (*REFUSALS, *MAYBE_CONFIG) as exc:
                 raise self._refused(batch, exc) from None
             span.sent(enqueued)
         return self._handles(task, enqueued)
@@ -156,13 +160,15 @@ class Producer:
         return tracing.push_span(task.name, options.queue or task.queue,
                                  tracing.enabled(self._app.settings.tracing))
 
-    def _refused(self, batch: Outgoing, exc: Exception) -> RelierError:
+    def _refused(self, batch: Outgoing, exc: Exception) -> Exception:
         """Redis did not take the batch (nothing of it was enqueued): in Relier's terms."""
         if isinstance(exc, OutOfMemoryError):
             # Past maxmemory before the guard could see it (or with the guard off).
             return AdmissionRejectedError(batch.queue, 0, batch.depth_limit,
                                           MEMORY_RETRY_AFTER_S, reason="memory")
-        return BrokerUnavailable(redact(self._app.settings.redis_url), exc)
+        if isinstance(exc, ReadOnlyError):
+            return BrokerUnavailable(redact(self._app.settings.redis_url), exc)
+        return explain(self._app.settings.redis_url, exc) or exc
 
     def _handles(self, task: Task[Any, R], enqueued: list[Enqueued]) -> list[TaskHandle[R]]:
         return [

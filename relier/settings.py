@@ -110,7 +110,10 @@ class Settings:
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known
         if unknown:
-            raise ConfigurationError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+            from relier.options import did_you_mean
+
+            raise ConfigurationError("unknown setting(s): " + ", ".join(
+                f"{name}{did_you_mean(name, known)}" for name in sorted(unknown)))
         hints = get_type_hints(cls)
         values: dict[str, Any] = {}
         for name in known:
@@ -119,7 +122,11 @@ class Settings:
                 values[name] = overrides[name]
             elif env_name in environ:
                 values[name] = _from_text(name, hints[name], environ[env_name])
-        return cls(**values)
+        settings = cls(**values)
+        from relier.config_errors import check_url  # imports redact from here
+
+        check_url(settings.redis_url)
+        return settings
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

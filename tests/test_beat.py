@@ -5,6 +5,7 @@ test's), admission, removed schedules, rolling-deploy declarations and the read 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -284,6 +285,7 @@ async def test_jitter_delays_the_message_and_idempotency_is_per_tick(
 
 
 async def test_the_beat_outlives_an_unreachable_redis(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="relier.beat")  # an outage is a debug line here
     app = make_app("redis://127.0.0.1:1/0")  # nothing listens there
     app.schedule(app.tasks["beat.job"], relier.every(seconds=1))
     beat = Beat(app, app.broker(), "w1", started_at=T0)

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from relier import schedule_store as store
 from relier.broker import REDIS_ERRORS, Broker
@@ -50,6 +51,14 @@ log = logging.getLogger("relier.beat")
 RETRY_S: Final = 1.0
 #: Wake this long after a tick is due, so that the pass finds it due.
 WAKE_LATE_S: Final = 0.005
+
+
+def _redis_trouble(message: str, exc: BaseException) -> None:
+    """Log a failed Redis call of the beat. Losing the connection is an outage, which the
+    worker's fetch loops report once for the whole worker: a debug line here. Anything
+    else (a script error, OOM, READONLY) is the beat's own news: a warning."""
+    level = logging.DEBUG if isinstance(exc, (OSError, RedisConnectionError)) else logging.WARNING
+    log.log(level, message, exc)
 
 
 class LeaseLost(Exception):
@@ -109,7 +118,7 @@ class Beat:
                 try:
                     await store.declare(self.broker.client, self.registration(), ttl_ms)
                 except REDIS_ERRORS as exc:
-                    log.warning("could not declare this worker's schedules: %s", exc)
+                    _redis_trouble("could not declare this worker's schedules: %s", exc)
                 await anyio.sleep(self.lease_s / 3)
         finally:
             with anyio.move_on_after(2, shield=True):
@@ -127,7 +136,7 @@ class Beat:
             try:
                 await lock.aacquire()
             except REDIS_ERRORS as exc:
-                log.warning("could not compete for the scheduler lease: %s", exc)
+                _redis_trouble("could not compete for the scheduler lease: %s", exc)
                 await anyio.sleep(RETRY_S)
                 continue
             token = lock.token
@@ -137,7 +146,7 @@ class Beat:
                 log.warning("lost the scheduler lease (token %s): no longer sending ticks",
                             token)
             except REDIS_ERRORS as exc:
-                log.warning("stepping down as schedule leader: %s", exc)
+                _redis_trouble("stepping down as schedule leader: %s", exc)
                 await anyio.sleep(RETRY_S)
             except Exception:
                 # The beat must never take the worker down: step down, then compete again.
@@ -156,7 +165,7 @@ class Beat:
             try:
                 wait_s = await self.run_pass(lock.value)
             except REDIS_ERRORS as exc:
-                log.warning("schedule pass failed: %s", exc)
+                _redis_trouble("schedule pass failed: %s", exc)
                 wait_s = RETRY_S
             if lock.remaining < renew_below:
                 await self._renew(lock)
@@ -171,7 +180,7 @@ class Beat:
         try:
             await lock.aextend()
         except REDIS_ERRORS as exc:
-            log.warning("could not renew the scheduler lease: %s", exc)
+            _redis_trouble("could not renew the scheduler lease: %s", exc)
 
     async def run_pass(self, holder: str) -> float:
         """Send what is due now as ``holder``; returns seconds until the next tick."""

@@ -75,6 +75,8 @@ class Executor:
         self._worker_id = worker_id
         self._capacity = capacity
         self._tracing = tracing.enabled(app.settings.tracing)
+        #: (reason, task name) pairs whose deferral was explained once at warning level.
+        self._deferral_noted: set[tuple[str, str]] = set()
         #: Calls task functions under their soft/hard timeouts (see deadlines.py).
         self.caller = Caller(
             anyio.CapacityLimiter(thread_limit),
@@ -296,8 +298,24 @@ class Executor:
                       deferral.waited)
             await self._dead_letter(delivery, message, reason, why, None, result=result)
             return
-        log.warning("%s; deferring %s by %.1fs", why, message.id, deferral.due - now)
+        first = (reason, message.task) not in self._deferral_noted
+        self._deferral_noted.add((reason, message.task))
+        # The first deferral of a name says why and what to do; the rest are debug lines.
+        log.log(logging.WARNING if first else logging.DEBUG, "%s; deferring %s by %.1fs%s",
+                why, message.id, deferral.due - now,
+                self._deferral_hint(reason) if first else "")
         await self._settle(delivery.schedule(message, wire.encode(message), deferral.due))
+
+    def _deferral_hint(self, reason: str) -> str:
+        window = f"dead-lettered as {reason} after {self._settings.defer_window:.0f}s"
+        if reason != "unknown_task":
+            return f" (a newer worker may be rolling out; {window})"
+        names = sorted(self._app.tasks)
+        known = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5
+                                        else "") if names else "none"
+        return (f" (this worker registers: {known}; start one with -A naming the module "
+                f"that defines it; until then it waits, and is {window}; "
+                "further deferrals of this name are logged at debug level)")
 
     async def _dead_letter(
         self,

@@ -35,12 +35,12 @@ from typing import Final
 import anyio
 import redis
 from anyio.abc import TaskGroup
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
 from relier.app import App
 from relier.broker import REDIS_ERRORS, Broker, call_sync
-from relier.errors import BrokerUnavailable, ConfigurationError
+from relier.config_errors import explain
+from relier.errors import ConfigurationError
 from relier.observability.telemetry import Telemetry
 from relier.protocol import keys
 from relier.protocol.registry import WorkerInfo
@@ -58,7 +58,6 @@ from relier.runtime.phoenix import Resurrector
 from relier.runtime.progress import hostname
 from relier.runtime.scheduler import Scheduler
 from relier.runtime.watchdog import EXIT_LOOP_STALLED, Watchdog
-from relier.settings import redact
 
 log = logging.getLogger("relier.worker")
 
@@ -216,8 +215,8 @@ class Worker:
             await broker.client.ping()
             await broker.load_scripts()
             await broker.client.sadd(keys.KNOWN_QUEUES, *self.queues)
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise BrokerUnavailable(redact(self.app.settings.redis_url), exc) from None
+        except (*REDIS_ERRORS, RedisError) as exc:
+            raise explain(self.app.settings.redis_url, exc) or exc from None
 
     async def _register(self, telemetry: Telemetry) -> Heartbeat:
         """Announce the queues, enter the registry and start beating."""
@@ -314,7 +313,9 @@ class Worker:
                 if self._stopping:
                     log.warning("%s again: ending the grace period now", name)
                 else:
-                    log.info("%s: stopping (no new tasks)", name)
+                    again = "press Ctrl-C" if signum == signal.SIGINT else "send SIGTERM"
+                    log.info("%s: stopping (no new tasks) within %.0fs; %s again to stop "
+                             "now", name, self.app.settings.shutdown_grace, again)
                 self.stop()
 
 
