@@ -218,9 +218,13 @@ def dlq_replay(
         _fail("name a task id, or use --all / --queue / --task / --reason")
     replayed = DeadLetterQueue(_sync_client(redis_url)).replay(
         Filter(queue, task, reason, task_id))
-    typer.echo(f"replayed {len(replayed)} task(s)")
-    for replayed_id in replayed:
+    typer.echo(f"replayed {len(replayed.task_ids)} task(s)")
+    for replayed_id in replayed.task_ids:
         typer.echo(f"  {replayed_id}")
+    for line in replayed.skipped:
+        typer.echo(f"not replayed: {line}", err=True)
+    if replayed.skipped:
+        raise typer.Exit(1)
 
 
 @dlq_cli.command("purge")

@@ -22,7 +22,7 @@ import msgspec
 import redis
 
 from relier.broker import as_bytes
-from relier.protocol import keys, registry, results, scripts
+from relier.protocol import hostile, keys, registry, results, scripts
 from relier.protocol import message as wire
 from relier.protocol.registry import RunningTask, WorkerInfo
 
@@ -108,10 +108,8 @@ _sent_at_decoder: Final = msgspec.json.Decoder(_SentAt)
 def _sent_at(raw: bytes | None) -> float | None:
     if raw is None:
         return None
-    try:
-        value = _sent_at_decoder.decode(raw).headers.get(wire.SENT_AT_HEADER)
-    except msgspec.DecodeError:
-        return None
+    found = hostile.read_or_none(_sent_at_decoder.decode, raw)
+    value = found.headers.get(wire.SENT_AT_HEADER) if found is not None else None
     return float(value) if isinstance(value, int | float) else None
 
 
@@ -219,7 +217,7 @@ class Inspector:
 
     def registry_entries(self) -> list[WorkerInfo]:
         """Every registered worker, live ones first, oldest first."""
-        entries = [registry.decode(raw) for raw in self.client.hgetall(keys.WORKERS).values()]
+        entries = registry.readable(self.client.hgetall(keys.WORKERS))
         return sorted(entries, key=lambda w: (w.state == registry.DEAD, w.started_at))
 
     def worker_views(self, entries: list[WorkerInfo]) -> list[WorkerView]:
@@ -284,7 +282,8 @@ class Inspector:
             if task_id in running_on:
                 now = f"running on {running_on[task_id]}"
             elif raw is not None:
-                now = results.decode(raw).status.lower()
+                meta = hostile.read_or_none(results.decode, raw)
+                now = meta.status.lower() if meta is not None else "result unreadable"
             else:
                 now = "pending"
             views_out.append(ResurrectedView(

@@ -73,7 +73,7 @@ def _cut(text: str, width: int) -> str:
 def dlq_entry(entry: DeadLetter, console: Console | None = None) -> None:
     console = console or Console()
     for field in ("task_id", "task", "queue", "reason", "error", "attempts", "resurrections",
-                  "worker"):
+                  "replays", "worker"):
         # Escaped: an error may hold "[...]", which rich would take for markup and drop.
         console.print(f"[bold]{field}[/bold]: {escape(str(getattr(entry, field)))}")
     console.print(f"[bold]failed_at[/bold]: {_age(entry.failed_at)}")

@@ -16,7 +16,7 @@ import msgspec
 
 from relier.broker import as_bytes
 from relier.observability.inspect import SILENT, Inspector
-from relier.protocol import dead_letter, keys, registry, results, scripts
+from relier.protocol import dead_letter, hostile, keys, registry, results, scripts
 from relier.protocol import message as wire
 from relier.protocol.registry import WorkerInfo
 
@@ -86,8 +86,8 @@ class TaskLocator:
                 report.attempt = report.attempt or entry.attempts
                 report.resurrections = max(report.resurrections, entry.resurrections)
         raw_result = self._client.get(keys.result(task_id))
-        if raw_result is not None:
-            meta = results.decode(raw_result)
+        meta = hostile.read_or_none(results.decode, raw_result) if raw_result else None
+        if meta is not None:
             history.append(HistoryEvent(at=_iso_to_unix(meta.date_done),
                                         event=meta.status.lower(), detail=_result_detail(meta)))
             if report.state == "unknown":
@@ -170,8 +170,8 @@ class TaskLocator:
     def _dead_letter(self, task_id: str) -> dead_letter.DeadLetter | None:
         for q in self._inspector.known_queues():
             for _, raw, _ in self._hits(keys.dead_letters(q), task_id):
-                entry = dead_letter.decode(raw)
-                if entry.task_id == task_id:
+                entry = hostile.read_or_none(dead_letter.decode, raw)
+                if entry is not None and entry.task_id == task_id:
                     return entry
         return None
 
