@@ -101,8 +101,7 @@ class DeadLetterQueue:
         for raw, entry in list(self._raw_entries(only)):
             if entry.reason == dead_letter.UNREADABLE:
                 done.skipped.append(f"{entry.task_id or 'an entry'} in the DLQ of "
-                                    f"{entry.queue!r} is unreadable, not replayed: "
-                                    f"{entry.error}")
+                                    f"{entry.queue!r}: {entry.error}")
                 continue
             try:
                 message = fresh_message(entry)

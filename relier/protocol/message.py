@@ -230,6 +230,9 @@ def peek(raw: bytes | str) -> TaskMessage | None:
     message far over ``max_bytes``.
     """
     head = hostile.read_or_none(_head_decoder.decode, raw)
+    if head is None and isinstance(raw, bytes) and not hostile.is_utf8(raw):
+        # Invalid UTF-8 in some string: the rest may still name the task and its id.
+        head = hostile.read_or_none(_head_decoder.decode, raw.decode("utf-8", "replace"))
     if head is None:
         return None
     task, task_id = head.headers.get("task"), head.headers.get("id")
