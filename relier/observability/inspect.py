@@ -7,8 +7,8 @@ Where each fact comes from:
   ``relier_sent_at`` header gives its age), the delayed set, the processing lists of the
   registered workers, the DLQ and its count-by-reason hash;
 * workers: the registry entries, and whether each heartbeat key still exists;
-* running tasks: the table each worker publishes with every heartbeat (so it is at most
-  a heartbeat old; a task that started after the last beat shows up at the next);
+* running tasks: the table each worker publishes with every heartbeat and within about
+  0.1 s of a change (a task started or ended), coalesced;
 * one task: see :mod:`relier.observability.whereabouts`.
 """
 
@@ -117,6 +117,18 @@ def _text(value: Any) -> str:
     return as_bytes(value).decode(errors="replace")
 
 
+def _counts(raw: dict[Any, Any]) -> dict[str, int]:
+    """A count-by-reason hash; a field that is not a number (written by hand) is skipped,
+    and the list/count mismatch that leaves makes the reader rebuild the counts."""
+    counts = {}
+    for k, v in raw.items():
+        try:
+            counts[_text(k)] = int(v)
+        except ValueError:
+            continue
+    return counts
+
+
 class Inspector:
     """Reads Relier's state through a blocking client."""
 
@@ -170,7 +182,7 @@ class Inspector:
                 if sent is not None:
                     ages.append(max(0.0, now - sent))
             delayed, dlq = int(next(replies)), int(next(replies))
-            reasons = {_text(k): int(v) for k, v in next(replies).items()}
+            reasons = _counts(next(replies))
             in_flight = sum(int(next(replies)) for _ in holders[q])
             if sum(reasons.values()) != dlq:
                 reasons = self._consistent_reasons(q)
@@ -188,11 +200,11 @@ class Inspector:
             pipe.llen(keys.dead_letters(queue))
             pipe.hgetall(keys.dlq_reasons(queue))
             size, raw = pipe.execute()
-        reasons = {_text(k): int(v) for k, v in raw.items()}
+        reasons = _counts(raw)
         if sum(reasons.values()) != int(size):
             self._recount(keys=[keys.dead_letters(queue), keys.dlq_reasons(queue)])
             raw = self.client.hgetall(keys.dlq_reasons(queue))
-            reasons = {_text(k): int(v) for k, v in raw.items()}
+            reasons = _counts(raw)
         return reasons
 
     def queue_counters(self, names: Sequence[str]) -> dict[str, dict[str, int]]:
@@ -207,7 +219,7 @@ class Inspector:
             for k, v in raw.items():
                 try:
                     values[_text(k)] = int(float(_text(v)))
-                except ValueError:
+                except (ValueError, OverflowError):  # hand-written garbage: not a counter
                     continue
             counters[q] = values
         return counters
