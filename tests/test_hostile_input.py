@@ -55,7 +55,12 @@ def deep_envelope(task_id: str) -> bytes:
     return deep().encode()
 
 
-SHAPES = {"body": deep_body, "headers": deep_headers, "envelope": deep_envelope}
+def deep_object(task_id: str) -> bytes:
+    return ('{"x":' * DEPTH + "1" + "}" * DEPTH).encode()
+
+
+SHAPES = {"body": deep_body, "headers": deep_headers, "envelope": deep_envelope,
+          "object": deep_object}
 
 
 def relier_cli(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -75,7 +80,9 @@ def dlq_json(redis_url: str) -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("shape", sorted(SHAPES))
 def test_decode_refuses_deep_nesting_with_a_payload_error(shape: str) -> None:
-    with pytest.raises(PayloadError, match="nests deeper") as caught:
+    # A whole envelope that is an array is refused at its first byte, unread.
+    expected = "Expected `object`" if shape == "envelope" else "nests too deep"
+    with pytest.raises(PayloadError, match=expected) as caught:
         wire.decode(SHAPES[shape]("t-1"))
     assert caught.value.reason == "payload_invalid"
     # Only the body was deep: the headers still name the task and its id.
@@ -128,15 +135,16 @@ def test_a_worker_fed_10000_deep_messages_keeps_its_pid(
     assert basic.add.push(2, 3).result(timeout=30) == 5
     assert worker.process.poll() is None, worker.output
     assert sum("consuming" in line for line in worker.output.splitlines()) == 1
-    entries = poll(lambda: (found := dlq_json(redis_url)) and len(found) == 3 and found,
-                   30, "three DLQ entries")
+    entries = poll(lambda: (found := dlq_json(redis_url)) and len(found) == 4 and found,
+                   30, "four DLQ entries")
     assert {e["reason"] for e in entries} == {"payload_invalid"}
-    assert all("nests deeper" in e["error"] and e["queue"] == "default" for e in entries)
+    assert all(e["queue"] == "default" for e in entries)
     by_id = {e["task_id"]: e for e in entries}
+    assert sum("nests too deep" in e["error"] for e in entries) == 3  # but the array
     assert by_id[ids["body"]]["task"] == "basic.add"  # its headers were readable
     # The deep ones are kept byte for byte in base64; the readable envelope as JSON.
     assert {base64.b64decode(e["message_raw"]) for e in entries if e["message_raw"]} == {
-        pushed["headers"], pushed["envelope"]}
+        pushed["headers"], pushed["envelope"], pushed["object"]}
     assert by_id[ids["body"]]["message"]["headers"]["id"] == ids["body"]
 
 
@@ -161,8 +169,8 @@ def test_phoenix_quarantines_a_deep_message_it_cannot_decode(
     worker = start_worker(APP, env=FAST)
     poll(lambda: rclient.llen(keys.processing("default", dead_id)) == 0, 30,
          "the dead worker's list to be recovered")
-    entries = poll(lambda: (found := dlq_json(redis_url)) and len(found) == 3 and found,
-                   30, "three DLQ entries")
+    entries = poll(lambda: (found := dlq_json(redis_url)) and len(found) == 4 and found,
+                   30, "four DLQ entries")
     assert {e["reason"] for e in entries} == {"payload_invalid"}
     assert {e["worker"] for e in entries} == {dead_id}
     assert ids["body"] in {e["task_id"] for e in entries}

@@ -9,8 +9,12 @@ stack, bounded by Python's recursion limit), ``UnicodeDecodeError`` for invalid 
 and ``ValueError``/``TypeError``/``OverflowError`` from conversions. They are caught
 here, in one place, rather than in try/excepts scattered over the readers.
 
-Nesting is bounded before decoding: a message deeper than :data:`MAX_NESTING` is refused
-unread, so no decoder ever recurses that far, whatever the stack depth of its caller.
+Nesting cannot blow the stack: msgspec checks Python's recursion limit at every level
+it descends, so a message nested thousands of levels deep costs one ``RecursionError``,
+caught here. That check is free, where scanning every message for its depth first would
+cost the hot path about a tenth of a decode; so the explicit bound
+(:func:`nesting_exceeds`, :data:`MAX_NESTING`) is kept for what must read back later at
+any stack depth: the JSON a DLQ entry embeds.
 """
 
 from __future__ import annotations
@@ -25,10 +29,10 @@ from relier.errors import PayloadError
 
 T = TypeVar("T")
 
-#: Deepest JSON nesting a message, entry or record may have. Celery's canvas nests a few
+#: Deepest JSON a DLQ entry embeds as JSON (deeper: base64). Celery's canvas nests a few
 #: levels per chain/chord step, and task arguments rarely go past a dozen; msgspec needs
-#: one Python recursion level per level, so this stays far below the default limit (1000)
-#: even when called from deep inside a worker's stack.
+#: one Python recursion level per level, so an entry this deep reads back even from deep
+#: inside a caller's stack (the default recursion limit is 1000).
 MAX_NESTING: Final = 200
 
 #: Everything a decode of hostile bytes can raise, besides PayloadError itself.
@@ -81,8 +85,7 @@ def _scan_depth(data: bytes, limit: int) -> bool:
 
 
 def too_deep(what: str) -> PayloadError:
-    return PayloadError("payload_invalid",
-                        f"{what} nests deeper than {MAX_NESTING} levels; not decoded")
+    return PayloadError("payload_invalid", f"{what} nests too deep to decode (RecursionError)")
 
 
 def read(decode: Callable[[bytes | str], T], raw: bytes | str, what: str) -> T:
@@ -92,8 +95,6 @@ def read(decode: Callable[[bytes | str], T], raw: bytes | str, what: str) -> T:
     ``payload_invalid`` when it is JSON of the wrong shape or nests too deep. ``what``
     names the thing in the error (``"message"``, ``"DLQ entry"``, ...).
     """
-    if nesting_exceeds(raw):
-        raise too_deep(what)
     try:
         return decode(raw)
     except PayloadError:
