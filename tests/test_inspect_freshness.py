@@ -59,3 +59,58 @@ def test_a_task_is_listed_within_half_a_second_of_its_start(
         [sys.executable, "-m", "relier", "inspect", "--json", "--redis-url", redis_url],
         capture_output=True, text=True, timeout=60)
     assert json.loads(done.stdout)["running"] == []
+
+
+def test_the_heartbeat_publishes_changes_coalesced(
+    rclient: redis.Redis, redis_url: str
+) -> None:
+    """In process, against the real server: 200 changes spread over a few tenths of a
+    second cost a handful of writes, and the last state is what is published."""
+    import threading
+
+    from relier.protocol import keys, registry
+    from relier.runtime.heartbeat import PUBLISH_GAP_S, Heartbeat
+
+    table: list[registry.RunningTask] = []
+    reads: list[float] = []
+
+    def running() -> list[registry.RunningTask]:
+        reads.append(time.monotonic())
+        return list(table)
+
+    changed = threading.Event()
+    now = time.time()
+    info = registry.WorkerInfo(id="w-coalesce", host="h", pid=1, queues=["q"], concurrency=1,
+                               started_at=now, last_heartbeat=now)
+    heartbeat = Heartbeat(redis.Redis.from_url(redis_url), info, interval_s=30, ttl_s=60,
+                          in_flight=lambda: 0, running=running, running_changed=changed)
+    heartbeat.start()  # the first beat reads the (empty) table once
+    try:
+        began = time.monotonic()
+        for number in range(200):
+            table.append(registry.RunningTask(task_id=f"t{number}", task="x", queue="q",
+                                              started_at=now))
+            changed.set()
+            time.sleep(0.002)  # spread the changes out, as a stream of task starts would
+        spread = time.monotonic() - began
+
+        def published() -> int:
+            raw = rclient.get(keys.running(info.id))
+            return len(registry.decode_running(raw)) if raw else 0
+
+        poll(lambda: published() == 200, 5, "the last state to be published")
+        writes = len(reads) - 1
+        assert 1 <= writes <= spread / PUBLISH_GAP_S + 3, (writes, spread)
+    finally:
+        heartbeat.stop(deregister=True)
+    assert rclient.get(keys.running(info.id)) is None
+
+
+def test_home_queue_is_the_list_taken_from() -> None:
+    from relier.protocol import message as wire
+
+    origin = {wire.ORIGIN_QUEUE_HEADER: "billing"}
+    assert wire.home_queue("default", origin) == "default"
+    assert wire.home_queue("re-queue", origin) == "billing"
+    assert wire.home_queue("re-queue", {wire.ORIGIN_QUEUE_HEADER: 7}) == "re-queue"
+    assert wire.home_queue("re-queue", {}) == "re-queue"

@@ -144,13 +144,15 @@ class Executor:
         log.error("dead-lettering a message from %r that could not be handled: %r",
                   delivery.queue, error)
         tb = "".join(traceback.format_exception(error))
-        try:
-            await self._dead_letter(delivery, self._peek(delivery), "payload_invalid",
-                                    f"the worker could not handle this message: "
-                                    f"{type(error).__name__}: {error}", tb)
-        except Exception:
-            log.exception("could not dead-letter a message from %r; it stays in this "
-                          "worker's processing list", delivery.queue)
+        why = f"the worker could not handle this message: {type(error).__name__}: {error}"
+        # What the headers say may be what broke it: then the entry is built from the
+        # bytes alone.
+        for message in (self._peek(delivery), None):
+            try:
+                await self._dead_letter(delivery, message, "payload_invalid", why, tb)
+                return
+            except Exception:
+                log.exception("could not dead-letter a message from %r", delivery.queue)
 
     @staticmethod
     def _peek(delivery: Delivery) -> TaskMessage | None:
