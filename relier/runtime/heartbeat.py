@@ -105,7 +105,9 @@ class Heartbeat:
             if time.monotonic() >= next_beat:
                 self._attempt(self._beat)
                 next_beat = time.monotonic() + self._interval_s
-            elif changed and self._running is not None:
+            elif changed and self._running is None:
+                self._changed.clear()  # nothing to publish; do not spin on a set event
+            elif changed:
                 self._attempt(self._publish_running)
                 self._stopped.wait(PUBLISH_GAP_S)  # what changes meanwhile goes in one write
 
