@@ -16,7 +16,7 @@ import typer
 from relier import logs
 from relier.cli_help import use_conventional_help
 from relier.errors import RelierError
-from relier.protocol import keys
+from relier.store import keys
 
 T = TypeVar("T")
 log = logging.getLogger("relier.worker")

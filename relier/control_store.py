@@ -20,7 +20,8 @@ import redis
 import redis.asyncio as aioredis
 
 from relier.broker import ScriptCall, as_bytes, call_sync
-from relier.protocol import keys, results
+from relier.protocol import results
+from relier.store import keys
 
 #: kombu's separator inside a binding-set member.
 _BINDING_SEP: Final = b"\x06\x16"

@@ -21,11 +21,13 @@ import redis
 
 from relier.broker import as_bytes
 from relier.errors import PayloadError
-from relier.protocol import dead_letter, keys, scripts
+from relier.protocol import dead_letter
 from relier.protocol import message as wire
 from relier.protocol.dead_letter import DeadLetter
 from relier.runtime.rate_limit import RATE_TOKEN_HEADER
 from relier.runtime.versioning import DEFERRALS_HEADER
+from relier.store import admin, keys
+from relier.store.runner import perform_sync
 
 #: Relier's own counters are reset on replay, so a replayed task starts with a clean slate.
 _COUNTER_HEADERS = (wire.RESURRECTIONS_HEADER, wire.FIRST_DEFERRED_HEADER, DEFERRALS_HEADER,
@@ -65,8 +67,6 @@ class DeadLetterQueue:
     def __init__(self, client: redis.Redis) -> None:
         self._client = client
         # redis-py's Script reloads itself after NOSCRIPT.
-        self._replay = client.register_script(scripts.source("replay"))
-        self._remove = client.register_script(scripts.source("dlq_remove"))
 
     def queues(self) -> list[str]:
         return sorted(as_bytes(q).decode() for q in self._client.smembers(keys.KNOWN_QUEUES))
@@ -109,9 +109,9 @@ class DeadLetterQueue:
                 done.skipped.append(f"{entry.task_id or 'an entry'}: {exc.detail}")
                 continue
             target = self._target_list(entry)
-            if self._replay(keys=[keys.dead_letters(entry.queue), target,
-                                  keys.dlq_reasons(entry.queue)],
-                            args=[raw, message, entry.reason]):
+            if perform_sync(self._client, admin.replay(
+                    dlq_queue=entry.queue, target_list=target, entry=raw, message=message,
+                    reason=entry.reason)):
                 done.task_ids.append(entry.task_id or "?")
         return done
 
@@ -122,9 +122,8 @@ class DeadLetterQueue:
             # An unreadable entry was counted under the reason its text names, if any.
             reason = dead_letter.counted_reason(raw) \
                 if entry.reason == dead_letter.UNREADABLE else entry.reason
-            removed += int(self._remove(keys=[keys.dead_letters(entry.queue),
-                                              keys.dlq_reasons(entry.queue)],
-                                        args=[raw, reason]))
+            removed += perform_sync(self._client, admin.remove_dead_letter(
+                dlq_queue=entry.queue, entry=raw, reason=reason))
         return removed
 
     @staticmethod

@@ -17,9 +17,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from relier import control_store
 from relier.errors import BrokerUnavailable, ResultTimeout, TaskFailed
-from relier.protocol import keys, pidbox, results
+from relier.protocol import pidbox, results
 from relier.protocol.results import ResultMeta
 from relier.settings import redact
+from relier.store import keys
 
 if TYPE_CHECKING:
     from relier.app import App

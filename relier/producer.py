@@ -26,10 +26,11 @@ from relier.config_errors import explain
 from relier.errors import AdmissionRejectedError, ArgumentError, BrokerUnavailable
 from relier.handle import TaskHandle
 from relier.observability import tracing
-from relier.protocol import keys, results
 from relier.protocol import message as wire
+from relier.protocol import results
 from relier.protocol.results import ResultMeta
 from relier.settings import redact
+from relier.store import keys
 
 if TYPE_CHECKING:
     from relier.app import App

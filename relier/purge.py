@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import redis
 
-from relier.protocol import keys, scripts
+from relier.store import admin, keys
+from relier.store.runner import perform_sync
 
 
 def waiting(client: redis.Redis, queue: str, *, delayed: bool = False) -> int:
@@ -20,6 +21,4 @@ def waiting(client: redis.Redis, queue: str, *, delayed: bool = False) -> int:
 def purge_queue(client: redis.Redis, queue: str, *, delayed: bool = False) -> int:
     """Delete the messages waiting in ``queue`` (every priority list, and its delayed set
     if ``delayed``); returns how many went. Running tasks are not touched."""
-    targets = [*keys.queue_lists(queue), *([keys.delayed(queue)] if delayed else [])]
-    purge = client.register_script(scripts.source("purge"))
-    return int(purge(keys=targets))
+    return perform_sync(client, admin.purge_queue(queue=queue, delayed=delayed))

@@ -19,15 +19,16 @@ import redis
 import redis.asyncio as aioredis
 
 from relier.broker import Broker, Enqueued, Outgoing, ScriptCall, as_bytes, enqueue_call
-from relier.protocol import declaration, keys
+from relier.protocol import declaration
 from relier.protocol.declaration import DeclarationError, Registration
+from relier.store import keys
 
 log = logging.getLogger("relier.beat")
 
 
 @dataclass(frozen=True, slots=True)
 class ScheduleState:
-    """What Redis remembers of one schedule (see :func:`relier.protocol.keys.schedule_state`)."""
+    """What Redis remembers of one schedule (see :func:`relier.store.keys.schedule_state`)."""
 
     last_tick_ms: int | None = None
     last_run_ms: int | None = None

@@ -19,9 +19,9 @@ from rich.console import Console
 from relier.broker import as_bytes
 from relier.demo import invoices_v1, invoices_v2
 from relier.demo.runner import DemoWorker, wait_until
-from relier.protocol import keys
 from relier.protocol import message as wire
 from relier.runtime.versioning import DEFERRALS_HEADER
+from relier.store import keys
 
 OLD = "relier.demo.invoices_v1:app"
 NEW = "relier.demo.invoices_v2:app"

@@ -23,7 +23,7 @@ from relier.observability.inspect import (
     QueueStats,
     WorkerView,
 )
-from relier.protocol import keys, scripts
+from relier.store import keys, scripts
 
 OK: Final = "ok"
 INFO: Final = "info"

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 import msgspec
 import redis
 
-from relier.protocol import keys, registry
+from relier.protocol import registry
 from relier.protocol.registry import WorkerInfo
+from relier.store import keys
 
 
 @dataclass(frozen=True, slots=True)

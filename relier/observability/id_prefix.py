@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Final
 import redis
 
 from relier.broker import as_bytes
-from relier.protocol import keys
+from relier.store import keys
 
 if TYPE_CHECKING:
     from relier.observability.inspect import Inspector

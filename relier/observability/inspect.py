@@ -24,9 +24,11 @@ import redis
 from relier.broker import as_bytes
 from relier.observability.schedules import SchedulesReport
 from relier.observability.schedules import report as schedule_report
-from relier.protocol import hostile, keys, registry, results, scripts
+from relier.protocol import hostile, registry, results
 from relier.protocol import message as wire
 from relier.protocol.registry import RunningTask, WorkerInfo
+from relier.store import admin, keys
+from relier.store.runner import perform_sync
 
 #: A worker whose heartbeat key is gone but which the resurrector has not handled yet.
 SILENT: Final = "silent"
@@ -146,7 +148,6 @@ class Inspector:
         #: The blocking client every read goes through.
         self.client = client
         # redis-py's Script reloads itself after NOSCRIPT.
-        self._recount = client.register_script(scripts.source("dlq_recount"))
 
     # -- the whole picture -------------------------------------------------------------
 
@@ -226,7 +227,7 @@ class Inspector:
             size, raw = pipe.execute()
         reasons = _counts(raw)
         if sum(reasons.values()) != int(size):
-            self._recount(keys=[keys.dead_letters(queue), keys.dlq_reasons(queue)])
+            perform_sync(self.client, admin.recount_dead_letters(dlq_queue=queue))
             raw = self.client.hgetall(keys.dlq_reasons(queue))
             reasons = _counts(raw)
         return reasons

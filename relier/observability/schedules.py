@@ -16,8 +16,9 @@ import redis
 
 from relier import schedule_store as store
 from relier.broker import as_bytes
-from relier.protocol import cadence, keys, results
+from relier.protocol import cadence, results
 from relier.protocol.declaration import Declaration, merge
+from relier.store import keys
 
 
 class ScheduleView(msgspec.Struct, kw_only=True):

@@ -14,12 +14,13 @@ from typing import Any, Final
 
 import msgspec
 
-from relier.broker import as_bytes
 from relier.errors import PayloadError
 from relier.observability.inspect import SILENT, Inspector
-from relier.protocol import dead_letter, hostile, keys, registry, results, scripts
+from relier.protocol import dead_letter, hostile, registry, results
 from relier.protocol import message as wire
 from relier.protocol.registry import WorkerInfo
+from relier.store import admin, keys
+from relier.store.runner import perform_sync
 
 #: Elements looked at per script call while a long list is scanned (no single call holds
 #: the server for long).
@@ -63,7 +64,6 @@ class TaskLocator:
         self._inspector = inspector
         self._client = inspector.client
         # redis-py's Script reloads itself after NOSCRIPT.
-        self._find = self._client.register_script(scripts.source("find"))
 
     def report(self, task_id: str) -> TaskReport:
         """Where one task is now, and what Redis remembers of its past."""
@@ -171,17 +171,17 @@ class TaskLocator:
         scanned slice by slice."""
         start = 0
         while True:
-            hit = self._find(keys=[key], args=[task_id, start, FIND_SLICE])
-            if not hit:
+            hit = perform_sync(self._client, admin.find(
+                key=key, task_id=task_id, start=start, count=FIND_SLICE))
+            if hit is None:
                 size = self._client.llen(key) if self._client.type(key) == b"list" \
                     else self._client.zcard(key)
                 start += FIND_SLICE
                 if start >= int(size):
                     return
                 continue
-            index = int(hit[0])
-            yield index, as_bytes(hit[1]), float(hit[2]) / 1000 if hit[2] else 0.0
-            start = index + 1
+            yield hit.index, hit.element, (hit.score or 0.0) / 1000
+            start = hit.index + 1
 
     def _message_in(self, key: str, task_id: str) -> tuple[wire.TaskMessage, int, float] | None:
         """The message with this id (its own id, not e.g. a child's root_id) in a list or

@@ -23,7 +23,7 @@ import msgspec
 
 from relier.errors import PayloadError
 from relier.protocol import hostile
-from relier.protocol.keys import REQUEUE_QUEUE
+from relier.protocol.queues import REQUEUE_QUEUE
 
 JSON_CONTENT_TYPE: Final = "application/json"
 DEFAULT_EMBED: Final[dict[str, Any]] = {

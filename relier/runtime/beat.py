@@ -34,10 +34,11 @@ from relier import schedule_store as store
 from relier.broker import REDIS_ERRORS, Broker
 from relier.errors import LockLost, RelierError
 from relier.lock import Lock
-from relier.protocol import cadence, catch_up, keys
+from relier.protocol import cadence, catch_up
 from relier.protocol import message as wire
 from relier.protocol.declaration import Declaration, Registration, merge
 from relier.schedule_store import ScheduleState
+from relier.store import keys
 from relier.task import PushOptions, Task
 
 if TYPE_CHECKING:

@@ -28,8 +28,9 @@ import redis.asyncio as aioredis
 
 from relier import control_store
 from relier.broker import REDIS_ERRORS
-from relier.protocol import keys, pidbox
+from relier.protocol import pidbox
 from relier.runtime.control_commands import NO_REPLY, Handler, WorkerFacts, handlers
+from relier.store import keys
 
 log = logging.getLogger("relier.control")
 

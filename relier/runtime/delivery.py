@@ -30,8 +30,8 @@ from relier.broker import (
     is_transient,
     read_begin_reply,
 )
-from relier.protocol import keys
 from relier.protocol.message import TaskMessage
+from relier.store import keys
 
 log = logging.getLogger("relier.worker")
 

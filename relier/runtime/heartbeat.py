@@ -22,8 +22,9 @@ from typing import Final
 
 import redis
 
-from relier.protocol import hostile, keys, registry
+from relier.protocol import hostile, registry
 from relier.protocol.registry import RunningTask, WorkerInfo
+from relier.store import keys
 
 log = logging.getLogger("relier.worker")
 

@@ -25,11 +25,12 @@ import anyio
 from relier.broker import REDIS_ERRORS, Broker, ScriptCall, as_bytes
 from relier.errors import PayloadError
 from relier.observability.metrics import WorkerMetrics
-from relier.protocol import dead_letter, keys, registry, results
+from relier.protocol import dead_letter, registry, results
 from relier.protocol import message as wire
 from relier.protocol.registry import WorkerInfo
 from relier.runtime.delivery import idempotency_record
 from relier.settings import Settings
+from relier.store import keys
 
 log = logging.getLogger("relier.phoenix")
 

@@ -42,7 +42,6 @@ from relier.broker import REDIS_ERRORS, Broker, call_sync
 from relier.config_errors import explain
 from relier.errors import ConfigurationError
 from relier.observability.telemetry import Telemetry
-from relier.protocol import keys
 from relier.protocol.registry import WorkerInfo
 from relier.runtime.abandoned import EXIT_RECYCLE
 from relier.runtime.abandoned import check_limit as check_abandoned_limit
@@ -58,6 +57,7 @@ from relier.runtime.phoenix import Resurrector
 from relier.runtime.progress import hostname
 from relier.runtime.scheduler import Scheduler
 from relier.runtime.watchdog import EXIT_LOOP_STALLED, Watchdog
+from relier.store import keys
 
 log = logging.getLogger("relier.worker")
 

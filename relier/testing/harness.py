@@ -23,10 +23,10 @@ from typing import Final
 import anyio
 
 from relier.app import App
-from relier.protocol import keys
 from relier.protocol.dead_letter import DeadLetter
 from relier.protocol.results import ResultMeta
 from relier.runtime.worker import Worker
+from relier.store import keys
 from relier.testing import state
 
 #: Seconds ``drain()`` waits by default.

@@ -15,9 +15,10 @@ import redis
 import redis.asyncio as aioredis
 
 from relier.dlq import DeadLetterQueue, Filter
-from relier.protocol import keys, results
+from relier.protocol import results
 from relier.protocol.dead_letter import DeadLetter
 from relier.protocol.results import ResultMeta
+from relier.store import keys
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,11 @@
+"""The only code that talks to Redis.
+
+Everything Relier reads or writes in Redis goes through this package: the key names
+(:mod:`~relier.store.keys`), the Lua scripts (``lua/``, loaded by
+:mod:`~relier.store.scripts`), the one way of running them (:mod:`~relier.store.runner`:
+by SHA, async or blocking, loaded again after ``NOSCRIPT``), the typed calls built on
+them, and the translation of redis-py's errors into Relier's own
+(:mod:`~relier.store.errors`). Nothing outside it imports ``redis``
+(``tests/test_layers.py`` checks the modules already moved here; see
+docs/architecture.md for the ones that still have to).
+"""

@@ -1,0 +1,108 @@
+"""The one way Relier runs a Lua script: by SHA, async or blocking, reloaded on NOSCRIPT.
+
+A :class:`ScriptCall` is data (script name, keys, arguments); an :class:`Op` adds how
+to read its reply into a typed value. The same ``Op`` runs on the worker's async client
+(:func:`perform`, or many in one pipeline with :func:`run_many`) and on a blocking
+client (:func:`perform_sync`), so the two faces can never disagree about a key or an
+argument's place.
+
+A Redis that restarted or failed over has an empty script cache: a call that meets
+``NOSCRIPT`` loads the scripts it needs and is sent again; in a pipeline only the calls
+that did not run are re-sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import redis
+import redis.asyncio as aioredis
+
+from relier.store import scripts
+from relier.store.errors import is_noscript
+from relier.store.scripts import ScriptName
+
+T = TypeVar("T")
+Arg = str | bytes | int | float
+
+
+@dataclass(frozen=True, slots=True)
+class ScriptCall:
+    """One script to run: its name, its keys and its arguments, in the script's order."""
+
+    name: ScriptName
+    keys: Sequence[str]
+    args: Sequence[Arg]
+
+
+@dataclass(frozen=True, slots=True)
+class Op(Generic[T]):
+    """A script call and the reading of its reply (which raises on a malformed one)."""
+
+    call: ScriptCall
+    read: Callable[[Any], T]
+
+
+def _evalsha_args(call: ScriptCall) -> tuple[Any, ...]:
+    return (scripts.SHAS[call.name], len(call.keys), *call.keys, *call.args)
+
+
+async def load(client: aioredis.Redis, names: Sequence[ScriptName] = scripts.SCRIPT_NAMES) -> None:
+    """Load scripts into the server's cache (all of them by default) in one round trip."""
+    async with client.pipeline(transaction=False) as pipe:
+        for name in dict.fromkeys(names):
+            pipe.script_load(scripts.source(name))
+        await pipe.execute()
+
+
+async def run(client: aioredis.Redis, call: ScriptCall) -> Any:
+    """Run one script; its reply, or the error it raised."""
+    try:
+        return await client.evalsha(*_evalsha_args(call))
+    except Exception as exc:
+        if not is_noscript(exc):
+            raise
+        await load(client, [call.name])
+        return await client.evalsha(*_evalsha_args(call))
+
+
+def run_sync(client: redis.Redis, call: ScriptCall) -> Any:
+    """:func:`run` on a blocking client."""
+    try:
+        return client.evalsha(*_evalsha_args(call))
+    except Exception as exc:
+        if not is_noscript(exc):
+            raise
+        client.script_load(scripts.source(call.name))
+        return client.evalsha(*_evalsha_args(call))
+
+
+async def run_many(client: aioredis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
+    """Many calls in one round trip; each reply, or its error, in order."""
+    results = await _pipeline(client, calls)
+    missing = [i for i, value in enumerate(results) if is_noscript(value)]
+    if missing:
+        await load(client, [calls[i].name for i in missing])
+        again = await _pipeline(client, [calls[i] for i in missing])
+        for i, value in zip(missing, again, strict=True):
+            results[i] = value
+    return results
+
+
+async def _pipeline(client: aioredis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
+    async with client.pipeline(transaction=False) as pipe:
+        for call in calls:
+            pipe.evalsha(*_evalsha_args(call))
+        return list(await pipe.execute(raise_on_error=False))
+
+
+async def perform(client: aioredis.Redis, op: Op[T]) -> T:
+    """Run an operation on an async client and read its reply."""
+    return op.read(await run(client, op.call))
+
+
+def perform_sync(client: redis.Redis, op: Op[T]) -> T:
+    """Run an operation on a blocking client and read its reply."""
+    return op.read(run_sync(client, op.call))
