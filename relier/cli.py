@@ -17,6 +17,7 @@ from relier import logs
 from relier.cli_help import use_conventional_help
 from relier.errors import RelierError
 from relier.store import keys
+from relier.store.errors import StoreError
 
 T = TypeVar("T")
 log = logging.getLogger("relier.worker")
@@ -184,13 +185,12 @@ def _sync_client(redis_url: str | None) -> Any:
 
 
 def _ping(client: Any, url: str) -> None:
-    import redis
 
     from relier.config_errors import explain
 
     try:
         client.ping()
-    except (redis.RedisError, OSError) as exc:
+    except (StoreError, OSError) as exc:
         raise explain(url, exc) or exc from None
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 from typing import Final
 from urllib.parse import urlsplit
 
-from redis.exceptions import AuthenticationError, RedisError, ResponseError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from relier.errors import BrokerUnavailable, ConfigurationError, RelierError
 from relier.settings import redact
+from relier.store.errors import AuthenticationError
+from relier.store.errors import ErrorReply as ResponseError
+from relier.store.errors import StoreConnectionError as RedisConnectionError
+from relier.store.errors import StoreError as RedisError
+from relier.store.errors import StoreTimeoutError as RedisTimeoutError
 
 SCHEMES: Final = ("redis", "rediss", "unix")
 EXAMPLE_URL: Final = "redis://localhost:6379/0"

@@ -16,12 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-import redis
-import redis.asyncio as aioredis
-
 from relier.broker import ScriptCall, as_bytes, call_sync
 from relier.protocol import results
 from relier.store import keys
+from relier.store.clients import AsyncClient, SyncClient
 
 #: kombu's separator inside a binding-set member.
 _BINDING_SEP: Final = b"\x06\x16"
@@ -58,7 +56,7 @@ def revoke_call(revocation: Revocation) -> ScriptCall:
     return ScriptCall("revoke", [keys.REVOKED, *(keys.result(i) for i in ids)], args)
 
 
-def revoke_sync(client: redis.Redis, revocation: Revocation) -> int:
+def revoke_sync(client: SyncClient, revocation: Revocation) -> int:
     """Revoke from sync code (``handle.revoke``, ``relier revoke``)."""
     return int(call_sync(client, revoke_call(revocation)))
 
@@ -68,11 +66,11 @@ def progress_call(task_id: str, meta: bytes, ttl_s: int) -> ScriptCall:
     return ScriptCall("progress", [keys.result(task_id)], [meta, ttl_s])
 
 
-def store_progress_sync(client: redis.Redis, task_id: str, meta: bytes, ttl_s: int) -> bool:
+def store_progress_sync(client: SyncClient, task_id: str, meta: bytes, ttl_s: int) -> bool:
     return bool(call_sync(client, progress_call(task_id, meta, ttl_s)))
 
 
-async def revoked_since(client: aioredis.Redis, since_ms: int) -> RevokedPage:
+async def revoked_since(client: AsyncClient, since_ms: int) -> RevokedPage:
     """Ids revoked at or after ``since_ms`` (Redis's clock), oldest first."""
     rows: Any = await client.zrangebyscore(
         keys.REVOKED, since_ms, "+inf", withscores=True)
@@ -90,7 +88,7 @@ def _bound_queue(members: set[bytes], routing_key: str) -> str | None:
     return None
 
 
-async def push_reply(client: aioredis.Redis, exchange: str, routing_key: str,
+async def push_reply(client: AsyncClient, exchange: str, routing_key: str,
                      envelope: bytes) -> bool:
     """LPUSH a reply where the client BRPOPs it; False when no queue is bound (gone)."""
     members = {as_bytes(m) for m in await client.smembers(keys.pidbox_bindings(exchange))}
@@ -101,16 +99,16 @@ async def push_reply(client: aioredis.Redis, exchange: str, routing_key: str,
     return True
 
 
-def broadcast_sync(client: redis.Redis, envelope: bytes) -> int:
+def broadcast_sync(client: SyncClient, envelope: bytes) -> int:
     """PUBLISH a control request to every worker; returns how many listeners got it."""
     return int(client.publish(keys.pidbox_channel(db_of(client)), envelope))
 
 
-async def abroadcast(client: aioredis.Redis, envelope: bytes) -> int:
+async def abroadcast(client: AsyncClient, envelope: bytes) -> int:
     """:func:`broadcast_sync` from async code."""
     return int(await client.publish(keys.pidbox_channel(db_of(client)), envelope))
 
 
-def db_of(client: redis.Redis | aioredis.Redis) -> int:
+def db_of(client: SyncClient | AsyncClient) -> int:
     """The database number a client uses (kombu prefixes fanout channels with it)."""
     return int(client.connection_pool.connection_kwargs.get("db", 0) or 0)

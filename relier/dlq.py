@@ -17,16 +17,14 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis
-
 from relier.broker import as_bytes
 from relier.errors import PayloadError
 from relier.protocol import dead_letter
 from relier.protocol import message as wire
 from relier.protocol.dead_letter import DeadLetter
-from relier.runtime.rate_limit import RATE_TOKEN_HEADER
-from relier.runtime.versioning import DEFERRALS_HEADER
+from relier.protocol.headers import DEFERRALS_HEADER, RATE_TOKEN_HEADER
 from relier.store import admin, keys
+from relier.store.clients import SyncClient
 from relier.store.runner import perform_sync
 
 #: Relier's own counters are reset on replay, so a replayed task starts with a clean slate.
@@ -64,7 +62,7 @@ class Filter:
 class DeadLetterQueue:
     """The DLQs of every known queue, through a blocking client."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: SyncClient) -> None:
         self._client = client
         # redis-py's Script reloads itself after NOSCRIPT.
 

@@ -12,8 +12,6 @@ from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 import anyio
 import msgspec
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from relier import control_store
 from relier.errors import BrokerUnavailable, ResultTimeout, TaskFailed
@@ -21,6 +19,8 @@ from relier.protocol import pidbox, results
 from relier.protocol.results import ResultMeta
 from relier.settings import redact
 from relier.store import keys
+from relier.store.errors import StoreConnectionError as RedisConnectionError
+from relier.store.errors import StoreTimeoutError as RedisTimeoutError
 
 if TYPE_CHECKING:
     from relier.app import App

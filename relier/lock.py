@@ -27,11 +27,13 @@ import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
-from relier.broker import Broker, ScriptCall, call_sync
 from relier.errors import LockLost, LockTimeout
+from relier.store import locks
+from relier.store.runner import Op, perform, perform_sync
 
 if TYPE_CHECKING:
     from relier.app import App
+    from relier.store.broker import Broker
 
 log = logging.getLogger("relier.lock")
 
@@ -107,7 +109,7 @@ class Lock:
             raise LockTimeout(self.name, 0.0)
         async with broker.client.pubsub() as pubsub:
             # Subscribe first, then try again: a release between the two cannot be missed.
-            await pubsub.subscribe(Broker.lock_channel(self.name))
+            await pubsub.subscribe(locks.channel(self.name))
             while (wait := await self._atry(broker)) is not None:
                 pause = self._pause(wait, deadline)
                 await pubsub.get_message(ignore_subscribe_messages=True, timeout=pause)
@@ -117,8 +119,8 @@ class Lock:
         """Release the lock; raises :class:`LockLost` if the lease had already gone."""
         token = self._held()
         self.token = None
-        if not await self._app.broker().run(Broker.lock_release_call(self.name,
-                                                                     f"{self._holder} {token}")):
+        release = locks.release(name=self.name, value=f"{self._holder} {token}")
+        if not await perform(self._app.broker().client, release):
             raise LockLost(self.name, token)
 
     async def aextend(self, ttl: float | None = None) -> None:
@@ -129,7 +131,7 @@ class Lock:
         ttl = self.ttl if ttl is None else ttl
         token = self._held()
         started = time.monotonic()
-        if not await self._app.broker().run(self._extend_call(ttl)):
+        if not await perform(self._app.broker().client, self._extend_op(ttl)):
             self.token = None
             raise LockLost(self.name, token)
         self._lease_ends = started + ttl
@@ -138,7 +140,7 @@ class Lock:
         """Whether this holder's lease is still the current one (asks Redis)."""
         if self.token is None:
             return False
-        value = await self._app.broker().client.get(Broker.lock_channel(self.name))
+        value = await self._app.broker().client.get(locks.channel(self.name))
         return _text(value) == self._value
 
     async def __aenter__(self) -> Lock:
@@ -157,8 +159,7 @@ class Lock:
 
     async def _atry(self, broker: Broker) -> float | None:
         started = time.monotonic()
-        reply = await broker.run(self._acquire_call())
-        return self._taken(reply, started)
+        return self._taken(await perform(broker.client, self._acquire_op()), started)
 
     # -- blocking --------------------------------------------------------------------
 
@@ -172,7 +173,7 @@ class Lock:
         if self.timeout == 0:
             raise LockTimeout(self.name, 0.0)
         with client.pubsub() as pubsub:  # type: ignore[no-untyped-call]
-            pubsub.subscribe(Broker.lock_channel(self.name))
+            pubsub.subscribe(locks.channel(self.name))
             while (wait := self._try(client)) is not None:
                 pause = self._pause(wait, deadline)
                 pubsub.get_message(ignore_subscribe_messages=True, timeout=pause)
@@ -182,8 +183,8 @@ class Lock:
         """Release the lock; raises :class:`LockLost` if the lease had already gone."""
         token = self._held()
         self.token = None
-        call = Broker.lock_release_call(self.name, f"{self._holder} {token}")
-        if not call_sync(self._app.sync_client(), call):
+        release = locks.release(name=self.name, value=f"{self._holder} {token}")
+        if not perform_sync(self._app.sync_client(), release):
             raise LockLost(self.name, token)
 
     def extend(self, ttl: float | None = None) -> None:
@@ -194,7 +195,7 @@ class Lock:
         ttl = self.ttl if ttl is None else ttl
         token = self._held()
         started = time.monotonic()
-        if not call_sync(self._app.sync_client(), self._extend_call(ttl)):
+        if not perform_sync(self._app.sync_client(), self._extend_op(ttl)):
             self.token = None
             raise LockLost(self.name, token)
         self._lease_ends = started + ttl
@@ -203,7 +204,7 @@ class Lock:
         """Whether this holder's lease is still the current one (asks Redis)."""
         if self.token is None:
             return False
-        return _text(self._app.sync_client().get(Broker.lock_channel(self.name))) == self._value
+        return _text(self._app.sync_client().get(locks.channel(self.name))) == self._value
 
     def __enter__(self) -> Lock:
         self.acquire()
@@ -221,29 +222,28 @@ class Lock:
 
     def _try(self, client: Any) -> float | None:
         started = time.monotonic()
-        return self._taken(call_sync(client, self._acquire_call()), started)
+        return self._taken(perform_sync(client, self._acquire_op()), started)
 
     # -- shared ----------------------------------------------------------------------
 
-    def _acquire_call(self) -> ScriptCall:
+    def _acquire_op(self) -> Op[locks.Attempt]:
         if self.token is not None:
             raise RuntimeError(f"lock {self.name!r} is already held by this Lock object")
-        return Broker.lock_acquire_call(self.name, self._holder, _ms(self.ttl))
+        return locks.acquire(name=self.name, holder=self._holder, ttl_ms=_ms(self.ttl))
 
-    def _extend_call(self, ttl: float) -> ScriptCall:
+    def _extend_op(self, ttl: float) -> Op[bool]:
         if ttl <= 0:
             raise ValueError(f"lock {self.name!r}: ttl must be positive, got {ttl!r}")
-        return Broker.lock_extend_call(self.name, self._value, _ms(ttl))
+        return locks.extend(name=self.name, value=self._value, ttl_ms=_ms(ttl))
 
-    def _taken(self, reply: Any, started: float) -> float | None:
+    def _taken(self, attempt: locks.Attempt, started: float) -> float | None:
         """None when the acquire took the lock (now held), else seconds the holder has left."""
-        token, pttl = int(reply[0]), int(reply[1])
-        if token:
-            self.token = token
+        if attempt.token:
+            self.token = attempt.token
             self._lease_ends = started + self.ttl
             return None
-        # pttl < 0: the key vanished in between (-2) or has no TTL (-1): look again soon.
-        return pttl / 1000 if pttl >= 0 else 0.05
+        # < 0: the key vanished in between (-2) or has no TTL (-1): look again soon.
+        return attempt.holder_left_ms / 1000 if attempt.holder_left_ms >= 0 else 0.05
 
     def _pause(self, holder_left: float, deadline: float | None) -> float:
         """How long to sleep before the next try; raises once the deadline has passed."""

@@ -17,10 +17,6 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from relier.broker import Enqueued, Outgoing, call_sync, enqueue_call, read_enqueue_reply
 from relier.config_errors import explain
 from relier.errors import AdmissionRejectedError, ArgumentError, BrokerUnavailable
@@ -31,6 +27,10 @@ from relier.protocol import results
 from relier.protocol.results import ResultMeta
 from relier.settings import redact
 from relier.store import keys
+from relier.store.errors import ErrorReply as ResponseError
+from relier.store.errors import OutOfMemoryError, ReadOnlyError
+from relier.store.errors import StoreConnectionError as RedisConnectionError
+from relier.store.errors import StoreTimeoutError as RedisTimeoutError
 
 if TYPE_CHECKING:
     from relier.app import App

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import redis
-
 from relier.store import admin, keys
+from relier.store.clients import SyncClient
 from relier.store.runner import perform_sync
 
 
-def waiting(client: redis.Redis, queue: str, *, delayed: bool = False) -> int:
+def waiting(client: SyncClient, queue: str, *, delayed: bool = False) -> int:
     """How many messages a purge of ``queue`` would delete now."""
     with client.pipeline(transaction=False) as pipe:
         for name in keys.queue_lists(queue):
@@ -18,7 +17,7 @@ def waiting(client: redis.Redis, queue: str, *, delayed: bool = False) -> int:
         return sum(int(n) for n in pipe.execute())
 
 
-def purge_queue(client: redis.Redis, queue: str, *, delayed: bool = False) -> int:
+def purge_queue(client: SyncClient, queue: str, *, delayed: bool = False) -> int:
     """Delete the messages waiting in ``queue`` (every priority list, and its delayed set
     if ``delayed``); returns how many went. Running tasks are not touched."""
     return perform_sync(client, admin.purge_queue(queue=queue, delayed=delayed))

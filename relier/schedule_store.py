@@ -15,13 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import redis
-import redis.asyncio as aioredis
-
 from relier.broker import Broker, Enqueued, Outgoing, ScriptCall, as_bytes, enqueue_call
 from relier.protocol import declaration
 from relier.protocol.declaration import DeclarationError, Registration
 from relier.store import keys
+from relier.store.clients import AsyncClient, SyncClient
 
 log = logging.getLogger("relier.beat")
 
@@ -62,7 +60,7 @@ class TickOutcome:
 
 # -- declarations -------------------------------------------------------------------------
 
-async def declare(client: aioredis.Redis, registration: Registration, ttl_ms: int) -> None:
+async def declare(client: AsyncClient, registration: Registration, ttl_ms: int) -> None:
     """Publish (or renew) one worker's declarations, atomically with its set membership."""
     async with client.pipeline(transaction=True) as pipe:
         pipe.set(keys.schedule_declaration(registration.worker),
@@ -71,7 +69,7 @@ async def declare(client: aioredis.Redis, registration: Registration, ttl_ms: in
         await pipe.execute()
 
 
-async def withdraw(client: aioredis.Redis, worker_id: str) -> None:
+async def withdraw(client: AsyncClient, worker_id: str) -> None:
     """Remove a stopping worker's declarations at once (not waiting for the TTL)."""
     async with client.pipeline(transaction=True) as pipe:
         pipe.delete(keys.schedule_declaration(worker_id))
@@ -79,7 +77,7 @@ async def withdraw(client: aioredis.Redis, worker_id: str) -> None:
         await pipe.execute()
 
 
-async def registrations(client: aioredis.Redis) -> list[Registration]:
+async def registrations(client: AsyncClient) -> list[Registration]:
     """The declarations of every worker whose declaration has not expired."""
     ids = sorted(as_bytes(m).decode() for m in await client.smembers(keys.SCHEDULE_DECLARERS))
     if not ids:
@@ -91,7 +89,7 @@ async def registrations(client: aioredis.Redis) -> list[Registration]:
     return _decoded(ids, raws)
 
 
-def registrations_sync(client: redis.Redis) -> list[Registration]:
+def registrations_sync(client: SyncClient) -> list[Registration]:
     """:func:`registrations` through a blocking client (read-only: prunes nothing)."""
     ids = sorted(as_bytes(m).decode() for m in client.smembers(keys.SCHEDULE_DECLARERS))
     return _decoded(ids, client.mget([keys.schedule_declaration(i) for i in ids])) if ids else []
@@ -111,7 +109,7 @@ def _decoded(ids: Sequence[str], raws: Sequence[Any]) -> list[Registration]:
 
 # -- state ----------------------------------------------------------------------------------
 
-async def states(client: aioredis.Redis, names: Sequence[str]) -> dict[str, ScheduleState]:
+async def states(client: AsyncClient, names: Sequence[str]) -> dict[str, ScheduleState]:
     """Each named schedule's state, in one round trip."""
     async with client.pipeline(transaction=False) as pipe:
         for name in names:
@@ -120,7 +118,7 @@ async def states(client: aioredis.Redis, names: Sequence[str]) -> dict[str, Sche
     return {name: parse_state(raw) for name, raw in zip(names, found, strict=True)}
 
 
-def states_sync(client: redis.Redis, names: Sequence[str]) -> dict[str, ScheduleState]:
+def states_sync(client: SyncClient, names: Sequence[str]) -> dict[str, ScheduleState]:
     with client.pipeline(transaction=False) as pipe:
         for name in names:
             pipe.hgetall(keys.schedule_state(name))
@@ -152,7 +150,7 @@ def _int(text: str | None) -> int | None:
         return None
 
 
-def leader_sync(client: redis.Redis) -> Leader | None:
+def leader_sync(client: SyncClient) -> Leader | None:
     """Who holds the scheduler lease now (None: nobody leads)."""
     return parse_leader(client.get(keys.lock(keys.SCHEDULER_LOCK)))
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 from relier.errors import ConfigurationError
 from relier.handle import TaskHandle
 from relier.options import OptionError, check_names, check_push_options
-from relier.runtime.rate_limit import RateLimit
+from relier.protocol.rate import RateLimit
 from relier.validation import ArgumentSpec
 
 if TYPE_CHECKING:

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import time
 
-import redis
 from rich.console import Console
 
 from relier.demo import tasks
 from relier.errors import AdmissionRejectedError
 from relier.handle import TaskHandle
+from relier.store.clients import SyncClient
 
 BURST = 50
 #: The scene stops retrying after this long (the demo must always end).
 DEADLINE_S = 60.0
 
 
-def overfull_queue(console: Console, client: redis.Redis) -> None:
+def overfull_queue(console: Console, client: SyncClient) -> None:
     """Run the scene: burst, refusals with ``retry_after``, retries until all are in."""
     task = tasks.render_thumbnail
     console.rule(f"admission control: a burst of {BURST} into a queue that holds "

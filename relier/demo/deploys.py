@@ -13,15 +13,15 @@ import subprocess
 import sys
 import time
 
-import redis
 from rich.console import Console
 
 from relier.broker import as_bytes
 from relier.demo import invoices_v1, invoices_v2
 from relier.demo.runner import DemoWorker, wait_until
 from relier.protocol import message as wire
-from relier.runtime.versioning import DEFERRALS_HEADER
-from relier.store import keys
+from relier.protocol.headers import DEFERRALS_HEADER
+from relier.store import clients, keys
+from relier.store.clients import SyncClient
 
 OLD = "relier.demo.invoices_v1:app"
 NEW = "relier.demo.invoices_v2:app"
@@ -43,7 +43,7 @@ class _ReleaseWorker(DemoWorker):
         self.id = ""
 
 
-def _deferrals(client: redis.Redis, task_id: str) -> int:
+def _deferrals(client: SyncClient, task_id: str) -> int:
     """How often the message has been deferred so far, read from the delayed set."""
     for raw in client.zrange(keys.delayed(invoices_v1.QUEUE), 0, -1):
         message = wire.decode(as_bytes(raw))
@@ -56,7 +56,7 @@ def _deferrals(client: redis.Redis, task_id: str) -> int:
 def rolling_deploy(url: str, log_dir: str, console: Console) -> None:
     """Play the scene against the server at ``url``."""
     console.rule("a rolling deploy: the new release's payload reaches an old worker")
-    client = redis.Redis.from_url(url)
+    client = clients.sync_client(url)
     for app in (invoices_v1.app, invoices_v2.app):
         app.configure(redis_url=url)
     workers: list[_ReleaseWorker] = []

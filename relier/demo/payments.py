@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import redis
 from rich.console import Console
 
 from relier.demo import tasks
+from relier.store.clients import SyncClient
 
 
-def double_click(console: Console, client: redis.Redis) -> None:
+def double_click(console: Console, client: SyncClient) -> None:
     console.rule("idempotency: a double-click on \"pay\"")
     first = tasks.pay.push("order-1042", 4999)
     second = tasks.pay.push("order-1042", 4999)  # the second click, while the first runs

@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import redis
 from rich.console import Console
 
 from relier.broker import as_bytes
@@ -24,6 +23,8 @@ from relier.dlq import DeadLetterQueue
 from relier.embedded import EmbeddedServer
 from relier.errors import ConfigurationError, TaskFailed
 from relier.observability.render import dlq_table
+from relier.store import clients
+from relier.store.clients import SyncClient
 
 console = Console(highlight=False)
 TASKS = "relier.demo.tasks:app,relier.demo.timeouts"
@@ -81,7 +82,7 @@ def _workers(url: str, log_dir: str, names: list[str]) -> Iterator[list[DemoWork
             worker.stop()
 
 
-def task_starts(client: redis.Redis, task_id: str) -> list[tuple[str, float]]:
+def task_starts(client: SyncClient, task_id: str) -> list[tuple[str, float]]:
     found = []
     for raw in client.lrange(tasks.STARTED, 0, -1):
         tid, worker, at = as_bytes(raw).decode().split()
@@ -98,7 +99,7 @@ def wait_until(condition: object, timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
-def _mixed_batch(client: redis.Redis) -> None:
+def _mixed_batch(client: SyncClient) -> None:
     console.rule("a mixed batch: async, sync, and one that fails")
     quotes = tasks.fetch_quote.push_many([(("RLR",), {}), (("CELERY",), {})])
     resize = tasks.resize_image.push("cat.png", 640)
@@ -113,7 +114,7 @@ def _mixed_batch(client: redis.Redis) -> None:
                       f"{exc.exc_type}: {exc.exc_message[0]}")
 
 
-def _phoenix(client: redis.Redis, workers: list[DemoWorker]) -> None:
+def _phoenix(client: SyncClient, workers: list[DemoWorker]) -> None:
     console.rule("Phoenix: kill -9 a worker in the middle of a task")
     report = tasks.nightly_report.push(4.0)
     wait_until(lambda: task_starts(client, report.id), 10, "the report to start")
@@ -138,7 +139,7 @@ def run_demo(*, keep_server: bool = False) -> None:
     server = EmbeddedServer(prefer_valkey=True).start()
     console.print(f"[bold]relier demo[/bold]: private server {os.path.basename(server.binary)} "
                   f"on {server.url}")
-    client = redis.Redis.from_url(server.url)
+    client = clients.sync_client(server.url)
     tasks.app.configure(redis_url=server.url)
     try:
         with _workers(server.url, str(server.directory), ["A", "B"]) as workers:

@@ -12,7 +12,6 @@ import itertools
 import os
 import time
 
-import redis
 from rich.console import Console
 
 from relier import TaskContext, TaskFailed, current_task
@@ -20,6 +19,7 @@ from relier.broker import as_bytes
 from relier.demo.tasks import app
 from relier.dlq import DeadLetterQueue, Filter
 from relier.errors import ConfigurationError
+from relier.store.clients import SyncClient
 
 SOFT_S = 1.0
 HARD_S = 2.5
@@ -50,7 +50,7 @@ async def sync_inventory(store: str) -> str:
     return f"{store} synced on attempt {attempt}"
 
 
-def _wait_for_hook(client: redis.Redis, task_id: str, timeout: float) -> float:
+def _wait_for_hook(client: SyncClient, task_id: str, timeout: float) -> float:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for raw in client.lrange(HOOK_NOTES, 0, -1):
@@ -61,7 +61,7 @@ def _wait_for_hook(client: redis.Redis, task_id: str, timeout: float) -> float:
     raise ConfigurationError("demo: the soft-timeout hook did not run")
 
 
-def show_timeouts(client: redis.Redis, console: Console) -> None:
+def show_timeouts(client: SyncClient, console: Console) -> None:
     """The scene; raises ConfigurationError if a step does not happen."""
     console.rule("a hung task: its soft-timeout hook, then its hard timeout")
     pushed_at = time.time()

@@ -31,12 +31,11 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from relier.app import App
 from relier.config_errors import explain
 from relier.errors import AdmissionRejectedError, BrokerUnavailable
 from relier.integrations import common
+from relier.store.errors import StoreError as RedisError
 
 try:
     from starlette.applications import Starlette

@@ -13,7 +13,6 @@ import time
 from typing import Any, Final
 
 import msgspec
-import redis
 
 from relier.broker import SHAS, as_bytes
 from relier.observability.inspect import (
@@ -24,6 +23,8 @@ from relier.observability.inspect import (
     WorkerView,
 )
 from relier.store import keys, scripts
+from relier.store.clients import SyncClient
+from relier.store.errors import ErrorReply
 
 OK: Final = "ok"
 INFO: Final = "info"
@@ -66,7 +67,7 @@ class Diagnosis(msgspec.Struct, kw_only=True):
                 if c.status == FAIL or (c.status == WARN and c.name in SERIOUS_WARNINGS)]
 
 
-def diagnose(client: redis.Redis, url: str, *, stuck_after_s: float = 300.0,
+def diagnose(client: SyncClient, url: str, *, stuck_after_s: float = 300.0,
              pings: int = 20) -> Diagnosis:
     """Run every check against ``client`` (``url`` is only reported, already redacted)."""
     info: dict[str, Any] = client.info()
@@ -127,17 +128,17 @@ def _memory(info: dict[str, Any]) -> Check:
     return Check(name="memory", status=OK, detail=detail)
 
 
-def _config(client: redis.Redis, name: str) -> str | None:
+def _config(client: SyncClient, name: str) -> str | None:
     """One CONFIG value, or None where CONFIG is disabled (many managed services)."""
     try:
         found = client.config_get(name)
-    except redis.ResponseError:
+    except ErrorReply:
         return None
     value = found.get(name)
     return None if value is None else as_bytes(value).decode()
 
 
-def _persistence(info: dict[str, Any], client: redis.Redis) -> Check:
+def _persistence(info: dict[str, Any], client: SyncClient) -> Check:
     for field in ("aof_last_write_status", "rdb_last_bgsave_status"):
         if str(info.get(field, "ok")) != "ok":
             return Check(name="persistence", status=FAIL,
@@ -167,7 +168,7 @@ def _persistence(info: dict[str, Any], client: redis.Redis) -> Check:
                  fix="CONFIG SET appendonly yes (appendfsync everysec)")
 
 
-def _latency(client: redis.Redis, pings: int) -> Check:
+def _latency(client: SyncClient, pings: int) -> Check:
     times = []
     for _ in range(pings):
         started = time.perf_counter()
@@ -182,7 +183,7 @@ def _latency(client: redis.Redis, pings: int) -> Check:
     return Check(name="latency", status=OK, detail=detail)
 
 
-def _scripts(client: redis.Redis) -> Check:
+def _scripts(client: SyncClient) -> Check:
     loaded = client.script_exists(*SHAS.values())
     missing = [name for name, ok in zip(SHAS, loaded, strict=True) if not ok]
     if not missing:
@@ -216,7 +217,7 @@ def _workers(workers: list[WorkerView], queues: list[QueueStats]) -> Check:
     return Check(name="workers", status=OK, detail=counts)
 
 
-def _queues(queues: list[QueueStats], workers: list[WorkerView], client: redis.Redis,
+def _queues(queues: list[QueueStats], workers: list[WorkerView], client: SyncClient,
             stuck_after_s: float) -> list[Check]:
     consumed = {q for w in workers if w.state == "alive" for q in w.queues}
     found: list[Check] = []

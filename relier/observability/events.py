@@ -26,8 +26,9 @@ from typing import Any, Final
 
 import anyio
 import msgspec
-import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+
+from relier.store.clients import AsyncClient
+from relier.store.errors import StoreError as RedisError
 
 log = logging.getLogger("relier.events")
 
@@ -75,7 +76,7 @@ class EventSender:
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: AsyncClient,
         db: int,
         hostname: str,
         heartbeat_s: float,

@@ -11,12 +11,11 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 
-import msgspec
-import redis
-
+from relier.errors import PayloadError
 from relier.protocol import registry
 from relier.protocol.registry import WorkerInfo
 from relier.store import keys
+from relier.store.clients import SyncClient
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +45,7 @@ class HostHealth:
         return f"unhealthy: no worker registered on {self.host}"
 
 
-def check_host(client: redis.Redis, host: str | None = None) -> HostHealth:
+def check_host(client: SyncClient, host: str | None = None) -> HostHealth:
     """The health of the workers registered by ``host`` (default: this machine's name)."""
     host = host or socket.gethostname()
     mine, unreadable = _entries_of(client, host)
@@ -59,14 +58,14 @@ def check_host(client: redis.Redis, host: str | None = None) -> HostHealth:
     return HostHealth(host=host, beating=beating, silent=silent, unreadable=unreadable)
 
 
-def _entries_of(client: redis.Redis, host: str) -> tuple[list[WorkerInfo], int]:
+def _entries_of(client: SyncClient, host: str) -> tuple[list[WorkerInfo], int]:
     """This host's registry entries, and how many entries were unreadable."""
     mine: list[WorkerInfo] = []
     unreadable = 0
     for raw in client.hgetall(keys.WORKERS).values():
         try:
             info = registry.decode(raw)
-        except (msgspec.DecodeError, UnicodeDecodeError):
+        except PayloadError:  # hostile.read turns every decode failure into this
             unreadable += 1
             continue
         if info.host == host:

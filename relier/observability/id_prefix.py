@@ -12,10 +12,9 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
-import redis
-
 from relier.broker import as_bytes
 from relier.store import keys
+from relier.store.clients import SyncClient
 
 if TYPE_CHECKING:
     from relier.observability.inspect import Inspector
@@ -42,7 +41,7 @@ def resolve_prefix(wanted: str, task_ids: Sequence[str]) -> str:
                       "give more of it")
 
 
-def stored_result_ids(client: redis.Redis, prefix: str) -> list[str]:
+def stored_result_ids(client: SyncClient, prefix: str) -> list[str]:
     """Ids of stored results (``celery-task-meta-<id>``) that start with ``prefix``."""
     head = keys.result("")
     pattern = head + _GLOB.sub(r"\\\1", prefix) + "*"

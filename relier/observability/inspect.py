@@ -19,7 +19,6 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 import msgspec
-import redis
 
 from relier.broker import as_bytes
 from relier.observability.schedules import SchedulesReport
@@ -28,6 +27,7 @@ from relier.protocol import hostile, registry, results
 from relier.protocol import message as wire
 from relier.protocol.registry import RunningTask, WorkerInfo
 from relier.store import admin, keys
+from relier.store.clients import SyncClient
 from relier.store.runner import perform_sync
 
 #: A worker whose heartbeat key is gone but which the resurrector has not handled yet.
@@ -144,7 +144,7 @@ def _counts(raw: dict[Any, Any]) -> dict[str, int]:
 class Inspector:
     """Reads Relier's state through a blocking client."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: SyncClient) -> None:
         #: The blocking client every read goes through.
         self.client = client
         # redis-py's Script reloads itself after NOSCRIPT.

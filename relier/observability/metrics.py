@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Final
 
 import anyio
-import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import start_http_server
@@ -35,6 +34,8 @@ from prometheus_client.registry import Collector
 
 from relier.errors import ConfigurationError
 from relier.observability import inspect
+from relier.store.clients import SyncClient
+from relier.store.errors import StoreError
 
 log = logging.getLogger("relier.metrics")
 
@@ -174,9 +175,9 @@ class QueueCollector(Collector):
     and nothing else, instead of failing the whole scrape.
     """
 
-    def __init__(self, client_factory: Callable[[], redis.Redis]) -> None:
+    def __init__(self, client_factory: Callable[[], SyncClient]) -> None:
         self._client_factory = client_factory
-        self._client: redis.Redis | None = None
+        self._client: SyncClient | None = None
 
     def describe(self) -> Iterable[Metric]:
         return []  # families depend on Redis; never collect at registration time
@@ -190,7 +191,7 @@ class QueueCollector(Collector):
             queues = reader.queues()
             workers = reader.workers()
             counters = reader.queue_counters([q.name for q in queues])
-        except redis.RedisError as exc:
+        except StoreError as exc:
             log.debug("metrics: cannot read Redis: %s", exc)
             up.add_metric([], 0)
             yield up
@@ -247,7 +248,7 @@ def multiprocess_child() -> bool:
 
 
 def supervisor_registry(
-    client_factory: Callable[[], redis.Redis], directory: str
+    client_factory: Callable[[], SyncClient], directory: str
 ) -> CollectorRegistry:
     """The supervisor's registry: every child's metrics merged, plus the queue metrics."""
     from prometheus_client import multiprocess

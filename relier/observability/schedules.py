@@ -12,13 +12,13 @@ import time
 from typing import Any
 
 import msgspec
-import redis
 
 from relier import schedule_store as store
 from relier.broker import as_bytes
 from relier.protocol import cadence, results
 from relier.protocol.declaration import Declaration, merge
 from relier.store import keys
+from relier.store.clients import SyncClient
 
 
 class ScheduleView(msgspec.Struct, kw_only=True):
@@ -60,7 +60,7 @@ class SchedulesReport(msgspec.Struct, kw_only=True):
     schedules: list[ScheduleView]
 
 
-def report(client: redis.Redis, now: float | None = None) -> SchedulesReport:
+def report(client: SyncClient, now: float | None = None) -> SchedulesReport:
     """Read the schedules, their states and the leader."""
     now = time.time() if now is None else now
     registrations = store.registrations_sync(client)
@@ -103,7 +103,7 @@ def _seconds(ms: int | None) -> float | None:
     return None if ms is None else ms / 1000
 
 
-def _result_states(client: redis.Redis, task_ids: list[str]) -> dict[str, str]:
+def _result_states(client: SyncClient, task_ids: list[str]) -> dict[str, str]:
     """Each task's state from its stored result; ``PENDING`` when none is stored yet."""
     if not task_ids:
         return {}

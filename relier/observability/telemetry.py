@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import anyio
-import redis
 
 from relier.app import App
 from relier.observability.events import EventSender
@@ -27,6 +26,8 @@ from relier.observability.metrics import (
     multiprocess_child,
 )
 from relier.observability.recorder import TaskRecorder
+from relier.store import clients
+from relier.store.clients import SyncClient
 
 if TYPE_CHECKING:
     from relier.runtime.deadlines import Caller
@@ -80,8 +81,8 @@ class Telemetry:
             await self.events.aclose()
 
 
-def _scrape_client(app: App) -> redis.Redis:
+def _scrape_client(app: App) -> SyncClient:
     """A blocking client of its own for the scrape thread (short timeouts: a scrape must
     answer even when Redis does not)."""
-    return redis.Redis.from_url(app.settings.redis_url, socket_timeout=3,
+    return clients.sync_client(app.settings.redis_url, socket_timeout=3,
                                 socket_connect_timeout=3)

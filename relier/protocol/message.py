@@ -23,6 +23,16 @@ import msgspec
 
 from relier.errors import PayloadError
 from relier.protocol import hostile
+from relier.protocol.headers import FIRST_DEFERRED_HEADER as FIRST_DEFERRED_HEADER
+from relier.protocol.headers import IDEMPOTENCY_HEADER as IDEMPOTENCY_HEADER
+from relier.protocol.headers import IDEMPOTENCY_TTL_HEADER as IDEMPOTENCY_TTL_HEADER
+from relier.protocol.headers import ORIGIN_QUEUE_HEADER as ORIGIN_QUEUE_HEADER
+from relier.protocol.headers import REPLAYS_HEADER as REPLAYS_HEADER
+from relier.protocol.headers import RESURRECTIONS_HEADER as RESURRECTIONS_HEADER
+from relier.protocol.headers import SCHEDULE_HEADER as SCHEDULE_HEADER
+from relier.protocol.headers import SENT_AT_HEADER as SENT_AT_HEADER
+from relier.protocol.headers import TICK_HEADER as TICK_HEADER
+from relier.protocol.headers import VERSION_HEADER as VERSION_HEADER
 from relier.protocol.queues import REQUEUE_QUEUE
 
 JSON_CONTENT_TYPE: Final = "application/json"
@@ -33,20 +43,6 @@ DEFAULT_EMBED: Final[dict[str, Any]] = {
     "chord": None,
 }
 
-#: Header names Relier adds. Celery reads headers with ``.get`` and ignores these.
-VERSION_HEADER: Final = "relier_version"
-IDEMPOTENCY_HEADER: Final = "relier_idempotency_key"
-IDEMPOTENCY_TTL_HEADER: Final = "relier_idempotency_ttl"
-RESURRECTIONS_HEADER: Final = "relier_resurrections"
-ORIGIN_QUEUE_HEADER: Final = "relier_origin_queue"
-FIRST_DEFERRED_HEADER: Final = "relier_first_deferred_at"
-#: Unix time the producer sent the message (for the age of a queue's oldest message).
-SENT_AT_HEADER: Final = "relier_sent_at"
-#: On a periodic run: the schedule's name and the tick (ms since the epoch) it is for.
-SCHEDULE_HEADER: Final = "relier_schedule"
-TICK_HEADER: Final = "relier_tick"
-#: How many times `relier dlq replay` has given this message another life.
-REPLAYS_HEADER: Final = "relier_replays"
 
 
 class Envelope(msgspec.Struct, kw_only=True):

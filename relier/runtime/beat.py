@@ -28,7 +28,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from relier import schedule_store as store
 from relier.broker import REDIS_ERRORS, Broker
@@ -39,6 +38,7 @@ from relier.protocol import message as wire
 from relier.protocol.declaration import Declaration, Registration, merge
 from relier.schedule_store import ScheduleState
 from relier.store import keys
+from relier.store.errors import StoreConnectionError as RedisConnectionError
 from relier.task import PushOptions, Task
 
 if TYPE_CHECKING:

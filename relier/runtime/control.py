@@ -24,13 +24,13 @@ import time
 from typing import Any, Final
 
 import anyio
-import redis.asyncio as aioredis
 
 from relier import control_store
 from relier.broker import REDIS_ERRORS
 from relier.protocol import pidbox
 from relier.runtime.control_commands import NO_REPLY, Handler, WorkerFacts, handlers
 from relier.store import keys
+from relier.store.clients import AsyncClient
 
 log = logging.getLogger("relier.control")
 
@@ -41,7 +41,7 @@ RECONNECT_S: Final = 1.0
 class ControlService:
     """Answers remote-control requests for one worker."""
 
-    def __init__(self, client: aioredis.Redis, facts: WorkerFacts) -> None:
+    def __init__(self, client: AsyncClient, facts: WorkerFacts) -> None:
         self._client = client
         self.facts = facts
         self._handlers: dict[str, Handler] = handlers(facts)

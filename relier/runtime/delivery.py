@@ -20,7 +20,6 @@ from typing import Any, Final
 
 import anyio
 import msgspec
-from redis.exceptions import ResponseError
 
 from relier.broker import (
     REDIS_ERRORS,
@@ -32,6 +31,7 @@ from relier.broker import (
 )
 from relier.protocol.message import TaskMessage
 from relier.store import keys
+from relier.store.errors import ErrorReply as ResponseError
 
 log = logging.getLogger("relier.worker")
 

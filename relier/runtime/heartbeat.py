@@ -20,11 +20,11 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-import redis
-
 from relier.protocol import hostile, registry
 from relier.protocol.registry import RunningTask, WorkerInfo
 from relier.store import keys
+from relier.store.clients import SyncClient
+from relier.store.errors import StoreError
 
 log = logging.getLogger("relier.worker")
 
@@ -37,7 +37,7 @@ class Heartbeat:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: SyncClient,
         info: WorkerInfo,
         interval_s: float,
         ttl_s: float,
@@ -77,7 +77,7 @@ class Heartbeat:
                     pipe.delete(keys.running(self._info.id))
                     pipe.hdel(keys.WORKERS, self._info.id)
                     pipe.execute()
-            except redis.RedisError as exc:
+            except StoreError as exc:
                 log.warning("could not deregister worker %s: %s", self._info.id, exc)
         self._client.close()
 
@@ -93,7 +93,7 @@ class Heartbeat:
             self._thread.join(2.0)  # a beat in progress would set the key again
         try:
             self._client.delete(keys.heartbeat(self._info.id))
-        except redis.RedisError as exc:
+        except StoreError as exc:
             log.warning("could not delete the heartbeat key (%s); Phoenix will notice "
                         "when it expires", exc)
 

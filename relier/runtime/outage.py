@@ -19,7 +19,8 @@ import time
 from typing import Final
 
 import anyio
-from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from relier.store.errors import StoreTimeoutError as RedisTimeoutError
 
 log = logging.getLogger("relier.worker")
 

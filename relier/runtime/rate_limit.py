@@ -20,15 +20,14 @@ worth of tokens.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from relier.broker import Broker
-from relier.errors import ConfigurationError
 from relier.protocol import message as wire
+from relier.protocol.headers import RATE_TOKEN_HEADER as RATE_TOKEN_HEADER
+from relier.protocol.rate import RateLimit as RateLimit
 
 if TYPE_CHECKING:
     from relier.protocol.message import TaskMessage
@@ -36,37 +35,6 @@ if TYPE_CHECKING:
     from relier.task import Task
 
 log = logging.getLogger("relier.task")
-
-#: Header holding the attempt (``retries``) a rate-limit token was reserved for.
-RATE_TOKEN_HEADER: Final = "relier_rate_token"
-
-_PERIODS_S: Final = {"s": 1.0, "m": 60.0, "h": 3600.0}
-_PATTERN: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*([smh])\s*$")
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimit:
-    """At most ``count`` task starts per ``period_s``, spaced evenly."""
-
-    count: float
-    period_s: float
-
-    @classmethod
-    def parse(cls, text: str) -> RateLimit:
-        """``"100/s"``, ``"30/m"``, ``"500/h"`` (a decimal count such as ``"0.5/s"`` works)."""
-        found = _PATTERN.match(text) if isinstance(text, str) else None
-        if found is None or float(found.group(1)) <= 0:
-            raise ConfigurationError(
-                f"rate_limit={text!r}: expected a positive count per unit, "
-                "like '100/s', '30/m' or '500/h'"
-            )
-        return cls(float(found.group(1)), _PERIODS_S[found.group(2)])
-
-    @property
-    def interval_us(self) -> float:
-        """Microseconds between two tokens."""
-        return self.period_s * 1_000_000 / self.count
-
 
 SettleFn = Callable[[Awaitable[bool]], Awaitable[bool]]
 

@@ -24,10 +24,10 @@ from contextlib import contextmanager
 from typing import Final
 
 import anyio
-import redis.asyncio as aioredis
 
 from relier import control_store
 from relier.broker import REDIS_ERRORS
+from relier.store.clients import AsyncClient
 
 log = logging.getLogger("relier.control")
 
@@ -60,14 +60,14 @@ class RevokedIds:
         while len(self._ids) > MAX_REMEMBERED:
             del self._ids[next(iter(self._ids))]  # oldest first: dicts keep order
 
-    async def refresh(self, client: aioredis.Redis) -> None:
+    async def refresh(self, client: AsyncClient) -> None:
         """Read what was revoked since the last read (everything, the first time)."""
         since = max(0, self._newest_ms - _OVERLAP_MS) if self._newest_ms else 0
         page = await control_store.revoked_since(client, since)
         self.add(page.task_ids)
         self._newest_ms = max(self._newest_ms, page.newest_ms)
 
-    async def follow(self, client: aioredis.Redis, interval_s: float) -> None:
+    async def follow(self, client: AsyncClient, interval_s: float) -> None:
         """Re-read the set every ``interval_s`` until cancelled; Redis errors wait."""
         while True:
             try:

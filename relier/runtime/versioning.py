@@ -26,6 +26,7 @@ import msgspec
 
 from relier.errors import ArgumentError, PayloadError
 from relier.protocol import message as wire
+from relier.protocol.headers import DEFERRALS_HEADER as DEFERRALS_HEADER
 from relier.protocol.message import TaskMessage
 from relier.task import Task
 
@@ -33,7 +34,6 @@ from relier.task import Task
 #: bounds how long a message waits after the last old worker is gone.
 DEFER_FIRST_S: Final = 1.0
 DEFER_MAX_S: Final = 30.0
-DEFERRALS_HEADER: Final = "relier_deferrals"
 
 
 @dataclass(frozen=True, slots=True)

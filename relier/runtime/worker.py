@@ -33,9 +33,7 @@ from functools import partial
 from typing import Final
 
 import anyio
-import redis
 from anyio.abc import TaskGroup
-from redis.exceptions import RedisError
 
 from relier.app import App
 from relier.broker import REDIS_ERRORS, Broker, call_sync
@@ -57,7 +55,9 @@ from relier.runtime.phoenix import Resurrector
 from relier.runtime.progress import hostname
 from relier.runtime.scheduler import Scheduler
 from relier.runtime.watchdog import EXIT_LOOP_STALLED, Watchdog
-from relier.store import keys
+from relier.store import clients, keys
+from relier.store.errors import StoreError
+from relier.store.errors import StoreError as RedisError
 
 log = logging.getLogger("relier.worker")
 
@@ -226,7 +226,7 @@ class Worker:
             id=self.id, host=socket.gethostname(), pid=os.getpid(), queues=self.queues,
             concurrency=self.capacity.limit, started_at=now, last_heartbeat=now,
         )
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=5,
+        client = clients.sync_client(settings.redis_url, socket_timeout=5,
                                       socket_connect_timeout=5)
         heartbeat = Heartbeat(client, info, settings.heartbeat_interval,
                               settings.heartbeat_ttl, lambda: self.capacity.in_use,
@@ -285,14 +285,14 @@ class Worker:
         nothing), deregister, exit."""
         log.error("running tasks ignored their cancellation for %.0fs: giving their messages "
                   "back and exiting", CANCEL_BOUND_S)
-        client = redis.Redis.from_url(self.app.settings.redis_url, socket_timeout=5,
+        client = clients.sync_client(self.app.settings.redis_url, socket_timeout=5,
                                       socket_connect_timeout=5)
         try:
             for queue in self.queues:
                 call_sync(client, Broker.requeue_call(queue, self.id))
             if heartbeat is not None:
                 heartbeat.stop(deregister=True)
-        except redis.RedisError as exc:
+        except StoreError as exc:
             log.error("could not give them back (%s); Phoenix will", exc)
         if self._in_process:
             return  # not our process to end; whoever runs us sees run() not return

@@ -286,27 +286,6 @@ class Broker:
         """Reserve one token of a task's rate limit; the reply is the wait in µs."""
         return ScriptCall("rate_limit", [keys.rate_limit(task_name)], [interval_us, burst])
 
-    # -- named locks (relier/lock.py) ------------------------------------------------------
-
-    @staticmethod
-    def lock_acquire_call(name: str, value: str, ttl_ms: int) -> ScriptCall:
-        """Take the lock if free; it then holds ``"<holder> <new fencing token>"``."""
-        return ScriptCall("lock_acquire", [keys.lock(name), keys.lock_fence(name)],
-                          [value, ttl_ms])
-
-    @staticmethod
-    def lock_release_call(name: str, value: str) -> ScriptCall:
-        return ScriptCall("lock_release", [keys.lock(name)], [value])
-
-    @staticmethod
-    def lock_extend_call(name: str, value: str, ttl_ms: int) -> ScriptCall:
-        return ScriptCall("lock_extend", [keys.lock(name)], [value, ttl_ms])
-
-    @staticmethod
-    def lock_channel(name: str) -> str:
-        """Where a lock's release is announced (its own key name)."""
-        return keys.lock(name)
-
     async def run(self, call: ScriptCall) -> Any:
         """Run one prepared script call."""
         return await runner.run(self.client, call)

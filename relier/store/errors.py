@@ -11,14 +11,16 @@ from typing import Final
 
 from redis.exceptions import AuthenticationError as AuthenticationError
 from redis.exceptions import ConnectionError as StoreConnectionError
-from redis.exceptions import NoScriptError, OutOfMemoryError, ReadOnlyError
+from redis.exceptions import NoScriptError
+from redis.exceptions import OutOfMemoryError as OutOfMemoryError
+from redis.exceptions import ReadOnlyError as ReadOnlyError
 from redis.exceptions import RedisError as StoreError
 from redis.exceptions import ResponseError as ErrorReply
 from redis.exceptions import TimeoutError as StoreTimeoutError
 
 __all__ = [
-    "REDIS_ERRORS", "AuthenticationError", "ErrorReply", "StoreConnectionError",
-    "StoreError", "StoreTimeoutError", "is_noscript", "is_transient",
+    "REDIS_ERRORS", "AuthenticationError", "ErrorReply", "OutOfMemoryError", "ReadOnlyError",
+    "StoreConnectionError", "StoreError", "StoreTimeoutError", "is_noscript", "is_transient",
 ]
 
 #: Errors after which a worker's Redis call is simply tried again later, with backoff:

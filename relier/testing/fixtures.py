@@ -21,11 +21,11 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any, Final
 
 import pytest
-import redis
 
 from relier.app import App
 from relier.embedded import EmbeddedServer
 from relier.loader import load_app
+from relier.store import clients
 from relier.testing.harness import AsyncTestWorker, SyncTestWorker
 
 #: Databases on the session's server; each test takes the next one.
@@ -44,7 +44,7 @@ def relier_server() -> Iterator[EmbeddedServer]:
 def relier_redis_url(relier_server: EmbeddedServer) -> str:
     """A URL to a flushed database that no other test of this session uses."""
     url = relier_server.url_for(next(_db_numbers) % DATABASES)
-    client = redis.Redis.from_url(url)
+    client = clients.sync_client(url)
     try:
         client.flushdb()
     finally:

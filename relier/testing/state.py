@@ -11,14 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import redis
-import redis.asyncio as aioredis
-
 from relier.dlq import DeadLetterQueue, Filter
 from relier.protocol import results
 from relier.protocol.dead_letter import DeadLetter
 from relier.protocol.results import ResultMeta
 from relier.store import keys
+from relier.store.clients import AsyncClient, SyncClient
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +58,7 @@ def _count(replies: Sequence[Any]) -> Pending:
     return Pending(queued=queued, in_flight=in_flight, delayed_due=delayed)
 
 
-def pending(client: redis.Redis, *, queues: Sequence[str], worker_id: str,
+def pending(client: SyncClient, *, queues: Sequence[str], worker_id: str,
             due_before_ms: int) -> Pending:
     """Messages queued, held by ``worker_id``, or delayed and due before ``due_before_ms``."""
     with client.pipeline(transaction=True) as pipe:
@@ -68,7 +66,7 @@ def pending(client: redis.Redis, *, queues: Sequence[str], worker_id: str,
         return _count(pipe.execute())
 
 
-async def apending(client: aioredis.Redis, *, queues: Sequence[str], worker_id: str,
+async def apending(client: AsyncClient, *, queues: Sequence[str], worker_id: str,
                    due_before_ms: int) -> Pending:
     """:func:`pending`, from async code."""
     async with client.pipeline(transaction=True) as pipe:
@@ -76,13 +74,13 @@ async def apending(client: aioredis.Redis, *, queues: Sequence[str], worker_id: 
         return _count(await pipe.execute())
 
 
-def dead_letters(client: redis.Redis, *, task: str | None = None,
+def dead_letters(client: SyncClient, *, task: str | None = None,
                  reason: str | None = None) -> list[DeadLetter]:
     """DLQ entries of every known queue, newest first, optionally of one task or reason."""
     return DeadLetterQueue(client).entries(Filter(task=task, reason=reason))
 
 
-def stored_result(client: redis.Redis, *, task_id: str) -> ResultMeta | None:
+def stored_result(client: SyncClient, *, task_id: str) -> ResultMeta | None:
     """The result stored for ``task_id`` as Celery's backend keeps it, or None."""
     raw = client.get(keys.result(task_id))
     return results.decode(raw) if raw else None

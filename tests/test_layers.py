@@ -1,0 +1,134 @@
+"""Layers import downwards only, and only the store talks to Redis.
+
+protocol (pure) <- store <- client (App, Task, producer, handle, lock, ...) <- runtime
+<- observability <- cli, integrations, testing, demo. A small AST walk over relier/:
+every ``import`` of a relier module is checked against the layer of the importer.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent / "relier"
+
+#: Layer of each package (or top-level module); a module may import its own layer and
+#: the layers below it. Top-level modules not listed are the client layer.
+LAYERS = {"errors": 0, "protocol": 0, "store": 1, "runtime": 3, "observability": 4,
+          "cli": 5, "cli_help": 5, "banner": 5, "__main__": 5, "integrations": 5,
+          "testing": 5, "demo": 5}
+CLIENT = 2
+
+#: Upward imports still allowed, each with why. Shrink this list; never grow it.
+KNOWN_UPWARD = {
+    # Compatibility alias for code written before relier/store existed.
+    ("relier.protocol.keys", "relier.store.keys"),
+    # The runtime still reports to the observers directly; the hooks interface
+    # (runtime/hooks.py, branch i14tests) inverts these.
+    ("relier.runtime.executor", "relier.observability"),
+    ("relier.runtime.control_commands", "relier.observability"),
+    ("relier.runtime.worker", "relier.observability"),
+    ("relier.runtime.phoenix", "relier.observability"),
+    ("relier.runtime.deadlines", "relier.observability"),
+    ("relier.runtime.supervisor", "relier.observability"),
+    ("relier.runtime.beat", "relier.observability"),
+    # The push span is written by the producer (client layer).
+    ("relier.producer", "relier.observability"),
+}
+#: Modules outside relier/store that still import redis, each with why.
+KNOWN_REDIS_IMPORTERS = {
+    # Client construction; being reworked for Sentinel (branch i15fix): move it into
+    # relier/store/clients.py after that lands.
+    "relier/app.py",
+}
+
+
+def _module(path: Path) -> str:
+    parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _layer(module: str) -> int:
+    head = module.split(".")[1] if "." in module else ""
+    return LAYERS.get(head, CLIENT)
+
+
+def _imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names}
+    return found
+
+
+SOURCES = sorted(ROOT.rglob("*.py"))
+
+
+def _allowed(importer: str, imported: str) -> bool:
+    return any(importer == a and (imported == b or imported.startswith(b + "."))
+               for a, b in KNOWN_UPWARD)
+
+
+def test_layers_import_downwards_only() -> None:
+    upward = []
+    for path in SOURCES:
+        importer = _module(path)
+        for imported in _imports(path):
+            if not imported.startswith("relier."):
+                continue
+            if _layer(imported) > _layer(importer) and not _allowed(importer, imported):
+                upward.append(f"{importer} -> {imported}")
+    assert not upward, "upward imports:\n" + "\n".join(sorted(upward))
+
+
+def test_only_the_store_imports_redis() -> None:
+    offenders = []
+    for path in SOURCES:
+        relative = path.relative_to(ROOT.parent).as_posix()
+        if relative.startswith("relier/store/") or relative in KNOWN_REDIS_IMPORTERS:
+            continue
+        if any(name == "redis" or name.startswith("redis.") for name in _imports(path)):
+            offenders.append(relative)
+    assert not offenders, f"modules importing redis outside relier/store: {offenders}"
+
+
+def test_lua_scripts_live_in_the_store_only() -> None:
+    outside = [p for p in ROOT.rglob("*.lua") if "store" not in p.relative_to(ROOT).parts[:1]]
+    assert not outside, f"Lua outside relier/store/lua: {outside}"
+
+
+def test_no_script_is_run_outside_the_runner() -> None:
+    """One way to run a script (by SHA, reloaded after NOSCRIPT): relier/store/runner.py."""
+    offenders = [p.relative_to(ROOT.parent).as_posix() for p in SOURCES
+                 if p.name != "runner.py" and any(word in p.read_text(encoding="utf-8")
+                                                  for word in ("register_script", ".evalsha("))]
+    assert not offenders, f"scripts run outside relier/store/runner.py: {offenders}"
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_relier_headers_are_named_in_headers_py_only(path: Path) -> None:
+    if path.name == "headers.py":
+        return
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+                and isinstance(node.value.value, str)
+                and node.value.value.startswith("relier_")
+                and any(isinstance(t, ast.Name) and t.id.endswith("_HEADER")
+                        for t in node.targets)):
+            pytest.fail(f"{path.name} names header {node.value.value!r}; "
+                        "add it to relier/protocol/headers.py")
+
+
+def test_the_layer_check_sees_a_violation(tmp_path: Path) -> None:
+    """The checker itself: an upward import is reported (the tests above can fail)."""
+    assert _layer("relier.protocol.message") < _layer("relier.store.broker") \
+        < _layer("relier.app") < _layer("relier.runtime.executor") \
+        < _layer("relier.observability.metrics") < _layer("relier.cli")
+    bad = tmp_path / "bad.py"
+    bad.write_text("from relier.runtime.executor import Executor\nimport redis.asyncio\n")
+    assert {"relier.runtime.executor", "redis.asyncio"} <= _imports(bad)
