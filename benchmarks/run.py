@@ -525,7 +525,7 @@ class Bench:
 
     def _check_relier_deliveries(self, n: int) -> None:
         """Every task was delivered exactly once and none was dead-lettered."""
-        deliveries = int(self.client.hget(f"relier:{{{QUEUE}}}:fences", "") or 0)
+        deliveries = int(self.client.hget(f"relier:{{{QUEUE}}}:stats", "fetched") or 0)
         dead = int(self.client.llen(f"relier:{{{QUEUE}}}:dlq"))
         if deliveries != n or dead:
             raise BenchError(f"Relier made {deliveries} deliveries for {n} tasks, {dead} DLQ'd")

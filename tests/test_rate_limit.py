@@ -14,6 +14,7 @@ from relier.broker import Broker, as_bytes
 from relier.protocol import keys
 from relier.protocol import message as wire
 from relier.runtime.rate_limit import RATE_TOKEN_HEADER, RateLimit
+from relier.store import runner, settles
 from tests.conftest import StartWorker
 from tests.taskapps import ratelimited
 
@@ -49,15 +50,19 @@ def test_a_bad_rate_limit_fails_when_the_task_is_defined(text: str) -> None:
 async def test_tokens_are_reserved_one_interval_apart(redis_url: str) -> None:
     broker = Broker(App(redis_url=redis_url).async_client())
     try:
-        calls = [Broker.rate_limit_call("t.a", 100_000, 1) for _ in range(5)]
-        waits = [int(w) / 1000 for w in await broker.call_many(calls)]
+        ops = [settles.rate_limit(task="t.a", interval_us=100_000) for _ in range(5)]
+        waits = [op.read(w) / 1000
+                 for op, w in zip(ops, await runner.run_many(broker.client,
+                                                              [op.call for op in ops]),
+                                  strict=True)]
         # Reserved in one round trip: each token is due 100 ms after the one before (less
         # the time Redis took between the calls, which a busy 2-core machine stretches).
         assert waits[0] == 0
         for before, after in itertools.pairwise(waits):
             assert after - before == pytest.approx(100, abs=20)
         # Another task has its own bucket.
-        assert await broker.call_many([Broker.rate_limit_call("t.b", 100_000, 1)]) == [0]
+        assert await runner.perform(broker.client, settles.rate_limit(
+            task="t.b", interval_us=100_000)) == 0
         ttl = await broker.client.pttl(keys.rate_limit("t.a"))
         assert 0 < ttl <= 1000 + 500 + 1
     finally:

@@ -177,7 +177,7 @@ def test_a_stuck_sync_thread_does_not_keep_a_stopped_worker_alive(
 ) -> None:
     worker = start_worker(APP, env={"RELIER_SHUTDOWN_GRACE": "0.5"})
     handle = timeouts.sync_hang.options(hard_timeout=120).push(120.0)
-    poll(lambda: rclient.hexists(keys.fences("default"), handle.id), 30,
+    poll(lambda: int(rclient.hget(keys.stats("default"), "fetched") or 0) >= 1, 30,
          "the sync task to be taken")
     worker.signal(signal.SIGTERM)
     # Python would wait for the sleeping thread forever; the worker leaves it behind.

@@ -79,11 +79,11 @@ class _Facts:
                  "task_id")
 
     def __init__(self, delivery: Delivery) -> None:
-        found = hostile.read_or_none(_headers_decoder.decode, delivery.raw)
-        headers = found.headers if found is not None else {}
-        task_id, name = headers.get("id"), headers.get("task")
-        if not isinstance(task_id, str) or not isinstance(name, str):
-            task_id, name, headers = self._from_v1(delivery.raw)
+        if delivery.message is not None:  # decoded once, by the executor
+            message = delivery.message
+            task_id, name, headers = message.id, message.task, message.headers
+        else:
+            task_id, name, headers = self._undecodable(delivery.raw)
         retries = headers.get("retries")
         resurrections = headers.get(wire.RESURRECTIONS_HEADER)
         origin = headers.get(wire.ORIGIN_QUEUE_HEADER)
@@ -96,13 +96,15 @@ class _Facts:
         self.kwargsrepr = str(headers.get("kwargsrepr", ""))
 
     @staticmethod
-    def _from_v1(raw: bytes) -> tuple[str, str, dict[str, Any]]:
-        """Protocol v1 keeps id and name in the body; an undecodable message has neither."""
-        try:
-            message = wire.decode(raw)
-        except Exception:
+    def _undecodable(raw: bytes) -> tuple[str, str, dict[str, Any]]:
+        """What the headers of a message that did not decode still say (it is on its
+        way to the DLQ); ``-``/``?`` when they name nothing."""
+        found = hostile.read_or_none(_headers_decoder.decode, raw)
+        headers = found.headers if found is not None else {}
+        task_id, name = headers.get("id"), headers.get("task")
+        if not isinstance(task_id, str) or not isinstance(name, str):
             return "-", "?", {}
-        return message.id, message.task, {"retries": message.retries}
+        return task_id, name, headers
 
 
 @dataclass(frozen=True, slots=True)

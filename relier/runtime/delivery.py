@@ -6,7 +6,11 @@ once when nothing is in flight, and everything that piled up during a round trip
 next one: a lone task pays no waiting, a busy worker pays one round trip per batch.
 
 A settle that fails on a connection error is sent again until it lands: the scripts are
-fenced, so a settle that did land before its reply was lost refuses the repeat.
+fenced (each first takes its own copy of the message out of the worker's processing
+list), so a settle that did land before its reply was lost refuses the repeat.
+
+The delivery carries its message decoded once (:meth:`Delivery.decode`, by the
+executor before anything else reads it); the recorder and the settles use that copy.
 """
 
 from __future__ import annotations
@@ -16,22 +20,20 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
 import anyio
 import msgspec
 
-from relier.broker import (
-    REDIS_ERRORS,
-    Broker,
-    Enqueued,
-    ScriptCall,
-    is_transient,
-    read_begin_reply,
-)
+from relier.errors import PayloadError
+from relier.protocol import message as wire
 from relier.protocol.message import TaskMessage
-from relier.store import keys
+from relier.store import runner, settles
+from relier.store.broker import Broker
+from relier.store.errors import REDIS_ERRORS, is_transient
 from relier.store.errors import ErrorReply as ResponseError
+from relier.store.runner import Op
+from relier.store.settles import Earlier, Held, Record
 
 log = logging.getLogger("relier.worker")
 
@@ -43,13 +45,25 @@ MAX_BACKOFF_S: Final = 5.0
 DEFAULT_IDEMPOTENCY_TTL_S: Final = 86400
 
 
-class _Pending:
-    __slots__ = ("call", "done", "result")
+T = TypeVar("T")
 
-    def __init__(self, call: ScriptCall) -> None:
-        self.call = call
+
+@dataclass(frozen=True, slots=True)
+class SettleFailed:
+    """A call the settler could not land for good: the script's error reply, or a reply
+    that did not read as the operation's type. Its message stays in the processing list
+    (given back at shutdown, or recovered by Phoenix)."""
+
+    error: str
+
+
+class _Pending(Generic[T]):
+    __slots__ = ("done", "op", "result")
+
+    def __init__(self, op: Op[T]) -> None:
+        self.op = op
         self.done = anyio.Event()
-        self.result: Any = None
+        self.result: T | SettleFailed = SettleFailed("not sent")
 
 
 class Settler:
@@ -57,12 +71,12 @@ class Settler:
 
     def __init__(self, broker: Broker) -> None:
         self._broker = broker
-        self._queue: list[_Pending] = []
+        self._queue: list[_Pending[Any]] = []
         self._wakeup = anyio.Event()
 
-    async def settle(self, call: ScriptCall) -> Any:
-        """Send one settle with the next batch; returns the script's reply."""
-        pending = _Pending(call)
+    async def settle(self, op: Op[T]) -> T | SettleFailed:
+        """Send one call with the next batch; its typed reply, or why it cannot land."""
+        pending = _Pending(op)
         self._queue.append(pending)
         self._wakeup.set()
         await pending.done.wait()
@@ -79,19 +93,21 @@ class Settler:
                     pending.result = reply
                     pending.done.set()
 
-    async def _send(self, batch: list[_Pending]) -> list[Any]:
-        """Every settle's reply; a settle that cannot land (a script error) replies None.
+    async def _send(self, batch: list[_Pending[Any]]) -> list[Any]:
+        """Every settle's typed reply; one that cannot land (a script error, a reply of
+        the wrong shape) replies :class:`SettleFailed`.
 
         Unreachable Redis or a transient refusal (out of memory, read-only...) is waited
         out: the settle scripts are idempotent (a repeat that finds its message gone
         writes nothing), so sending one again is always safe.
         """
-        replies: list[Any] = [None] * len(batch)
+        replies: list[Any] = [SettleFailed("not sent")] * len(batch)
         todo = list(range(len(batch)))
         delay = 0.1
         while todo:
             try:
-                answers = await self._broker.call_many([batch[i].call for i in todo])
+                answers = await runner.run_many(self._broker.client,
+                                                [batch[i].op.call for i in todo])
             except REDIS_ERRORS as exc:
                 answers = [exc] * len(todo)
             again = []
@@ -99,11 +115,8 @@ class Settler:
                 if isinstance(answer, BaseException) and (
                         is_transient(answer) or not isinstance(answer, ResponseError)):
                     again.append(i)
-                elif isinstance(answer, BaseException):
-                    log.error("a settle failed for good (%s); its message stays in this "
-                              "worker's processing list until it stops", answer)
                 else:
-                    replies[i] = answer
+                    replies[i] = _read(batch[i].op, answer)
             if again:
                 log.warning("settling %d task(s) failed (%s); retrying in %.1fs",
                             len(again), answers[todo.index(again[0])], delay)
@@ -113,22 +126,26 @@ class Settler:
         return replies
 
 
-def fence_id(message: TaskMessage | None) -> str:
-    """The id the fetch script fenced the delivery under: the ``id`` header.
+def _read(op: Op[T], answer: Any) -> T | SettleFailed:
+    """The typed reply, or :class:`SettleFailed` (logged) for an error or a bad reply."""
+    if isinstance(answer, BaseException):
+        failed = SettleFailed(f"{op.call.name}: {answer}")
+    else:
+        try:
+            return op.read(answer)
+        except Exception as exc:  # a reply is hostile bytes too
+            failed = SettleFailed(f"{op.call.name} replied {answer!r}: {exc}")
+    log.error("a %s call failed for good (%s); its message stays in this worker's "
+              "processing list until it stops", op.call.name, failed.error)
+    return failed
 
-    A protocol v1 message keeps its id in the body, which Lua cannot read cheaply (it is
-    base64); such deliveries are not fenced.
-    """
-    if message is None:
-        return ""
-    value = message.headers.get("id")
-    return value if isinstance(value, str) else ""
 
-
-def idempotency_record(message: TaskMessage | None) -> str | None:
-    """The key of the message's idempotency record, if it is an idempotent call."""
+def idempotency_record(message: TaskMessage | None) -> Record | None:
+    """The message's idempotency record, if it is an idempotent call."""
     key = message.idempotency_key if message is not None else None
-    return keys.idempotency(message.task, key) if message is not None and key else None
+    if message is None or not key:
+        return None
+    return Record(task=message.task, key=key, ttl_s=message.idempotency_ttl or 0)
 
 
 class _EntrySummary(msgspec.Struct):
@@ -160,8 +177,7 @@ class Delivery:
     """One message this worker took, still in its processing list until settled."""
 
     raw: bytes
-    token: int
-    #: The queue it was taken from (its processing list and fences live under this name).
+    #: The queue it was taken from (its processing list lives under this name).
     queue: str
     worker_id: str
     settler: Settler
@@ -173,6 +189,31 @@ class Delivery:
     #: Called once the executor is done with it, however it ended (the fetcher's count of
     #: the messages it hands out).
     on_done: Callable[[], None] | None = None
+    #: The message, decoded once by :meth:`decode`; None before, or if it did not decode.
+    message: TaskMessage | None = None
+    #: Why it did not decode (kept, so that a second reader does not parse it again).
+    decode_error: PayloadError | None = None
+
+    def decode(self, max_bytes: int | None = None) -> TaskMessage:
+        """Decode the message once (raises ``PayloadError``, every time, if it cannot be);
+        later readers use :attr:`message`."""
+        if self.message is not None:
+            return self.message
+        if self.decode_error is None:
+            try:
+                self.message = wire.decode(self.raw, max_bytes=max_bytes)
+                return self.message
+            except PayloadError as exc:
+                self.decode_error = exc
+        raise self.decode_error
+
+    @property
+    def held(self) -> Held:
+        """Where this delivery's message sits: what every settle takes out first."""
+        return Held(queue=self.queue, worker_id=self.worker_id, raw=self.raw)
+
+    async def _landed(self, op: Op[bool]) -> bool:
+        return await self.settler.settle(op) is True
 
     async def ack(
         self, message: TaskMessage, result: bytes, result_ttl: int, *, why: str = "success"
@@ -183,12 +224,9 @@ class Delivery:
         names the outcome (``success``, or ``already_done`` for an idempotent call whose
         earlier run succeeded).
         """
-        record = idempotency_record(message)
-        call = Broker.ack_call(
-            self.queue, self.worker_id, self.raw, self.token, fence_id(message), message.id,
-            result, result_ttl, (record, message.idempotency_ttl) if record else None,
-        )
-        accepted = bool(await self.settler.settle(call))
+        accepted = await self._landed(settles.ack(
+            held=self.held, task_id=message.id, result=result, result_ttl_s=result_ttl,
+            record=idempotency_record(message)))
         self.settled = Settled("ack", accepted, message, why)
         return accepted
 
@@ -198,16 +236,14 @@ class Delivery:
     ) -> bool:
         """Will not run again: record the DLQ entry (under the task's own queue)."""
         summary = _summary_decoder.decode(entry)
-        call = Broker.dead_letter_call(
-            self.queue, self.worker_id, self.raw, self.token, fence_id(message),
-            message.id if message else "", entry, result, result_ttl, origin_queue,
-            summary.reason, idempotency_record(message),
-        )
-        accepted = bool(await self.settler.settle(call))
+        accepted = await self._landed(settles.dead_letter(
+            held=self.held, task_id=message.id if message else "", entry=entry,
+            reason=summary.reason, result=result, result_ttl_s=result_ttl,
+            dlq_queue=origin_queue, record=idempotency_record(message)))
         self.settled = Settled("dead_letter", accepted, message, summary.reason, summary.error)
         return accepted
 
-    async def begin_idempotent(self, message: TaskMessage) -> Enqueued | None:
+    async def begin_idempotent(self, message: TaskMessage) -> Earlier | None:
         """For an idempotent call, before running it: ``done`` with the result an earlier
         run stored (``b""`` when it kept none), ``pending`` while another delivery of the
         call runs, or None: it may run, and its record now says running under this id."""
@@ -217,8 +253,10 @@ class Delivery:
         # The record must outlive the run, or a new dispatch could start a second one.
         ttl = (message.idempotency_ttl or DEFAULT_IDEMPOTENCY_TTL_S) + math.ceil(
             message.hard_timeout or 0)
-        reply = await self.settler.settle(Broker.idempotent_begin_call(record, message.id, ttl))
-        return read_begin_reply(reply)
+        reply = await self.settler.settle(settles.idempotent_begin(
+            record=Record(task=record.task, key=record.key, ttl_s=ttl), task_id=message.id))
+        # A begin that cannot run: at least once means running the task.
+        return None if isinstance(reply, SettleFailed) else reply
 
     async def schedule(
         self, message: TaskMessage, new_raw: bytes, due_s: float,
@@ -227,11 +265,9 @@ class Delivery:
         """Not yet: park the (updated) message in its queue's delayed set until ``due_s``;
         ``result`` (a retry's ``RETRY`` state) is stored at the same time. ``why`` names
         the outcome in logs and metrics (``deferred``, ``scheduled``, ``retry``, ...)."""
-        call = Broker.schedule_call(
-            self.queue, self.worker_id, self.raw, self.token, fence_id(message),
-            new_raw, math.ceil(due_s * 1000), message.origin_queue,
-            message.id, result, result_ttl,
-        )
-        accepted = bool(await self.settler.settle(call))
+        accepted = await self._landed(settles.schedule(
+            held=self.held, new_raw=new_raw, due_ms=math.ceil(due_s * 1000),
+            target_queue=message.origin_queue, task_id=message.id, result=result,
+            result_ttl_s=result_ttl))
         self.settled = Settled("schedule", accepted, message, why)
         return accepted

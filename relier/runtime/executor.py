@@ -15,6 +15,7 @@ hard timeout is retried through the delayed set when its options allow it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import traceback
@@ -85,6 +86,11 @@ class Executor:
 
     async def execute(self, delivery: Delivery) -> None:
         """Run one delivery and settle it; always frees its slot."""
+        # Decoded once, here, before any observer or step reads it. A failure is kept on
+        # the delivery (PayloadError) or raised again inside the backstop below: either
+        # way _execute dead-letters the message, and the slot is freed.
+        with contextlib.suppress(Exception):
+            delivery.decode(self._settings.max_message_bytes)
         if self._recorder:
             self._recorder.started(delivery)
         try:
@@ -100,7 +106,7 @@ class Executor:
 
     async def _execute(self, delivery: Delivery) -> None:
         try:
-            message = wire.decode(delivery.raw, max_bytes=self._settings.max_message_bytes)
+            message = delivery.decode(self._settings.max_message_bytes)
         except PayloadError as exc:
             log.error("dead-lettering an undecodable message from %r: %s", delivery.queue, exc)
             # Readable headers still name the task and id: the entry says which task it

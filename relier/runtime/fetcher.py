@@ -88,11 +88,11 @@ class Fetcher:
                 tg.start_soon(self._orphans.run, name="relier orphan check")
             await self._batch_loop()
 
-    def _deliver(self, raw: bytes, token: int, queue: str, *, counted: bool = False) -> None:
+    def _deliver(self, raw: bytes, queue: str, *, counted: bool = False) -> None:
         self._capacity.take()
         if not counted:
             self._held[raw] += 1
-        self._spawn(Delivery(raw, token, queue, self._worker_id, self._settler,
+        self._spawn(Delivery(raw, queue, self._worker_id, self._settler,
                              on_done=partial(self._done, raw)))
 
     def _done(self, raw: bytes) -> None:
@@ -114,8 +114,8 @@ class Fetcher:
                 await backoff.pause(exc)
                 continue
             backoff.reset()
-            for raw, token, queue in batch:
-                self._deliver(raw, token, queue)
+            for taken in batch:
+                self._deliver(taken.raw, taken.queue)
             if not batch:
                 await self._idle()
 
@@ -145,10 +145,10 @@ class Fetcher:
                 while True:
                     backoff.begin()
                     try:
-                        token = await self._broker.claim(queue, raw)
+                        await self._broker.claim(queue)
                         break
                     except REDIS_ERRORS as exc:
                         await backoff.pause(exc)
                 backoff.reset()
-                self._deliver(raw, token, queue, counted=True)
+                self._deliver(raw, queue, counted=True)
                 self._woken.set()

@@ -125,7 +125,7 @@ class Resurrector:
 
     def _recovery(self, queue: str, dead_worker: str, raw: bytes) -> ScriptCall:
         """The script call that moves one message on: re-queue, or quarantine as poison."""
-        processing, fences = keys.processing(queue, dead_worker), keys.fences(queue)
+        processing = keys.processing(queue, dead_worker)
         try:
             message = wire.decode(raw)
         except PayloadError as exc:
@@ -140,8 +140,8 @@ class Resurrector:
                       message.task, message.id, count)
             record = idempotency_record(message)
             return ScriptCall(
-                "resurrect", [processing, fences, keys.dead_letters(origin), result_key,
-                              keys.dlq_reasons(origin), *([record] if record else [])],
+                "resurrect", [processing, keys.dead_letters(origin), result_key,
+                              keys.dlq_reasons(origin), *([record.name] if record else [])],
                 [raw, message.id, "quarantine", self._poison_entry(message, raw, count,
                                                                    dead_worker, origin),
                  self._poison_result(message, count), self._settings.result_ttl, "poison"],
@@ -150,7 +150,7 @@ class Resurrector:
         message.headers[wire.ORIGIN_QUEUE_HEADER] = origin
         wire.redelivered(message)
         return ScriptCall(
-            "resurrect", [processing, fences, keys.queue_list(keys.REQUEUE_QUEUE), result_key,
+            "resurrect", [processing, keys.queue_list(keys.REQUEUE_QUEUE), result_key,
                           keys.dlq_reasons(origin)],
             [raw, message.id, "requeue", wire.encode(message), "", 0, ""],
         )
@@ -174,7 +174,7 @@ class Resurrector:
         ))
         result = results.encode(results.failure(task_id, error, None)) if task_id else b""
         return ScriptCall(
-            "resurrect", [keys.processing(queue, dead_worker), keys.fences(queue),
+            "resurrect", [keys.processing(queue, dead_worker),
                           keys.dead_letters(origin), keys.result(task_id or "unknown"),
                           keys.dlq_reasons(origin)],
             [raw, task_id, "quarantine", entry, result, self._settings.result_ttl,

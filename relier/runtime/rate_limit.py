@@ -24,10 +24,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from relier.broker import Broker
 from relier.protocol import message as wire
 from relier.protocol.headers import RATE_TOKEN_HEADER as RATE_TOKEN_HEADER
 from relier.protocol.rate import RateLimit as RateLimit
+from relier.runtime.delivery import SettleFailed
+from relier.store import settles
 
 if TYPE_CHECKING:
     from relier.protocol.message import TaskMessage
@@ -50,13 +51,14 @@ async def defer_if_limited(
     limit = task.rate
     if limit is None or message.headers.get(RATE_TOKEN_HEADER) == message.retries:
         return False
-    reply = await delivery.settler.settle(Broker.rate_limit_call(task.name, limit.interval_us, 1))
-    if isinstance(reply, Exception):
+    reply = await delivery.settler.settle(
+        settles.rate_limit(task=task.name, interval_us=limit.interval_us))
+    if isinstance(reply, SettleFailed):
         # Running is better than losing or stalling the task over a broken bucket.
         log.error("rate limit of %s unavailable (%s); running %s unthrottled",
-                  task.name, reply, message.id)
+                  task.name, reply.error, message.id)
         return False
-    wait_s = int(reply) / 1_000_000
+    wait_s = reply / 1_000_000
     if wait_s <= 0:
         return False
     message.headers[RATE_TOKEN_HEADER] = message.retries

@@ -15,7 +15,6 @@ import redis
 import redis.asyncio as aioredis
 
 from relier.errors import AdmissionRejectedError
-from relier.protocol.message import decode_json
 from relier.store import keys, runner, scripts
 from relier.store.errors import REDIS_ERRORS, is_transient
 from relier.store.runner import ScriptCall
@@ -23,7 +22,7 @@ from relier.store.scripts import SHAS, ScriptName
 
 __all__ = [
     "PUMP_BATCH", "REDIS_ERRORS", "SHAS", "Broker", "Enqueued", "Outgoing", "ScriptCall",
-    "as_bytes", "call_sync", "enqueue_call", "is_transient", "read_begin_reply",
+    "Taken", "as_bytes", "call_sync", "enqueue_call", "is_transient",
     "read_enqueue_reply", "scripts",
 ]
 
@@ -50,6 +49,14 @@ class Outgoing:
     memory_limit: float = 0.0
     idempotency_records: Sequence[str] = ()
     idempotency_ttl: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Taken:
+    """A message a fetch moved into this worker's processing list for ``queue``."""
+
+    raw: bytes
+    queue: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,19 +108,6 @@ def read_enqueue_reply(batch: Outgoing, reply: list[Any]) -> list[Enqueued]:
     ]
 
 
-def read_begin_reply(reply: Any) -> Enqueued | None:
-    """Before an idempotent run: ``done`` (an earlier run succeeded; ack without running),
-    ``pending`` (another delivery of the call is running now), or None: run it."""
-    if not isinstance(reply, list):
-        return None  # the script could not run: at least once means running it
-    status = as_bytes(reply[0])
-    if status == b"done":
-        return Enqueued("done", as_bytes(reply[1]).decode(), as_bytes(reply[2]))
-    if status == b"busy":
-        return Enqueued("pending", as_bytes(reply[1]).decode())
-    return None
-
-
 def call_sync(client: redis.Redis, call: ScriptCall) -> Any:
     """Run one script on a blocking client (see :func:`relier.store.runner.run_sync`)."""
     return runner.run_sync(client, call)
@@ -152,22 +146,17 @@ class Broker:
 
     # -- consuming -------------------------------------------------------------------
 
-    async def fetch(
-        self, queues: Sequence[str], worker_id: str, want: int
-    ) -> list[tuple[bytes, int, str]]:
-        """Move up to ``want`` messages into this worker's processing lists.
-
-        Returns ``(message, fencing token, queue)`` triples in the order kombu would
-        serve them (priority bucket first, then the queues in the order given).
+    async def fetch(self, queues: Sequence[str], worker_id: str, want: int) -> list[Taken]:
+        """Move up to ``want`` messages into this worker's processing lists, in the order
+        kombu would serve them (priority bucket first, then the queues in the order given).
         """
         key_groups: list[str] = []
         for queue in queues:
-            key_groups += [keys.processing(queue, worker_id), keys.fences(queue), keys.stats(queue)]
+            key_groups += [keys.processing(queue, worker_id), keys.stats(queue)]
             key_groups += keys.queue_lists(queue)
         flat = await self.call("fetch", key_groups, [want])
-        return [
-            (flat[i], int(flat[i + 1]), queues[int(flat[i + 2])]) for i in range(0, len(flat), 3)
-        ]
+        return [Taken(as_bytes(flat[i]), queues[int(flat[i + 1])])
+                for i in range(0, len(flat), 2)]
 
     async def block_fetch(
         self, queue: str, worker_id: str, timeout_s: int
@@ -175,23 +164,16 @@ class Broker:
         """Wait up to ``timeout_s`` for a message on the queue's main list.
 
         The message moves straight into the processing list (never only in memory);
-        :meth:`claim` then gives it its fencing token.
+        :meth:`claim` then counts it in the queue's drain rate.
         """
         raw = await self.client.blmove(
             keys.queue_list(queue), keys.processing(queue, worker_id), timeout_s, "RIGHT", "LEFT"
         )
         return None if raw is None else as_bytes(raw)
 
-    async def claim(self, queue: str, raw: bytes) -> int:
-        task_id = ""
-        try:
-            envelope = decode_json(raw)
-            if isinstance(envelope, dict) and isinstance(envelope.get("headers"), dict):
-                found = envelope["headers"].get("id")
-                task_id = found if isinstance(found, str) else ""
-        except Exception:  # a malformed message still gets a token; the executor rejects it
-            task_id = ""
-        return int(await self.call("claim", [keys.fences(queue), keys.stats(queue)], [task_id]))
+    async def claim(self, queue: str) -> None:
+        """Count a message :meth:`block_fetch` took (the drain rate admission reads)."""
+        await self.call("claim", [keys.stats(queue)], [])
 
     async def requeue_all(self, queue: str, worker_id: str) -> int:
         """Give back everything this worker holds for ``queue`` (graceful shutdown)."""
@@ -202,8 +184,7 @@ class Broker:
     def requeue_call(queue: str, worker_id: str) -> ScriptCall:
         """The ``requeue.lua`` call that gives back everything a worker holds for ``queue``."""
         return ScriptCall(
-            "requeue", [keys.processing(queue, worker_id), keys.fences(queue),
-                        *keys.queue_lists(queue)], [])
+            "requeue", [keys.processing(queue, worker_id), *keys.queue_lists(queue)], [])
 
     async def processing_lists(
         self, queues: Sequence[str], worker_id: str
@@ -218,8 +199,7 @@ class Broker:
     async def reclaim(self, queue: str, worker_id: str, raw: bytes) -> bool:
         """Give back one message this worker holds but does not run; False if gone."""
         return bool(await self.call(
-            "reclaim", [keys.processing(queue, worker_id), keys.fences(queue),
-                        *keys.queue_lists(queue)], [raw]))
+            "reclaim", [keys.processing(queue, worker_id), *keys.queue_lists(queue)], [raw]))
 
     async def pump(self, queue: str) -> int:
         """Move due messages from the delayed set into the queue; returns how many."""
@@ -229,62 +209,6 @@ class Broker:
                 "pump", [keys.delayed(queue), *keys.queue_lists(queue)], [now_ms, PUMP_BATCH]
             )
         )
-
-    # -- settling (built here so that callers never assemble keys) -------------------------
-
-    @staticmethod
-    def idempotent_begin_call(record: str, task_id: str, ttl: int) -> ScriptCall:
-        """Before running an idempotent call; read the reply with :func:`read_begin_reply`."""
-        return ScriptCall("idempotent_begin", [record], [task_id, ttl])
-
-    @staticmethod
-    def ack_call(
-        queue: str, worker_id: str, raw: bytes, token: int, fence_id: str, task_id: str,
-        result: bytes, result_ttl: int, idempotency: tuple[str, int] | None = None,
-    ) -> ScriptCall:
-        """``idempotency``: the call's record key and TTL, for an idempotent call."""
-        record, record_ttl = idempotency or ("", 0)
-        return ScriptCall(
-            "ack",
-            [keys.processing(queue, worker_id), keys.fences(queue), keys.result(task_id),
-             *([record] if record else [])],
-            [raw, str(token), fence_id, result, result_ttl, record_ttl],
-        )
-
-    @staticmethod
-    def dead_letter_call(
-        queue: str, worker_id: str, raw: bytes, token: int, fence_id: str, task_id: str,
-        entry: bytes, result: bytes, result_ttl: int, dlq_queue: str, reason: str,
-        idempotency_record: str | None = None,
-    ) -> ScriptCall:
-        return ScriptCall(
-            "dead_letter",
-            [keys.processing(queue, worker_id), keys.fences(queue),
-             keys.dead_letters(dlq_queue), keys.result(task_id or "unknown"),
-             keys.dlq_reasons(dlq_queue),
-             *([idempotency_record] if idempotency_record else [])],
-            [raw, str(token), fence_id, entry, result, result_ttl, reason],
-        )
-
-    @staticmethod
-    def schedule_call(
-        queue: str, worker_id: str, raw: bytes, token: int, fence_id: str,
-        new_raw: bytes, due_ms: int, target_queue: str,
-        task_id: str = "", result: bytes = b"", result_ttl: int = 0,
-    ) -> ScriptCall:
-        """Park a delivery in ``target_queue``'s delayed set; ``result`` (a retry's
-        ``RETRY`` state) is stored for ``task_id`` when not empty."""
-        return ScriptCall(
-            "schedule",
-            [keys.processing(queue, worker_id), keys.fences(queue), keys.delayed(target_queue),
-             keys.result(task_id or "unknown")],
-            [raw, str(token), fence_id, new_raw, due_ms, result, result_ttl],
-        )
-
-    @staticmethod
-    def rate_limit_call(task_name: str, interval_us: float, burst: int) -> ScriptCall:
-        """Reserve one token of a task's rate limit; the reply is the wait in µs."""
-        return ScriptCall("rate_limit", [keys.rate_limit(task_name)], [interval_us, burst])
 
     async def run(self, call: ScriptCall) -> Any:
         """Run one prepared script call."""

@@ -54,11 +54,6 @@ def processing(queue: str, worker_id: str) -> str:
     return f"relier:{{{queue}}}:processing:{worker_id}"
 
 
-def fences(queue: str) -> str:
-    """Hash: task id -> the fencing token of its current delivery (field ``""`` counts)."""
-    return f"relier:{{{queue}}}:fences"
-
-
 def delayed(queue: str) -> str:
     """Sorted set of messages due later (countdown, eta, retry, deferral), by due time in ms."""
     return f"relier:{{{queue}}}:delayed"

@@ -1,16 +1,15 @@
 -- Move a delivery to the dead-letter queue with its entry, and store its final result.
 --
--- KEYS[1] processing list, KEYS[2] fences hash, KEYS[3] DLQ list, KEYS[4] result key,
--- KEYS[5] the DLQ's count-by-reason hash, KEYS[6] idempotency record (only for an
+-- KEYS[1] processing list, KEYS[2] DLQ list, KEYS[3] result key,
+-- KEYS[4] the DLQ's count-by-reason hash, KEYS[5] idempotency record (only for an
 -- idempotent call).
--- ARGV[1] message bytes, ARGV[2] fencing token, ARGV[3] task id ('' if unknown),
--- ARGV[4] DLQ entry JSON, ARGV[5] result JSON ('' for none), ARGV[6] result TTL seconds,
--- ARGV[7] the entry's reason.
+-- ARGV[1] message bytes, ARGV[2] task id ('' if unknown), ARGV[3] DLQ entry JSON,
+-- ARGV[4] result JSON ('' for none), ARGV[5] result TTL seconds, ARGV[6] the entry's reason.
 -- Returns 1, or 0 when the delivery is no longer this worker's (see lib/settle.lua).
 --!include settle
 --!include dead_letter
 
-if not settle_delivery(KEYS[1], KEYS[2], ARGV[1], ARGV[3], ARGV[2]) then return 0 end
-record_dead_letter(KEYS[3], KEYS[5], KEYS[4], KEYS[6], ARGV[4], ARGV[7], ARGV[5], ARGV[6],
-                   ARGV[3])
+if not settle_delivery(KEYS[1], ARGV[1]) then return 0 end
+record_dead_letter(KEYS[2], KEYS[4], KEYS[3], KEYS[5], ARGV[3], ARGV[6], ARGV[4], ARGV[5],
+                   ARGV[2])
 return 1

@@ -1,10 +1,11 @@
 -- Recover one message from a dead worker's processing list, if it is still there.
--- Its fence is dropped, so the dead (or frozen) run can never ack or store a result.
+-- Once it has left that list, the dead (or frozen) run can never ack it or store a
+-- result: every settle first takes its own copy out of the list (lib/settle.lua).
 --
--- KEYS[1] the dead worker's processing list, KEYS[2] fences hash of that queue,
--- KEYS[3] target list: the re-queue list, or the DLQ list when quarantining,
--- KEYS[4] result key (written only when quarantining), KEYS[5] the DLQ's count-by-reason
--- hash (counted only when quarantining), KEYS[6] the call's idempotency record (only when
+-- KEYS[1] the dead worker's processing list,
+-- KEYS[2] target list: the re-queue list, or the DLQ list when quarantining,
+-- KEYS[3] result key (written only when quarantining), KEYS[4] the DLQ's count-by-reason
+-- hash (counted only when quarantining), KEYS[5] the call's idempotency record (only when
 -- quarantining an idempotent call).
 -- ARGV[1] message bytes as found, ARGV[2] task id ('' if unknown),
 -- ARGV[3] 'requeue' or 'quarantine', ARGV[4] the bytes to push (updated message or
@@ -14,14 +15,11 @@
 --!include dead_letter
 
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
-if ARGV[2] ~= '' then
-  redis.call('HDEL', KEYS[2], ARGV[2])
-end
 if ARGV[3] == 'requeue' then
   -- The consuming end: recovered work goes ahead of new work.
-  redis.call('RPUSH', KEYS[3], ARGV[4])
+  redis.call('RPUSH', KEYS[2], ARGV[4])
 else
-  record_dead_letter(KEYS[3], KEYS[5], KEYS[4], KEYS[6], ARGV[4], ARGV[7], ARGV[5], ARGV[6],
+  record_dead_letter(KEYS[2], KEYS[4], KEYS[3], KEYS[5], ARGV[4], ARGV[7], ARGV[5], ARGV[6],
                      ARGV[2])
 end
 return 1

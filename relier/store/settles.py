@@ -1,0 +1,120 @@
+"""Typed calls of the scripts that end a delivery (ack, dead letter, schedule) and of
+the two a run makes just before it starts (idempotency record, rate-limit token).
+
+Each builds an :class:`~relier.store.runner.Op` from keyword arguments and reads its
+reply into a typed value; the settler sends them in batches (``runtime/delivery.py``).
+A settle's ``bool`` is True when it landed, False when the message was no longer in the
+worker's processing list: the one fence that refuses a zombie's write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from relier.store import keys
+from relier.store.runner import Op, ScriptCall
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Held:
+    """A message a worker holds: its exact bytes in the processing list of ``queue``."""
+
+    queue: str
+    worker_id: str
+    raw: bytes
+
+    @property
+    def processing(self) -> str:
+        return keys.processing(self.queue, self.worker_id)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Record:
+    """An idempotent call's record: the task, its idempotency key, the record's TTL."""
+
+    task: str
+    key: str
+    ttl_s: int = 0
+
+    @property
+    def name(self) -> str:
+        return keys.idempotency(self.task, self.key)
+
+
+@dataclass(frozen=True, slots=True)
+class Earlier:
+    """An earlier delivery of an idempotent call: ``done`` (it succeeded; ``result`` is
+    what it stored, ``b""`` for none) or ``pending`` (it is running now)."""
+
+    status: Literal["done", "pending"]
+    task_id: str
+    result: bytes = b""
+
+
+def _landed(reply: Any) -> bool:
+    return bool(int(reply))
+
+
+def _as_bytes(value: object) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
+def ack(*, held: Held, task_id: str, result: bytes, result_ttl_s: int,
+        record: Record | None = None) -> Op[bool]:
+    """Done: store ``result`` (``b""``: none), mark ``record`` succeeded, drop the message."""
+    return Op(ScriptCall(
+        "ack", [held.processing, keys.result(task_id), *([record.name] if record else [])],
+        [held.raw, task_id, result, result_ttl_s, record.ttl_s if record else 0],
+    ), _landed)
+
+
+def dead_letter(*, held: Held, task_id: str, entry: bytes, reason: str, result: bytes,
+                result_ttl_s: int, dlq_queue: str, record: Record | None = None) -> Op[bool]:
+    """Will not run again: push the DLQ ``entry`` (counted under ``reason``) to
+    ``dlq_queue``'s DLQ, store the final ``result``, drop ``record``."""
+    return Op(ScriptCall(
+        "dead_letter",
+        [held.processing, keys.dead_letters(dlq_queue), keys.result(task_id or "unknown"),
+         keys.dlq_reasons(dlq_queue), *([record.name] if record else [])],
+        [held.raw, task_id, entry, result, result_ttl_s, reason],
+    ), _landed)
+
+
+def schedule(*, held: Held, new_raw: bytes, due_ms: int, target_queue: str,
+             task_id: str = "", result: bytes = b"", result_ttl_s: int = 0) -> Op[bool]:
+    """Not yet: park ``new_raw`` in ``target_queue``'s delayed set until ``due_ms``;
+    ``result`` (a retry's ``RETRY`` state) is stored for ``task_id`` when not empty."""
+    return Op(ScriptCall(
+        "schedule", [held.processing, keys.delayed(target_queue),
+                     keys.result(task_id or "unknown")],
+        [held.raw, new_raw, due_ms, result, result_ttl_s],
+    ), _landed)
+
+
+def idempotent_begin(*, record: Record, task_id: str) -> Op[Earlier | None]:
+    """Before an idempotent run: the earlier delivery that makes this one not run, or
+    None: run it (the record now says running under ``task_id``)."""
+    return Op(ScriptCall("idempotent_begin", [record.name], [task_id, record.ttl_s]),
+              _read_begin)
+
+
+def _read_begin(reply: Any) -> Earlier | None:
+    status = _as_bytes(reply[0])
+    if status == b"done":
+        return Earlier("done", _as_bytes(reply[1]).decode(), _as_bytes(reply[2]))
+    if status == b"busy":
+        return Earlier("pending", _as_bytes(reply[1]).decode())
+    return None
+
+
+def rate_limit(*, task: str, interval_us: float, burst: int = 1) -> Op[int]:
+    """Reserve one token of ``task``'s rate limit; the wait until it is due, in µs."""
+    return Op(ScriptCall("rate_limit", [keys.rate_limit(task)], [interval_us, burst]),
+              _read_wait)
+
+
+def _read_wait(reply: Any) -> int:
+    if isinstance(reply, bool) or not isinstance(reply, int):
+        raise ValueError(f"the rate-limit script replied {reply!r}, not a wait in µs")
+    return reply
