@@ -36,6 +36,8 @@ VERSION_HEADER: Final = "relier_version"
 IDEMPOTENCY_HEADER: Final = "relier_idempotency_key"
 IDEMPOTENCY_TTL_HEADER: Final = "relier_idempotency_ttl"
 RESURRECTIONS_HEADER: Final = "relier_resurrections"
+#: Deaths of a worker that held this task and nothing else: the ones that prove it kills.
+LONE_DEATHS_HEADER: Final = "relier_lone_deaths"
 ORIGIN_QUEUE_HEADER: Final = "relier_origin_queue"
 FIRST_DEFERRED_HEADER: Final = "relier_first_deferred_at"
 #: Unix time the producer sent the message (for the age of a queue's oldest message).
@@ -113,6 +115,12 @@ class TaskMessage:
     def resurrections(self) -> int:
         value = self.headers.get(RESURRECTIONS_HEADER, 0)
         return value if isinstance(value, int) else 0
+
+    @property
+    def lone_deaths(self) -> int:
+        """Times a worker died holding this task alone (attributable deaths)."""
+        value = self.headers.get(LONE_DEATHS_HEADER, 0)
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
     @property
     def origin_queue(self) -> str:

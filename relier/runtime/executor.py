@@ -238,16 +238,18 @@ class Executor:
         self, delivery: Delivery, message: TaskMessage, now: float, reason: str, why: str,
         result: results.ResultMeta,
     ) -> None:
-        """Park a message this worker cannot run yet in the delayed set, with backoff, for
-        up to ``defer_window``; past it, dead-letter it with ``reason``."""
+        """Park a message this worker cannot run in its queue's deferred set until
+        ``defer_window`` ends (a worker that can run it takes it out sooner: deferred.py);
+        past the window, dead-letter it with ``reason``."""
         deferral = versioning.next_attempt(message, now, self._settings.defer_window)
         if deferral.due is None:
             log.error("%s; dead-lettering %s as %s after %.0fs", why, message.id, reason,
                       deferral.waited)
             await self._dead_letter(delivery, message, reason, why, None, result=result)
             return
-        log.warning("%s; deferring %s by %.1fs", why, message.id, deferral.due - now)
-        await self._settle(delivery.schedule(message, wire.encode(message), deferral.due))
+        log.warning("%s; deferring %s until a worker that can run it takes it (at most "
+                    "%.0fs)", why, message.id, deferral.window_ends - now)
+        await self._settle(delivery.defer(message, wire.encode(message), deferral.window_ends))
 
     async def _dead_letter(
         self,
