@@ -34,6 +34,7 @@ from relier.observability.metrics import WorkerMetrics
 from relier.protocol import dead_letter, keys, registry, results
 from relier.protocol import message as wire
 from relier.protocol.registry import WorkerInfo
+from relier.runtime import lane_store
 from relier.runtime.delivery import idempotency_record
 from relier.settings import Settings
 
@@ -141,6 +142,8 @@ class Resurrector:
             for queue, call in moved:  # ARGV[3]: 'requeue' or 'quarantine'
                 self._metrics.resurrected(queue, str(call.args[2]))
         await self._broker.client.hset(keys.WORKERS, info.id, registry.encode(info))
+        # A dead runner of the suspect lane frees it now, not when its lease runs out.
+        await lane_store.release_suspect_lease(self._broker, holder=info.id)
         log.warning("worker %s (pid %d on %s) silent for %.1fs: declared dead, "
                     "%d task(s) resurrected", info.id, info.pid, info.host, silent_for,
                     len(moved))
