@@ -65,7 +65,8 @@ class Verdict:
             f"re-runs {self.reruns} (unexplained {len(self.unexplained_reruns)}), duplicate "
             f"idempotent completions {len(self.duplicate_idempotent)}, innocent quarantines "
             f"{len(self.innocent_quarantines)}",
-            f"kill -> running again ({len(lat)} tasks): p50 {p50:.2f}s p99 {self.percentile(0.99):.2f}s max {max(lat, default=0):.2f}s",
+            f"kill -> running again ({len(lat)} tasks): p50 {p50:.2f}s "
+            f"p99 {self.percentile(0.99):.2f}s max {max(lat, default=0):.2f}s",
             histogram(lat),
         ])
 
