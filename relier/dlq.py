@@ -20,8 +20,8 @@ from relier.protocol.dead_letter import DeadLetter
 from relier.runtime.rate_limit import RATE_TOKEN_HEADER
 
 #: Relier's own counters are reset on replay, so a replayed task starts with a clean slate.
-_COUNTER_HEADERS = (wire.RESURRECTIONS_HEADER, wire.FIRST_DEFERRED_HEADER, "relier_deferrals",
-                    RATE_TOKEN_HEADER)
+_COUNTER_HEADERS = (wire.RESURRECTIONS_HEADER, wire.LONE_DEATHS_HEADER,
+                    wire.FIRST_DEFERRED_HEADER, "relier_deferrals", RATE_TOKEN_HEADER)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,14 +2,14 @@
 
 Every worker runs this loop; a lease lock lets one of them lead at a time. The leader
 looks for registered workers whose heartbeat key has expired and, message by message,
-moves what their processing lists hold to the ``re-queue`` list, where any worker picks
-it up at once. Each move is one script that also drops the message's fence, so the
-dead run (if it was only frozen) can never ack it or store a result.
+moves what their processing lists hold to the suspect lane (``keys.SUSPECT_QUEUE``).
+Each move is one script that also drops the message's fence, so the dead run (if it was
+only frozen) can never ack it or store a result.
 
 Each recovery counts as a resurrection of that task (a header on the message). A death
 is only evidence against a task when the worker held that task and nothing else: then it
 counts as a *lone death*. Recovered messages go to the suspect lane, which one worker at a
-time runs one message at a time with nothing else (fetcher.py), so the next death of a
+time runs one message at a time with nothing else (suspects.py), so the next death of a
 suspect is attributable. A task with ``max_resurrections`` lone deaths is poison: it is
 quarantined in the DLQ instead of being handed to the next worker to kill. Innocent tasks
 that shared a worker with a killer (or with a random kill) run alone once and finish.

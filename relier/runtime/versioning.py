@@ -29,8 +29,9 @@ from relier.protocol import message as wire
 from relier.protocol.message import TaskMessage
 from relier.task import Task
 
-#: Deferral while a deploy rolls out: first pause, doubled each time, capped. The cap
-#: bounds how long a message waits after the last old worker is gone.
+#: The pause a deferral records in ``Deferral.due`` (doubled each time, capped). The
+#: executor parks a deferred message until its window ends instead (a capable worker takes
+#: it sooner: deferred.py); ``due is None`` is what tells it the window has passed.
 DEFER_FIRST_S: Final = 1.0
 DEFER_MAX_S: Final = 30.0
 DEFERRALS_HEADER: Final = "relier_deferrals"
