@@ -15,6 +15,7 @@ or a DLQ entry with a reason) and every re-run explained by a fault
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import signal
@@ -78,7 +79,7 @@ class Fleet:
         out = open(self._logs / f"worker-{self._started}.log", "wb")  # noqa: SIM115
         proc = subprocess.Popen(
             [sys.executable, "-m", "relier", "worker", "-A", "benchmarks.chaos_tasks:app",
-             "-Q", "default", "--concurrency", str(self._concurrency),
+             "-Q", "default,re-queue", "--concurrency", str(self._concurrency),
              "--redis-url", self._url],
             cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             env={**os.environ, "CHAOS_LEDGER": str(self._ledger), "PYTHONUNBUFFERED": "1"})
@@ -256,6 +257,7 @@ def run(plan: Plan, workdir: Path) -> Verdict:
             deadline = time.monotonic() + plan.settle_s
             while not accounted(client, producer.pushed) and time.monotonic() < deadline:
                 time.sleep(0.5)
+            (workdir / "faults.json").write_text(json.dumps([vars(f) for f in chaos.faults]))
             return judge(plan, chaos.faults, producer.pushed, client, ledger)
         finally:
             fleet.stop_all()
@@ -267,10 +269,15 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=Plan.tasks)
     parser.add_argument("--duration", type=float, default=Plan.duration)
     parser.add_argument("--seed", type=int, default=Plan.seed)
+    parser.add_argument("--keep", type=Path, help="keep the ledger and worker logs here")
     args = parser.parse_args()
     plan = Plan(tasks=args.tasks, duration=args.duration, seed=args.seed)
-    with tempfile.TemporaryDirectory(prefix="relier-chaos-") as tmp:
-        verdict = run(plan, Path(tmp))
+    if args.keep:
+        args.keep.mkdir(parents=True, exist_ok=True)
+        verdict = run(plan, args.keep)
+    else:
+        with tempfile.TemporaryDirectory(prefix="relier-chaos-") as tmp:
+            verdict = run(plan, Path(tmp))
     print(verdict.summary())
     for problem in verdict.problems:
         print("PROBLEM", problem)

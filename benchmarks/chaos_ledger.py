@@ -109,15 +109,21 @@ def check_idempotent(records: list[Record], idempotent: set[str], faults: list[F
                      verdict: Verdict) -> None:
     """No idempotent call starts again after a completion whose worker lived on to record
     it (docs/idempotency.md: a run again only when its worker died before the ack)."""
-    finished: dict[str, Record] = {}
+    started: dict[tuple[str, int], float] = {}
+    #: task id -> (pid, start, finish) of a run that completed
+    finished: dict[str, tuple[int, float, float]] = {}
     for r in records:
         if r.task_id not in idempotent:
             continue
-        done = finished.get(r.task_id)
-        if r.event == "start" and done and not _died_between(faults, done.pid, done.at, r.at):
-            verdict.duplicate_idempotent.append(r.task_id)
-        if r.event == "finish":
-            finished[r.task_id] = r
+        if r.event == "start":
+            done = finished.get(r.task_id)
+            # A completion is recorded unless its worker was frozen or died between the
+            # run's start and this start (a frozen run's late ack is refused).
+            if done and not _died_between(faults, done[0], done[1], r.at):
+                verdict.duplicate_idempotent.append(r.task_id)
+            started[(r.task_id, r.pid)] = r.at
+        else:
+            finished[r.task_id] = (r.pid, started.get((r.task_id, r.pid), r.at), r.at)
 
 
 def recovery_latencies(records: list[Record], faults: list[Fault]) -> list[float]:

@@ -1,8 +1,9 @@
 """Poison attribution with evidence, with real processes and kill-by-task deaths.
 
-A worker that dies holding several tasks proves nothing against any of them: they are
-re-run alone through the suspect lane. Only a death while a task was the only one its
-worker held (a lone death) counts; ``max_resurrections`` of those quarantine it.
+A worker that dies holding several tasks proves nothing against any of them: they run
+again (beside others the first time; alone, through the suspect lane, once they have been
+at two deaths). Only a death while a task was the only one its worker held (a lone death)
+counts; ``max_resurrections`` of those quarantine it.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ def test_innocents_sharing_a_worker_with_a_killer_are_not_quarantined(
     poll(lambda: len(started(rclient, "innocent")) == 5, 30, "the innocents running")
     killer = basic.crash.push("killer")  # lands on the same worker, which it kills
     assert first.wait(30) == 1
-    others = [start_worker(APP, env=ENV) for _ in range(3)]
+    # The killer may take up to 3 more workers (one more shared death, two lone ones).
+    others = [start_worker(APP, env=ENV) for _ in range(4)]
 
     with pytest.raises(TaskFailed) as caught:
         killer.result(timeout=90)
@@ -45,9 +47,10 @@ def test_innocents_sharing_a_worker_with_a_killer_are_not_quarantined(
     entries = [dead_letter.decode(raw)
                for raw in rclient.lrange(keys.dead_letters("default"), 0, -1)]
     assert [(e.task_id, e.reason) for e in entries] == [(killer.id, "poison")]
-    # The first death (six tasks held) counted against no one; two lone deaths did.
-    assert entries[0].resurrections == 3
+    # The first death (six tasks held) counted against no one; only two lone deaths did.
+    deaths = entries[0].resurrections
+    assert deaths in (3, 4)  # 1-2 shared deaths, then 2 lone ones
     assert entries[0].message["headers"].get("relier_lone_deaths", 0) == 1
     assert "2 times while running it alone" in entries[0].error
-    assert len(started(rclient, "killer")) == 3
-    assert sum(w.process.poll() is None for w in others) == 1
+    assert len(started(rclient, "killer")) == deaths
+    assert sum(w.process.poll() is None for w in others) == 5 - deaths

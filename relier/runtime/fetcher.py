@@ -45,9 +45,10 @@ BLOCK_S: Final = 1
 #: Seconds the batch path sleeps when idle before looking at every list again (the
 #: waiters only watch each queue's main list, not its priority buckets).
 IDLE_POLL_S: Final = 1.0
-#: Longest pause between fetches while Redis is unreachable: short, so that a worker
+#: Longest pause between fetches while Redis is unreachable: short (one attempt a second
+#: per loop is no load on a server that is back), so that a worker
 #: picks up recovered work soon after an outage (part of the kill → running-again bound).
-MAX_BACKOFF_S: Final = 2.0
+MAX_BACKOFF_S: Final = 1.0
 #: Most messages one batch fetch takes. Filling every free slot at once makes a busy
 #: worker run in lockstep waves (all start, all finish, one big fetch); smaller fetches
 #: keep slots refilling as they free up.

@@ -2,17 +2,19 @@
 
 Every worker runs this loop; a lease lock lets one of them lead at a time. The leader
 looks for registered workers whose heartbeat key has expired and, message by message,
-moves what their processing lists hold to the suspect lane (``keys.SUSPECT_QUEUE``).
+moves what their processing lists hold to ``re-queue`` or the suspect lane (below).
 Each move is one script that also drops the message's fence, so the dead run (if it was
 only frozen) can never ack it or store a result.
 
 Each recovery counts as a resurrection of that task (a header on the message). A death
 is only evidence against a task when the worker held that task and nothing else: then it
-counts as a *lone death*. Recovered messages go to the suspect lane, which one worker at a
-time runs one message at a time with nothing else (suspects.py), so the next death of a
-suspect is attributable. A task with ``max_resurrections`` lone deaths is poison: it is
-quarantined in the DLQ instead of being handed to the next worker to kill. Innocent tasks
-that shared a worker with a killer (or with a random kill) run alone once and finish.
+counts as a *lone death*. A task at its first death among others goes to ``re-queue`` and
+runs again at once. A task that died alone, or at a second death, is a suspect: it goes to
+the suspect lane, which one worker at a time runs one message at a time with nothing else
+(suspects.py), so its next death is attributable. A task with ``max_resurrections`` lone
+deaths is poison: it is quarantined in the DLQ instead of being handed to the next worker
+to kill. Innocent tasks that shared a worker with a killer (or with random kills) finish,
+beside others or alone.
 
 After a Redis outage (an error on its own connection, or a server that restarted since
 the last sweep) the leader judges no one for one heartbeat interval plus a margin: live
@@ -130,6 +132,8 @@ class Resurrector:
             calls = [self._recovery(queue, info.id, raw, alone=alone) for raw in held]
             if calls:
                 replies = await self._broker.call_many(calls)
+                for failed in (r for r in replies if isinstance(r, Exception)):
+                    log.error("could not recover a message of worker %s: %s", info.id, failed)
                 moved += [(queue, c) for c, r in zip(calls, replies, strict=True)
                           if not isinstance(r, Exception) and int(r)]
         info.state = registry.DEAD
@@ -159,8 +163,8 @@ class Resurrector:
                                                                  strict=True)}
 
     def _recovery(self, queue: str, dead_worker: str, raw: bytes, *, alone: bool) -> ScriptCall:
-        """The script call that moves one message on: to the suspect lane, or quarantine
-        as poison when this was its ``max_resurrections``-th lone death."""
+        """The script call that moves one message on: to ``re-queue`` or the suspect lane,
+        or quarantine as poison when this was its ``max_resurrections``-th lone death."""
         processing, fences = keys.processing(queue, dead_worker), keys.fences(queue)
         try:
             message = wire.decode(raw)
@@ -183,12 +187,16 @@ class Resurrector:
                                                                    lone, dead_worker),
                  self._poison_result(message, lone), self._settings.result_ttl, "poison"],
             )
+        # Suspect: it just died alone, or it was at an earlier death too. A task at its
+        # first shared death runs again at once, beside others, like any recovered work.
+        suspect = alone or message.resurrections >= 1
         message.headers[wire.RESURRECTIONS_HEADER] = count
         message.headers[wire.LONE_DEATHS_HEADER] = lone
         message.headers[wire.ORIGIN_QUEUE_HEADER] = origin
         wire.redelivered(message)
+        target = keys.SUSPECT_QUEUE if suspect else keys.REQUEUE_QUEUE
         return ScriptCall(
-            "resurrect", [processing, fences, keys.queue_list(keys.SUSPECT_QUEUE), result_key,
+            "resurrect", [processing, fences, keys.queue_list(target), result_key,
                           keys.dlq_reasons(origin)],
             [raw, message.id, "requeue", wire.encode(message), "", 0, ""],
         )
