@@ -6,7 +6,8 @@ A private Redis with the append-only file (``appendfsync always``), 3 `relier wo
 processes at default heartbeat settings, and a producer pushing a mix of fast, slow,
 sync ``def``, idempotent and failing tasks at a steady rate. Meanwhile: a kill -9 of a
 random worker every few seconds (a new one takes its place), one SIGSTOP/SIGCONT past
-the heartbeat TTL, one SIGTERM, one Redis restart. Each task writes start/finish records
+the heartbeat TTL, one SIGTERM, one Redis restart (killed, restarted from its AOF) a few
+seconds after a kill. Each task writes start/finish records
 to a ledger file outside Relier; at the end every task must be accounted for (a result,
 or a DLQ entry with a reason) and every re-run explained by a fault
 (benchmarks/chaos_ledger.py). The bounded version runs in CI: tests/chaos/.
@@ -80,7 +81,7 @@ class Fleet:
         proc = subprocess.Popen(
             [sys.executable, "-m", "relier", "worker", "-A", "benchmarks.chaos_tasks:app",
              "-Q", "default,re-queue", "--concurrency", str(self._concurrency),
-             "--redis-url", self._url],
+             "--redis-url", self._url, "--log-level", "debug"],
             cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             env={**os.environ, "CHAOS_LEDGER": str(self._ledger), "PYTHONUNBUFFERED": "1"})
         out.close()
@@ -139,6 +140,7 @@ class Chaos:
         self._plan, self._fleet, self._server = plan, fleet, server
         self._producer, self._rng = producer, rng
         self.faults: list[Fault] = []
+        self._frozen: set[int] = set()
 
     def run(self, started: float) -> None:
         plan = self._plan
@@ -156,7 +158,9 @@ class Chaos:
             time.sleep(0.1)
 
     def _victim(self) -> subprocess.Popen[bytes]:
-        return self._rng.choice([p for p in self._fleet.procs if p.poll() is None])
+        """A running worker, not the frozen one (its freeze must end in a SIGCONT)."""
+        return self._rng.choice([p for p in self._fleet.procs
+                                 if p.poll() is None and p.pid not in self._frozen])
 
     def kill(self) -> None:
         victim = self._victim()
@@ -168,8 +172,13 @@ class Chaos:
     def freeze(self) -> None:
         victim = self._victim()
         victim.send_signal(signal.SIGSTOP)
+        self._frozen.add(victim.pid)
         self.faults.append(Fault("freeze", time.time(), victim.pid))
-        threading.Timer(TTL_S + 2.0, victim.send_signal, args=(signal.SIGCONT,)).start()
+        threading.Timer(TTL_S + 2.0, self._thaw, args=(victim,)).start()
+
+    def _thaw(self, victim: subprocess.Popen[bytes]) -> None:
+        victim.send_signal(signal.SIGCONT)
+        self._frozen.discard(victim.pid)
 
     def term(self) -> None:
         victim = self._victim()
@@ -182,6 +191,10 @@ class Chaos:
         self._fleet.replace(victim)
 
     def redis(self) -> None:
+        """Kill a worker, then restart Redis before its heartbeat key has expired: the
+        recovery bound must hold next to an outage too."""
+        self.kill()
+        time.sleep(self._rng.uniform(0.5, 3.0))
         with self._producer.paused:
             self.faults.append(Fault("redis", time.time()))
             self._server.restart(kill=True)

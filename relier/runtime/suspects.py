@@ -31,7 +31,7 @@ log = logging.getLogger("relier.worker")
 POLL_S: Final = 0.5
 #: The runner's lease; renewed before each message, so a runner that died frees the lane
 #: for another worker this long after it last took one.
-LEASE_MS: Final = 10_000
+LEASE_MS: Final = 4_000
 
 
 class SuspectRunner:
@@ -64,6 +64,7 @@ class SuspectRunner:
                                                 lease_ms=LEASE_MS)
 
     async def _run_lane(self) -> None:
+        log.info("running the suspect lane: taking no other work until it is empty")
         self._intake.close()
         await self._intake.quiet(self._capacity)
         ran = 0
@@ -73,6 +74,7 @@ class SuspectRunner:
             if not batch:
                 break
             raw, token, queue = batch[0]
+            log.debug("running a suspect alone (token %d)", token)
             self._deliver(raw, token, queue)
             ran += 1
             await self._intake.quiet(self._capacity)
