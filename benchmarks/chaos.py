@@ -74,6 +74,7 @@ class Fleet:
         self._concurrency = concurrency
         self.procs: list[subprocess.Popen[bytes]] = []
         self._started = 0
+        self._lock = threading.RLock()
 
     def start(self) -> subprocess.Popen[bytes]:
         self._started += 1
@@ -89,8 +90,16 @@ class Fleet:
         return proc
 
     def replace(self, proc: subprocess.Popen[bytes]) -> None:
-        self.procs.remove(proc)
-        self.start()
+        """Start a worker in place of ``proc`` (once, whichever thread asks first)."""
+        with self._lock:
+            if proc not in self.procs:
+                return
+            self.procs.remove(proc)
+            self.start()
+
+    def running(self) -> list[subprocess.Popen[bytes]]:
+        with self._lock:
+            return [p for p in self.procs if p.poll() is None]
 
     def stop_all(self) -> None:
         for proc in self.procs:
@@ -140,7 +149,8 @@ class Chaos:
         self._plan, self._fleet, self._server = plan, fleet, server
         self._producer, self._rng = producer, rng
         self.faults: list[Fault] = []
-        self._frozen: set[int] = set()
+        #: Frozen or stopping workers: not picked for another fault.
+        self._spared: set[int] = set()
 
     def run(self, started: float) -> None:
         plan = self._plan
@@ -158,9 +168,8 @@ class Chaos:
             time.sleep(0.1)
 
     def _victim(self) -> subprocess.Popen[bytes]:
-        """A running worker, not the frozen one (its freeze must end in a SIGCONT)."""
-        return self._rng.choice([p for p in self._fleet.procs
-                                 if p.poll() is None and p.pid not in self._frozen])
+        """A running worker, neither frozen nor stopping (each fault has one cause)."""
+        return self._rng.choice([p for p in self._fleet.running() if p.pid not in self._spared])
 
     def kill(self) -> None:
         victim = self._victim()
@@ -172,17 +181,18 @@ class Chaos:
     def freeze(self) -> None:
         victim = self._victim()
         victim.send_signal(signal.SIGSTOP)
-        self._frozen.add(victim.pid)
+        self._spared.add(victim.pid)
         self.faults.append(Fault("freeze", time.time(), victim.pid))
         threading.Timer(TTL_S + 2.0, self._thaw, args=(victim,)).start()
 
     def _thaw(self, victim: subprocess.Popen[bytes]) -> None:
         victim.send_signal(signal.SIGCONT)
-        self._frozen.discard(victim.pid)
+        self._spared.discard(victim.pid)
 
     def term(self) -> None:
         victim = self._victim()
         victim.terminate()
+        self._spared.add(victim.pid)
         self.faults.append(Fault("term", time.time(), victim.pid))
         threading.Thread(target=self._replace_after_exit, args=(victim,), daemon=True).start()
 
