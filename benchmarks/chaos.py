@@ -75,6 +75,7 @@ class Fleet:
         self.procs: list[subprocess.Popen[bytes]] = []
         self._started = 0
         self._lock = threading.RLock()
+        self._closed = False
 
     def start(self) -> subprocess.Popen[bytes]:
         self._started += 1
@@ -92,7 +93,7 @@ class Fleet:
     def replace(self, proc: subprocess.Popen[bytes]) -> None:
         """Start a worker in place of ``proc`` (once, whichever thread asks first)."""
         with self._lock:
-            if proc not in self.procs:
+            if proc not in self.procs or self._closed:
                 return
             self.procs.remove(proc)
             self.start()
@@ -102,6 +103,8 @@ class Fleet:
             return [p for p in self.procs if p.poll() is None]
 
     def stop_all(self) -> None:
+        with self._lock:
+            self._closed = True  # no replacement starts after this
         for proc in self.procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGCONT)
