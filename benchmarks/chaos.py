@@ -254,7 +254,7 @@ def judge(plan: Plan, faults: list[Fault], pushed: list[tuple[str, str]],
     check_reruns(records, faults, verdict)
     check_idempotent(records, {t for t, kind in pushed if kind == "idempotent"}, faults,
                      verdict)
-    verdict.recovery_s = recovery_latencies(records, faults)
+    verdict.recovery_s, verdict.compound_recovery_s = recovery_latencies(records, faults)
     for name, bad in (("lost", verdict.lost), ("unexplained re-run", verdict.unexplained_reruns),
                       ("duplicate idempotent completion", verdict.duplicate_idempotent),
                       ("innocent quarantine", verdict.innocent_quarantines)):

@@ -21,7 +21,7 @@ app = App()
 def record(event: str) -> None:
     ctx = current_task()
     line = json.dumps({"e": event, "id": ctx.id, "attempt": ctx.attempt, "pid": os.getpid(),
-                       "t": time.time()}) + "\n"
+                       "res": ctx.resurrections, "t": time.time()}) + "\n"
     fd = os.open(os.environ["CHAOS_LEDGER"], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line.encode())
