@@ -331,13 +331,15 @@ class Broker:
     def schedule_call(
         queue: str, worker_id: str, raw: bytes, token: int, fence_id: str,
         new_raw: bytes, due_ms: int, target_queue: str,
-        task_id: str = "", result: bytes = b"", result_ttl: int = 0,
+        task_id: str = "", result: bytes = b"", result_ttl: int = 0, *, deferred: bool = False,
     ) -> ScriptCall:
-        """Park a delivery in ``target_queue``'s delayed set; ``result`` (a retry's
-        ``RETRY`` state) is stored for ``task_id`` when not empty."""
+        """Park a delivery in ``target_queue``'s delayed set (its deferred set when
+        ``deferred``); ``result`` (a retry's ``RETRY`` state) is stored for ``task_id``
+        when not empty."""
+        parked = keys.deferred(target_queue) if deferred else keys.delayed(target_queue)
         return ScriptCall(
             "schedule",
-            [keys.processing(queue, worker_id), keys.fences(queue), keys.delayed(target_queue),
+            [keys.processing(queue, worker_id), keys.fences(queue), parked,
              keys.result(task_id or "unknown")],
             [raw, str(token), fence_id, new_raw, due_ms, result, result_ttl],
         )

@@ -11,9 +11,9 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 
-import msgspec
 import redis
 
+from relier.errors import PayloadError
 from relier.protocol import keys, registry
 from relier.protocol.registry import WorkerInfo
 
@@ -65,7 +65,7 @@ def _entries_of(client: redis.Redis, host: str) -> tuple[list[WorkerInfo], int]:
     for raw in client.hgetall(keys.WORKERS).values():
         try:
             info = registry.decode(raw)
-        except (msgspec.DecodeError, UnicodeDecodeError):
+        except PayloadError:  # every way a hostile entry can fail to decode
             unreadable += 1
             continue
         if info.host == host:

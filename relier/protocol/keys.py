@@ -17,6 +17,11 @@ PRIORITY_STEPS: Final = (0, 3, 6, 9)
 #: The internal queue that Phoenix moves a dead worker's tasks to.
 REQUEUE_QUEUE: Final = "re-queue"
 DEFAULT_QUEUES: Final = ("high_priority", "default", "low_priority", REQUEUE_QUEUE)
+#: The suspect lane: tasks recovered from a dead worker, each re-run alone on one worker at
+#: a time so that a death while running it is attributable to it (see phoenix.py).
+SUSPECT_QUEUE: Final = "re-queue.suspect"
+#: The lease held by the one worker that runs the suspect lane.
+SUSPECT_LEASE: Final = "relier:suspects:runner"
 
 #: Every queue any Relier worker or producer has used (a set), for `inspect` and `dlq`.
 KNOWN_QUEUES: Final = "relier:queues"
@@ -61,6 +66,13 @@ def fences(queue: str) -> str:
 def delayed(queue: str) -> str:
     """Sorted set of messages due later (countdown, eta, retry, deferral), by due time in ms."""
     return f"relier:{{{queue}}}:delayed"
+
+
+def deferred(queue: str) -> str:
+    """Sorted set of messages no worker that saw them could run yet (unknown task name,
+    newer payload version), by the end of their ``defer_window`` in ms. Only a worker that
+    can run one takes it out early; the pump moves the rest back to the queue at that end."""
+    return f"relier:{{{queue}}}:deferred"
 
 
 def dead_letters(queue: str) -> str:

@@ -23,7 +23,7 @@ import msgspec
 
 from relier.errors import PayloadError
 from relier.protocol import hostile
-from relier.protocol.keys import REQUEUE_QUEUE
+from relier.protocol.keys import REQUEUE_QUEUE, SUSPECT_QUEUE
 
 JSON_CONTENT_TYPE: Final = "application/json"
 DEFAULT_EMBED: Final[dict[str, Any]] = {
@@ -38,6 +38,8 @@ VERSION_HEADER: Final = "relier_version"
 IDEMPOTENCY_HEADER: Final = "relier_idempotency_key"
 IDEMPOTENCY_TTL_HEADER: Final = "relier_idempotency_ttl"
 RESURRECTIONS_HEADER: Final = "relier_resurrections"
+#: Deaths of a worker that held this task and nothing else: the ones that prove it kills.
+LONE_DEATHS_HEADER: Final = "relier_lone_deaths"
 ORIGIN_QUEUE_HEADER: Final = "relier_origin_queue"
 FIRST_DEFERRED_HEADER: Final = "relier_first_deferred_at"
 #: Unix time the producer sent the message (for the age of a queue's oldest message).
@@ -126,6 +128,12 @@ class TaskMessage:
         """How many times `relier dlq replay` has enqueued this message again."""
         value = self.headers.get(REPLAYS_HEADER, 0)
         return value if type(value) is int else 0
+
+    @property
+    def lone_deaths(self) -> int:
+        """Times a worker died holding this task alone (attributable deaths)."""
+        value = self.headers.get(LONE_DEATHS_HEADER, 0)
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
     @property
     def origin_queue(self) -> str:
@@ -254,13 +262,14 @@ def peek(raw: bytes | str) -> TaskMessage | None:
 
 
 def home_queue(taken_from: str, headers: dict[str, Any]) -> str:
-    """The queue a message belongs to: the list it was taken from, except for ``re-queue``,
-    where Phoenix put it, naming its own queue in ``relier_origin_queue``.
+    """The queue a message belongs to: the list it was taken from, except for ``re-queue``
+    and its suspect lane, where Phoenix put it, naming its own queue in
+    ``relier_origin_queue``.
 
     ``delivery_info`` is not trusted for this: a producer may name another queue there, or
     none, and what goes wrong with the message must land where its queue's users look.
     """
-    if taken_from != REQUEUE_QUEUE:
+    if taken_from not in (REQUEUE_QUEUE, SUSPECT_QUEUE):
         return taken_from
     origin = headers.get(ORIGIN_QUEUE_HEADER)
     return origin if isinstance(origin, str) and origin else taken_from

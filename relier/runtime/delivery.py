@@ -235,3 +235,16 @@ class Delivery:
         accepted = bool(await self.settler.settle(call))
         self.settled = Settled("schedule", accepted, message, why)
         return accepted
+
+    async def defer(self, message: TaskMessage, new_raw: bytes, until_s: float) -> bool:
+        """Not on this worker: park the (updated) message in its queue's deferred set
+        until ``until_s`` (its ``defer_window`` ends), where only a worker that can run it
+        takes it out sooner (deferred.py)."""
+        call = Broker.schedule_call(
+            self.queue, self.worker_id, self.raw, self.token, fence_id(message),
+            new_raw, math.ceil(until_s * 1000), message.origin_queue, message.id,
+            deferred=True,
+        )
+        accepted = bool(await self.settler.settle(call))
+        self.settled = Settled("schedule", accepted, message, "deferred")
+        return accepted

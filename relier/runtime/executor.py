@@ -325,8 +325,9 @@ class Executor:
         self, delivery: Delivery, message: TaskMessage, now: float, reason: str, why: str,
         result: results.ResultMeta,
     ) -> None:
-        """Park a message this worker cannot run yet in the delayed set, with backoff, for
-        up to ``defer_window``; past it, dead-letter it with ``reason``."""
+        """Park a message this worker cannot run in its queue's deferred set until
+        ``defer_window`` ends (a worker that can run it takes it out sooner: deferred.py);
+        past the window, dead-letter it with ``reason``."""
         deferral = versioning.next_attempt(message, now, self._settings.defer_window)
         if deferral.due is None:
             log.error("%s; dead-lettering %s as %s after %.0fs", why, message.id, reason,
@@ -336,10 +337,11 @@ class Executor:
         first = (reason, message.task) not in self._deferral_noted
         self._deferral_noted.add((reason, message.task))
         # The first deferral of a name says why and what to do; the rest are debug lines.
-        log.log(logging.WARNING if first else logging.DEBUG, "%s; deferring %s by %.1fs%s",
-                why, message.id, deferral.due - now,
+        log.log(logging.WARNING if first else logging.DEBUG,
+                "%s; deferring %s until a worker that can run it takes it (at most %.0fs)%s",
+                why, message.id, deferral.window_ends - now,
                 self._deferral_hint(reason) if first else "")
-        await self._settle(delivery.schedule(message, wire.encode(message), deferral.due))
+        await self._settle(delivery.defer(message, wire.encode(message), deferral.window_ends))
 
     def _deferral_hint(self, reason: str) -> str:
         window = f"dead-lettered as {reason} after {self._settings.defer_window:.0f}s"

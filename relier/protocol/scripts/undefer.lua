@@ -1,0 +1,18 @@
+-- Take one deferred message out of its queue's deferred set into the processing list of a
+-- worker that can run it, with a fencing token, as fetch.lua does for a queue list.
+--
+-- KEYS[1] deferred sorted set, KEYS[2] processing list, KEYS[3] fences hash,
+-- KEYS[4] the queue's stats hash.
+-- ARGV[1] message bytes, ARGV[2] task id ('' when it has none).
+-- Returns the token, or 0 when it is gone (another worker took it, or the pump moved it
+-- back to the queue at the end of its window).
+--!include drain
+
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('LPUSH', KEYS[2], ARGV[1])
+count_drain(KEYS[4], 1)
+local token = redis.call('HINCRBY', KEYS[3], '', 1)
+if ARGV[2] ~= '' then
+  redis.call('HSET', KEYS[3], ARGV[2], token)
+end
+return token
