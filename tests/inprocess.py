@@ -7,7 +7,7 @@ Redis and the same scripts, and look at the keys it changed.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -18,6 +18,7 @@ from relier.broker import Broker
 from relier.runtime.capacity import Capacity
 from relier.runtime.delivery import Delivery, Settler
 from relier.runtime.executor import Executor
+from relier.runtime.hooks import TaskObserver
 
 #: Every in-process wait is bounded: a component that hangs fails its test.
 DEADLINE_S = 20.0
@@ -42,8 +43,13 @@ class Runtime:
         assert len(taken) == 1, f"expected one message in {queue!r}, found {len(taken)}"
         return taken[0]
 
-    def executor(self, limit: int = 10, **kwargs: object) -> Executor:
-        return Executor(self.app, self.worker_id, Capacity(limit), limit, **kwargs)  # type: ignore[arg-type]
+    def executor(self, capacity: Capacity | None = None,
+                 observers: Sequence[TaskObserver] = ()) -> Executor:
+        """An executor for this worker (the caller takes a slot before each execute,
+        as the fetcher does)."""
+        capacity = capacity if capacity is not None else Capacity(10)
+        return Executor(self.app, self.worker_id, capacity, capacity.limit,
+                        observers=observers)
 
 
 @asynccontextmanager
