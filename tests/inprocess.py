@@ -7,7 +7,8 @@ Redis and the same scripts, and look at the keys it changed.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -71,3 +72,11 @@ async def runtime(
         await broker.aclose()
         await app.aclose()
         app.close()
+
+
+async def until(condition: Callable[[], object], what: str) -> None:
+    """Poll ``condition()`` on the loop until it is true; fail after the deadline."""
+    deadline = time.monotonic() + DEADLINE_S
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {DEADLINE_S}s waiting for {what}"
+        await anyio.sleep(0.02)

@@ -13,15 +13,7 @@ from relier.protocol import keys
 from relier.runtime.capacity import Capacity
 from relier.runtime.delivery import Delivery
 from relier.runtime.fetcher import Fetcher
-from tests.inprocess import DEADLINE_S, runtime
-
-
-async def _until(condition: object, what: str) -> None:
-    """Poll ``condition()`` on the loop until true, failing after the deadline."""
-    assert callable(condition)
-    with anyio.fail_after(DEADLINE_S):
-        while not condition():
-            await anyio.sleep(0.02)
+from tests.inprocess import runtime, until
 
 
 async def test_fetch_never_takes_more_than_the_free_slots(
@@ -41,7 +33,7 @@ async def test_fetch_never_takes_more_than_the_free_slots(
                           taken.append)
         async with anyio.create_task_group() as tg:
             tg.start_soon(fetcher.run, name="test fetcher")
-            await _until(lambda: len(taken) == 3, "three deliveries")
+            await until(lambda: len(taken) == 3, "three deliveries")
             # Full: however many fetch rounds pass, nothing more leaves the queue. The
             # fetcher blocks on free capacity, so waking it must not take a fourth.
             fetcher.wake()
@@ -52,7 +44,7 @@ async def test_fetch_never_takes_more_than_the_free_slots(
             assert rclient.llen(keys.queue_list("default")) == 7
             # One slot frees: exactly one more is taken.
             capacity.release()
-            await _until(lambda: len(taken) == 4, "a fourth delivery")
+            await until(lambda: len(taken) == 4, "a fourth delivery")
             assert rclient.llen(processing) == 4
             assert rclient.llen(keys.queue_list("default")) == 6
             tg.cancel_scope.cancel()
@@ -77,7 +69,7 @@ async def test_an_idle_fetcher_takes_a_message_pushed_later(
         async with anyio.create_task_group() as tg:
             tg.start_soon(fetcher.run, name="test fetcher")
             handle = await later.apush()
-            await _until(lambda: len(taken) == 1, "the pushed message")
+            await until(lambda: len(taken) == 1, "the pushed message")
             tg.cancel_scope.cancel()
     assert taken[0].raw in rclient.lrange(keys.processing("default", rt.worker_id), 0, -1)
     assert handle.id.encode() in taken[0].raw
