@@ -16,6 +16,7 @@ from relier.protocol import dead_letter, keys
 from relier.protocol import results as result_codec
 from relier.runtime.capacity import Capacity
 from relier.runtime.delivery import Delivery
+from relier.testing import AsyncTestWorker
 from tests.inprocess import runtime
 
 
@@ -135,3 +136,32 @@ async def test_failing_metrics_cost_neither_the_outcome_line_nor_the_settle(
     assert f"task inproc.add[{handle.id}] success" in caplog.text
     assert "observer metrics failed" in caplog.text
     assert recorder.running() == []  # the running table forgot it all the same
+
+
+async def test_the_real_worker_stays_up_when_its_recorder_raises(
+    redis_url: str, rclient: redis.Redis, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The production Worker on the test's loop (relier.testing's harness), with every
+    observer hook of its recorder broken: tasks still settle and the worker runs on."""
+
+    def broken(self: TaskRecorder, delivery: Delivery) -> None:
+        raise RuntimeError("recorder broke")
+
+    monkeypatch.setattr(TaskRecorder, "started", broken)
+    monkeypatch.setattr(TaskRecorder, "finished", broken)
+    app, add = _app()
+    app.configure(redis_url=redis_url)
+    worker = AsyncTestWorker(app, queues=["default"])
+    await worker.start()
+    try:
+        first = await add.apush(1, 1)  # type: ignore[attr-defined]
+        await worker.drain()
+        second = await add.apush(2, 2)  # type: ignore[attr-defined]
+        await worker.drain()  # raises if the worker task had died
+        assert [_result(rclient, h.id) for h in (first, second)] == [2, 4]
+    finally:
+        await worker.stop()  # a clean stop: re-raises anything the worker died of
+        await app.aclose()
+        app.close()
+    assert "recorder broke" in caplog.text
