@@ -40,15 +40,18 @@ class Observers:
     """Calls every observer's hook in turn; a failing one is logged and skipped."""
 
     def __init__(self, observers: Iterable[TaskObserver] = ()) -> None:
-        self._observers = tuple(observers)
+        # Named once here, not per delivery: this runs twice for every task.
+        named = [(o, type(o).__qualname__) for o in observers]
+        self._started = tuple((o.started, f"{name}.started") for o, name in named)
+        self._finished = tuple((o.finished, f"{name}.finished") for o, name in named)
 
     def started(self, delivery: Delivery) -> None:
-        for observer in self._observers:
-            guarded(observer.started, delivery, what=f"{observer!r}.started")
+        for hook, what in self._started:
+            guarded(hook, delivery, what=what)
 
     def finished(self, delivery: Delivery) -> None:
-        for observer in self._observers:
-            guarded(observer.finished, delivery, what=f"{observer!r}.finished")
+        for hook, what in self._finished:
+            guarded(hook, delivery, what=what)
 
 
 def guarded(hook: Callable[[Delivery], None], delivery: Delivery, *, what: str) -> None:
