@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
@@ -36,6 +36,7 @@ from relier.runtime.abandoned import AbandonedThreads
 from relier.runtime.capacity import Capacity
 from relier.runtime.deadlines import Caller, HardTimeout, limits_for
 from relier.runtime.delivery import Delivery
+from relier.runtime.hooks import Observers, TaskObserver
 from relier.runtime.progress import ProgressReporter, ResultFacts
 from relier.runtime.rate_limit import defer_if_limited
 from relier.runtime.revoked import RevokedIds, Terminations
@@ -64,13 +65,15 @@ class Executor:
         recorder: TaskRecorder | None = None,
         revoked: RevokedIds | None = None,
         terminations: Terminations | None = None,
+        observers: Sequence[TaskObserver] = (),
     ) -> None:
         self._app = app
         #: Revoked ids (checked before a task runs) and running tasks (a revoke with
         #: terminate stops them); see revoked.py.
         self.revoked = revoked if revoked is not None else RevokedIds()
         self.terminations = terminations if terminations is not None else Terminations()
-        self._recorder = recorder
+        #: Who watches each delivery (the recorder first); none can crash the worker.
+        self._observers = Observers([*([recorder] if recorder else []), *observers])
         self._settings = app.settings
         self._worker_id = worker_id
         self._capacity = capacity
@@ -85,8 +88,7 @@ class Executor:
 
     async def execute(self, delivery: Delivery) -> None:
         """Run one delivery and settle it; always frees its slot."""
-        if self._recorder:
-            self._recorder.started(delivery)
+        self._observers.started(delivery)
         try:
             await self._execute(delivery)
         except Exception as exc:  # one message must never end the worker
@@ -95,8 +97,7 @@ class Executor:
             self._capacity.release()
             if delivery.on_done is not None:
                 delivery.on_done()
-            if self._recorder:
-                self._recorder.finished(delivery)
+            self._observers.finished(delivery)
 
     async def _execute(self, delivery: Delivery) -> None:
         try:

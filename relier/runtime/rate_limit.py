@@ -83,12 +83,13 @@ async def defer_if_limited(
     if limit is None or message.headers.get(RATE_TOKEN_HEADER) == message.retries:
         return False
     reply = await delivery.settler.settle(Broker.rate_limit_call(task.name, limit.interval_us, 1))
-    if isinstance(reply, Exception):
+    wait_us = _wait_us(reply)
+    if wait_us is None:
         # Running is better than losing or stalling the task over a broken bucket.
-        log.error("rate limit of %s unavailable (%s); running %s unthrottled",
-                  task.name, reply, message.id)
+        log.error("rate limit of %s unavailable (the bucket script replied %r); "
+                  "running %s unthrottled", task.name, reply, message.id)
         return False
-    wait_s = int(reply) / 1_000_000
+    wait_s = wait_us / 1_000_000
     if wait_s <= 0:
         return False
     message.headers[RATE_TOKEN_HEADER] = message.retries
@@ -97,3 +98,10 @@ async def defer_if_limited(
     await settle(delivery.schedule(message, wire.encode(message), time.time() + wait_s,
                                    why="rate_limited"))
     return True
+
+
+def _wait_us(reply: object) -> int | None:
+    """The bucket script's wait in µs, or None for anything else: the settler replies
+    None for a script error (a bucket key of the wrong type, say), and a reply from
+    Redis is never trusted to be the number it should be."""
+    return reply if isinstance(reply, int) and not isinstance(reply, bool) else None
