@@ -80,8 +80,9 @@ async def test_a_task_that_keeps_killing_workers_is_quarantined(
     async with runtime(redis_url, app, worker_id="the-resurrector") as rt:
         handle = await work.apush(5)  # type: ignore[attr-defined]
         for round_ in range(2):
-            # The task was taken (from its queue, then from re-queue) by a worker that died.
-            source = "default" if round_ == 0 else keys.REQUEUE_QUEUE
+            # The task was taken (from its queue, then from the suspect lane, where a task
+            # that died alone goes) by a worker that died holding nothing else.
+            source = "default" if round_ == 0 else keys.SUSPECT_QUEUE
             batch = await rt.broker.fetch([source], f"dead-{round_}", 1)
             assert len(batch) == 1
             now = time.time()
@@ -90,6 +91,7 @@ async def test_a_task_that_keeps_killing_workers_is_quarantined(
             rclient.hset(keys.WORKERS, info.id, registry.encode(info))
             await Resurrector(rt.broker, rt.worker_id, app.settings).sweep()
     assert rclient.llen(keys.queue_list(keys.REQUEUE_QUEUE)) == 0
+    assert rclient.llen(keys.queue_list(keys.SUSPECT_QUEUE)) == 0
     dlq = rclient.lrange(keys.dead_letters("default"), 0, -1)
     entries = [dead_letter.decode(as_bytes(e)) for e in dlq]
     assert [(e.reason, e.task_id) for e in entries] == [("poison", handle.id)]
