@@ -140,7 +140,7 @@ def hook_cost(n: int) -> dict[str, float]:
 
     message = wire.build("bench.noop", [], {}, queue=QUEUE)
     # Never settled through Redis here: only its outcome is read, as after a run.
-    delivery = Delivery(raw=b"", token=0, queue=QUEUE, worker_id="bench",
+    delivery = Delivery(raw=b"", queue=QUEUE, worker_id="bench",
                         settler=None)  # type: ignore[arg-type]
     delivery.settled = Settled("ack", True, message, "success")
     sent = [SimpleNamespace(task_id=message.id)]

@@ -28,8 +28,8 @@ from relier.store.clients import SyncClient
 from relier.store.runner import perform_sync
 
 #: Relier's own counters are reset on replay, so a replayed task starts with a clean slate.
-_COUNTER_HEADERS = (wire.RESURRECTIONS_HEADER, wire.FIRST_DEFERRED_HEADER, DEFERRALS_HEADER,
-                    RATE_TOKEN_HEADER)
+_COUNTER_HEADERS = (wire.RESURRECTIONS_HEADER, wire.LONE_DEATHS_HEADER,
+                    wire.FIRST_DEFERRED_HEADER, DEFERRALS_HEADER, RATE_TOKEN_HEADER)
 
 
 @dataclass(slots=True)

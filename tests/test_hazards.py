@@ -117,7 +117,10 @@ def test_a_quarantined_idempotent_call_can_be_dispatched_again(
     survivor = start_worker(APP, env=fast, queues="re-queue")  # never takes `default`
     first = hazards.crash_once_idempotent.push("o-1")
     survivor.wait_for_line("quarantined as poison", timeout=30)
-    [entry] = [json.loads(raw) for raw in rclient.lrange(keys.dead_letters("default"), 0, -1)]
+    # That line is logged as the quarantine is prepared, just before its script runs.
+    entries = poll(lambda: rclient.lrange(keys.dead_letters("default"), 0, -1), 30,
+                   "the poison entry in the DLQ")
+    [entry] = [json.loads(raw) for raw in entries]
     assert entry["reason"] == "poison"
     again = hazards.crash_once_idempotent.push("o-1")
     assert again.id != first.id

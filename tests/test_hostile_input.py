@@ -248,7 +248,9 @@ def test_a_poison_message_is_filed_under_its_queue_not_its_routing_key(
 ) -> None:
     task_id = str(uuid.uuid4())
     envelope = good_envelope(task_id, queue="elsewhere")
-    envelope["headers"][wire.RESURRECTIONS_HEADER] = 99  # one more death is too many
+    # One more death with nothing else held is too many (poison needs lone deaths).
+    envelope["headers"][wire.RESURRECTIONS_HEADER] = 99
+    envelope["headers"][wire.LONE_DEATHS_HEADER] = 99
     plant_dead_worker(rclient, [json.dumps(envelope).encode()], queue="side")
     start_worker(APP, queues="side", env=FAST)
     [entry] = poll(lambda: dlq_json(redis_url), 30, "the poison entry")

@@ -1,8 +1,10 @@
 """What a worker notes about each task it runs: the running table, one log line per
 outcome, the outcome metrics and (with ``--events``) Celery's task events.
 
-The executor calls :meth:`TaskRecorder.started` when it begins a delivery and
-:meth:`TaskRecorder.finished` when it is done with it, whatever happened; the outcome
+The recorder is a :class:`relier.runtime.hooks.TaskObserver`: the executor calls
+:meth:`TaskRecorder.started` when it begins a delivery and :meth:`TaskRecorder.finished`
+when it is done with it, whatever happened, through the hooks dispatcher that logs a
+failing observer instead of letting it reach the worker; the outcome
 is read from how the delivery settled (:class:`relier.runtime.delivery.Settled`), so the
 executor's many paths need no calls of their own.
 
@@ -29,6 +31,7 @@ from relier.protocol import hostile, registry
 from relier.protocol import message as wire
 from relier.protocol.registry import RunningTask
 from relier.runtime.delivery import Delivery, Settled
+from relier.runtime.hooks import guarded
 
 log = logging.getLogger("relier.task")
 
@@ -162,11 +165,16 @@ class TaskRecorder:
         outcome = outcome_of(delivery.settled)
         self.totals[facts.name] += 1
         duration = time.monotonic() - delivery.taken_mono
-        self._log(facts, outcome, duration, delivery.settled)
-        if self._metrics is not None:
-            self._metrics.task_ended(facts.name, facts.queue, outcome, duration)
-        if self._events is not None:
-            self._send_outcome(facts, outcome, duration, delivery.settled)
+        # Each observer on its own: a failing metric must not cost the log line or event.
+        guarded(lambda d: self._log(facts, outcome, duration, d.settled), delivery,
+                what="outcome log")
+        metrics, events = self._metrics, self._events
+        if metrics is not None:
+            guarded(lambda _: metrics.task_ended(facts.name, facts.queue, outcome, duration),
+                    delivery, what="metrics")
+        if events is not None:
+            guarded(lambda d: self._send_outcome(facts, outcome, duration, d.settled),
+                    delivery, what="events")
 
     def running(self) -> list[RunningTask]:
         """The tasks running now, oldest first (at most ``MAX_PUBLISHED_RUNNING``)."""

@@ -18,6 +18,8 @@ IDEMPOTENCY_TTL_HEADER: Final = "relier_idempotency_ttl"
 #: taken from before it went to ``re-queue``.
 RESURRECTIONS_HEADER: Final = "relier_resurrections"
 ORIGIN_QUEUE_HEADER: Final = "relier_origin_queue"
+#: Deaths of a worker that held this task and nothing else: the ones that prove it kills.
+LONE_DEATHS_HEADER: Final = "relier_lone_deaths"
 #: When the message was first deferred (unknown task or version), and how many times.
 FIRST_DEFERRED_HEADER: Final = "relier_first_deferred_at"
 DEFERRALS_HEADER: Final = "relier_deferrals"

@@ -26,6 +26,7 @@ from relier.protocol import hostile
 from relier.protocol.headers import FIRST_DEFERRED_HEADER as FIRST_DEFERRED_HEADER
 from relier.protocol.headers import IDEMPOTENCY_HEADER as IDEMPOTENCY_HEADER
 from relier.protocol.headers import IDEMPOTENCY_TTL_HEADER as IDEMPOTENCY_TTL_HEADER
+from relier.protocol.headers import LONE_DEATHS_HEADER as LONE_DEATHS_HEADER
 from relier.protocol.headers import ORIGIN_QUEUE_HEADER as ORIGIN_QUEUE_HEADER
 from relier.protocol.headers import REPLAYS_HEADER as REPLAYS_HEADER
 from relier.protocol.headers import RESURRECTIONS_HEADER as RESURRECTIONS_HEADER
@@ -33,7 +34,7 @@ from relier.protocol.headers import SCHEDULE_HEADER as SCHEDULE_HEADER
 from relier.protocol.headers import SENT_AT_HEADER as SENT_AT_HEADER
 from relier.protocol.headers import TICK_HEADER as TICK_HEADER
 from relier.protocol.headers import VERSION_HEADER as VERSION_HEADER
-from relier.protocol.queues import REQUEUE_QUEUE
+from relier.protocol.queues import REQUEUE_QUEUE, SUSPECT_QUEUE
 
 JSON_CONTENT_TYPE: Final = "application/json"
 DEFAULT_EMBED: Final[dict[str, Any]] = {
@@ -122,6 +123,12 @@ class TaskMessage:
         """How many times `relier dlq replay` has enqueued this message again."""
         value = self.headers.get(REPLAYS_HEADER, 0)
         return value if type(value) is int else 0
+
+    @property
+    def lone_deaths(self) -> int:
+        """Times a worker died holding this task alone (attributable deaths)."""
+        value = self.headers.get(LONE_DEATHS_HEADER, 0)
+        return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
     @property
     def origin_queue(self) -> str:
@@ -250,13 +257,14 @@ def peek(raw: bytes | str) -> TaskMessage | None:
 
 
 def home_queue(taken_from: str, headers: dict[str, Any]) -> str:
-    """The queue a message belongs to: the list it was taken from, except for ``re-queue``,
-    where Phoenix put it, naming its own queue in ``relier_origin_queue``.
+    """The queue a message belongs to: the list it was taken from, except for ``re-queue``
+    and its suspect lane, where Phoenix put it, naming its own queue in
+    ``relier_origin_queue``.
 
     ``delivery_info`` is not trusted for this: a producer may name another queue there, or
     none, and what goes wrong with the message must land where its queue's users look.
     """
-    if taken_from != REQUEUE_QUEUE:
+    if taken_from not in (REQUEUE_QUEUE, SUSPECT_QUEUE):
         return taken_from
     origin = headers.get(ORIGIN_QUEUE_HEADER)
     return origin if isinstance(origin, str) and origin else taken_from

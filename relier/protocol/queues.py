@@ -8,3 +8,6 @@ from typing import Final
 REQUEUE_QUEUE: Final = "re-queue"
 #: What a worker consumes without ``-Q``.
 DEFAULT_QUEUES: Final = ("high_priority", "default", "low_priority", REQUEUE_QUEUE)
+#: The suspect lane: tasks recovered from a dead worker, each re-run alone on one worker at
+#: a time so that a death while running it is attributable to it (see phoenix.py).
+SUSPECT_QUEUE: Final = "re-queue.suspect"

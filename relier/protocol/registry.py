@@ -53,6 +53,8 @@ class WorkerInfo(msgspec.Struct, kw_only=True):
     started_at: float
     last_heartbeat: float
     state: str = ALIVE
+    #: The tasks it runs, name -> version (what a rolling deploy hands over to it).
+    tasks: dict[str, int] = msgspec.field(default_factory=dict)
     #: When the resurrector found it dead, and how many of its messages it recovered.
     died_at: float | None = None
     resurrected: int = 0

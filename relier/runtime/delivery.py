@@ -271,3 +271,13 @@ class Delivery:
             result_ttl_s=result_ttl))
         self.settled = Settled("schedule", accepted, message, why)
         return accepted
+
+    async def defer(self, message: TaskMessage, new_raw: bytes, until_s: float) -> bool:
+        """Not on this worker: park the (updated) message in its queue's deferred set
+        until ``until_s`` (its ``defer_window`` ends), where only a worker that can run it
+        takes it out sooner (deferred.py)."""
+        accepted = await self._landed(settles.schedule(
+            held=self.held, new_raw=new_raw, due_ms=math.ceil(until_s * 1000),
+            target_queue=message.origin_queue, task_id=message.id, deferred=True))
+        self.settled = Settled("schedule", accepted, message, "deferred")
+        return accepted

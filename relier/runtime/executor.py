@@ -19,7 +19,7 @@ import contextlib
 import logging
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
@@ -37,6 +37,7 @@ from relier.runtime.abandoned import AbandonedThreads
 from relier.runtime.capacity import Capacity
 from relier.runtime.deadlines import Caller, HardTimeout, limits_for
 from relier.runtime.delivery import Delivery
+from relier.runtime.hooks import Observers, TaskObserver
 from relier.runtime.progress import ProgressReporter, ResultFacts
 from relier.runtime.rate_limit import defer_if_limited
 from relier.runtime.revoked import RevokedIds, Terminations
@@ -65,13 +66,15 @@ class Executor:
         recorder: TaskRecorder | None = None,
         revoked: RevokedIds | None = None,
         terminations: Terminations | None = None,
+        observers: Sequence[TaskObserver] = (),
     ) -> None:
         self._app = app
         #: Revoked ids (checked before a task runs) and running tasks (a revoke with
         #: terminate stops them); see revoked.py.
         self.revoked = revoked if revoked is not None else RevokedIds()
         self.terminations = terminations if terminations is not None else Terminations()
-        self._recorder = recorder
+        #: Who watches each delivery (the recorder first); none can crash the worker.
+        self._observers = Observers([*([recorder] if recorder else []), *observers])
         self._settings = app.settings
         self._worker_id = worker_id
         self._capacity = capacity
@@ -91,8 +94,7 @@ class Executor:
         # way _execute dead-letters the message, and the slot is freed.
         with contextlib.suppress(Exception):
             delivery.decode(self._settings.max_message_bytes)
-        if self._recorder:
-            self._recorder.started(delivery)
+        self._observers.started(delivery)
         try:
             await self._execute(delivery)
         except Exception as exc:  # one message must never end the worker
@@ -101,8 +103,7 @@ class Executor:
             self._capacity.release()
             if delivery.on_done is not None:
                 delivery.on_done()
-            if self._recorder:
-                self._recorder.finished(delivery)
+            self._observers.finished(delivery)
 
     async def _execute(self, delivery: Delivery) -> None:
         try:
@@ -331,8 +332,9 @@ class Executor:
         self, delivery: Delivery, message: TaskMessage, now: float, reason: str, why: str,
         result: results.ResultMeta,
     ) -> None:
-        """Park a message this worker cannot run yet in the delayed set, with backoff, for
-        up to ``defer_window``; past it, dead-letter it with ``reason``."""
+        """Park a message this worker cannot run in its queue's deferred set until
+        ``defer_window`` ends (a worker that can run it takes it out sooner: deferred.py);
+        past the window, dead-letter it with ``reason``."""
         deferral = versioning.next_attempt(message, now, self._settings.defer_window)
         if deferral.due is None:
             log.error("%s; dead-lettering %s as %s after %.0fs", why, message.id, reason,
@@ -342,10 +344,11 @@ class Executor:
         first = (reason, message.task) not in self._deferral_noted
         self._deferral_noted.add((reason, message.task))
         # The first deferral of a name says why and what to do; the rest are debug lines.
-        log.log(logging.WARNING if first else logging.DEBUG, "%s; deferring %s by %.1fs%s",
-                why, message.id, deferral.due - now,
+        log.log(logging.WARNING if first else logging.DEBUG,
+                "%s; deferring %s until a worker that can run it takes it (at most %.0fs)%s",
+                why, message.id, deferral.window_ends - now,
                 self._deferral_hint(reason) if first else "")
-        await self._settle(delivery.schedule(message, wire.encode(message), deferral.due))
+        await self._settle(delivery.defer(message, wire.encode(message), deferral.window_ends))
 
     def _deferral_hint(self, reason: str) -> str:
         window = f"dead-lettered as {reason} after {self._settings.defer_window:.0f}s"

@@ -9,6 +9,9 @@ Two paths feed the worker:
   on Redis for the next message, so an idle worker starts a new task within a round
   trip instead of a poll interval. The waiters stop re-arming as soon as work flows.
 
+Two side lanes feed it too (both gated by the worker's :class:`Intake`): the suspect
+lane, run alone (suspects.py), and the deferred sets of a rolling deploy (deferred.py).
+
 Every message moves atomically into this worker's processing list; none is ever only
 in memory. A waiter's ``BLMOVE`` is never cancelled while the worker runs (its message
 could be moved with the reply unread); on shutdown the processing lists are given back
@@ -25,11 +28,16 @@ from typing import Final
 
 import anyio
 
+from relier.app import App
 from relier.broker import REDIS_ERRORS, Broker
 from relier.runtime.capacity import Capacity
+from relier.runtime.deferred import DeferredPuller
 from relier.runtime.delivery import Delivery, Settler
+from relier.runtime.intake import Intake
 from relier.runtime.orphans import OrphanWatch
 from relier.runtime.outage import LoopBackoff, OutageLog
+from relier.runtime.suspects import SuspectRunner
+from relier.store import keys
 
 log = logging.getLogger("relier.worker")
 
@@ -38,7 +46,10 @@ BLOCK_S: Final = 1
 #: Seconds the batch path sleeps when idle before looking at every list again (the
 #: waiters only watch each queue's main list, not its priority buckets).
 IDLE_POLL_S: Final = 1.0
-MAX_BACKOFF_S: Final = 5.0
+#: Longest pause between fetches while Redis is unreachable: short (one attempt a second
+#: per loop is no load on a server that is back), so that a worker
+#: picks up recovered work soon after an outage (part of the kill → running-again bound).
+MAX_BACKOFF_S: Final = 1.0
 #: Most messages one batch fetch takes. Filling every free slot at once makes a busy
 #: worker run in lockstep waves (all start, all finish, one big fetch); smaller fetches
 #: keep slots refilling as they free up.
@@ -58,6 +69,7 @@ class Fetcher:
         capacity: Capacity,
         spawn: Callable[[Delivery], None],
         orphan_check_s: float = 0.0,
+        app: App | None = None,
     ) -> None:
         self._broker = broker
         self._settler = settler
@@ -71,8 +83,15 @@ class Fetcher:
         self._held: Counter[bytes] = Counter()
         #: One outage line for all the loops, and no false one for a blocked event loop.
         self._outage = OutageLog()
-        self._orphans = (OrphanWatch(broker, queues, worker_id, self._held.copy,
-                                     orphan_check_s) if orphan_check_s > 0 else None)
+        self._orphans = (OrphanWatch(broker, [*queues, keys.SUSPECT_QUEUE], worker_id,
+                                     self._held.copy, orphan_check_s)
+                         if orphan_check_s > 0 else None)
+        self._intake = Intake()
+        self._suspects = SuspectRunner(broker, worker_id, capacity, self._intake,
+                                       self._deliver_taken)
+        self._deferred = (DeferredPuller(app, broker, queues, worker_id, capacity,
+                                         self._intake, self._deliver_taken)
+                          if app is not None else None)
 
     def wake(self) -> None:
         """Ask the batch path to look again now (new messages were made due)."""
@@ -86,7 +105,13 @@ class Fetcher:
                 tg.start_soon(self._wait_on, queue, name=f"relier waiter {queue}")
             if self._orphans is not None:
                 tg.start_soon(self._orphans.run, name="relier orphan check")
+            tg.start_soon(self._suspects.run, name="relier suspect lane")
+            if self._deferred is not None:
+                tg.start_soon(self._deferred.run, name="relier deferred pull")
             await self._batch_loop()
+
+    def _deliver_taken(self, raw: bytes, queue: str) -> None:
+        self._deliver(raw, queue)
 
     def _deliver(self, raw: bytes, queue: str, *, counted: bool = False) -> None:
         self._capacity.take()
@@ -105,17 +130,22 @@ class Fetcher:
         backoff = LoopBackoff(self._outage, "fetching", MAX_BACKOFF_S)
         while True:
             free = await self._capacity.wait_free()
+            await self._intake.wait_open()
+            if not self._intake.is_open:
+                continue  # closed again while this task yielded
             order = self._queues[rotation:] + self._queues[:rotation]
             rotation = (rotation + 1) % len(self._queues)
-            backoff.begin()
-            try:
-                batch = await self._broker.fetch(order, self._worker_id, min(free, MAX_FETCH))
-            except REDIS_ERRORS as exc:
-                await backoff.pause(exc)
-                continue
-            backoff.reset()
-            for taken in batch:
-                self._deliver(taken.raw, taken.queue)
+            with self._intake.taking_now():
+                backoff.begin()
+                try:
+                    batch = await self._broker.fetch(order, self._worker_id,
+                                                     min(free, MAX_FETCH))
+                except REDIS_ERRORS as exc:
+                    await backoff.pause(exc)
+                    continue
+                backoff.reset()
+                for taken in batch:
+                    self._deliver(taken.raw, taken.queue)
             if not batch:
                 await self._idle()
 
@@ -131,24 +161,33 @@ class Fetcher:
         backoff = LoopBackoff(self._outage, f"waiting on {queue!r}", MAX_BACKOFF_S)
         while True:
             await self._armed.wait()
-            backoff.begin()
-            try:
-                raw = await self._broker.block_fetch(queue, self._worker_id, BLOCK_S)
-            except REDIS_ERRORS as exc:
-                await backoff.pause(exc)
-                continue
+            await self._intake.wait_open()
+            if not self._intake.is_open:
+                continue  # closed again while this task yielded
+            with self._intake.taking_now():
+                await self._wait_once(queue, backoff)
+
+    async def _wait_once(self, queue: str, backoff: LoopBackoff) -> None:
+        """One blocking wait; a message it brings is claimed and handed out."""
+        backoff.begin()
+        try:
+            raw = await self._broker.block_fetch(queue, self._worker_id, BLOCK_S)
+        except REDIS_ERRORS as exc:
+            await backoff.pause(exc)
+            return
+        backoff.reset()
+        if raw is not None:
+            self._held[raw] += 1  # ours from now on, even while the claim retries
+            # It is in our processing list already: claim it until that succeeds, or
+            # it would sit there, held by a live worker and run by no one.
+            while True:
+                backoff.begin()
+                try:
+                    await self._broker.claim(queue)
+                    break
+                except REDIS_ERRORS as exc:
+                    await backoff.pause(exc)
             backoff.reset()
-            if raw is not None:
-                self._held[raw] += 1  # ours from now on, even while the claim retries
-                # It is in our processing list already: claim it until that succeeds, or
-                # it would sit there, held by a live worker and run by no one.
-                while True:
-                    backoff.begin()
-                    try:
-                        await self._broker.claim(queue)
-                        break
-                    except REDIS_ERRORS as exc:
-                        await backoff.pause(exc)
-                backoff.reset()
-                self._deliver(raw, queue, counted=True)
-                self._woken.set()
+            self._deliver(raw, queue, counted=True)
+            self._woken.set()
+

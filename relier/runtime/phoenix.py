@@ -2,16 +2,24 @@
 
 Every worker runs this loop; a lease lock lets one of them lead at a time. The leader
 looks for registered workers whose heartbeat key has expired and, message by message,
-moves what their processing lists hold to the ``re-queue`` list, where any worker picks
-it up at once. Each move is one script that also drops the message's fence, so the
-dead run (if it was only frozen) can never ack it or store a result.
+moves what their processing lists hold to ``re-queue`` or the suspect lane (below).
+Each move is one script that also drops the message's fence, so the dead run (if it was
+only frozen) can never ack it or store a result.
 
-Each recovery counts as a resurrection of that task (a header on the message). A task
-that has killed its worker ``max_resurrections`` times is poison: it is quarantined in
-the DLQ instead of being handed to the next worker to kill.
+Each recovery counts as a resurrection of that task (a header on the message). A death
+is only evidence against a task when the worker held that task and nothing else: then it
+counts as a *lone death*. A task at its first death among others goes to ``re-queue`` and
+runs again at once. A task that died alone, or at a second death, is a suspect: it goes to
+the suspect lane, which one worker at a time runs one message at a time with nothing else
+(suspects.py), so its next death is attributable. A task with ``max_resurrections`` lone
+deaths is poison: it is quarantined in the DLQ instead of being handed to the next worker
+to kill. Innocent tasks that shared a worker with a killer (or with random kills) finish,
+beside others or alone.
 
-After an outage of its own Redis connection the leader waits a heartbeat TTL before
-judging anyone: every worker lost its connection too and needs a beat to show it lives.
+After a Redis outage (an error on its own connection, or a server that restarted since
+the last sweep) the leader judges no one for one heartbeat interval plus a margin: live
+workers' heartbeat keys may have lapsed during the outage, and each re-arms its key at
+its next beat. A whole TTL would be waiting for a key that is already gone.
 """
 
 from __future__ import annotations
@@ -30,12 +38,20 @@ from relier.protocol import message as wire
 from relier.protocol.registry import WorkerInfo
 from relier.runtime.delivery import idempotency_record
 from relier.settings import Settings
-from relier.store import keys
+from relier.store import keys, lanes
 
 log = logging.getLogger("relier.phoenix")
 
 #: Seconds a dead worker's registry entry stays visible to `relier inspect`.
 KEEP_DEAD_S: Final = 3600.0
+#: After an outage, what a live worker's next beat may take beyond its interval (the
+#: beat's own round trips and reconnection).
+OUTAGE_MARGIN_S: Final = 1.0
+
+
+def outage_grace(settings: Settings) -> float:
+    """Seconds to judge no one after an outage: a live worker beats again within this."""
+    return min(settings.heartbeat_interval + OUTAGE_MARGIN_S, settings.heartbeat_ttl)
 
 
 class Resurrector:
@@ -51,17 +67,34 @@ class Resurrector:
         self._settings = settings
         self.interval_s = min(1.0, settings.heartbeat_interval / 2)
         self._lease_ms = int(max(3 * self.interval_s, 1.0) * 1000)
+        #: No judging before this (monotonic): set after an outage.
+        self._quiet_until = 0.0
+        #: The server's run id at the last sweep: a new one means it restarted in between
+        #: (redis-py may reconnect without this loop ever seeing an error).
+        self._server_run: str | None = None
 
     async def run(self) -> None:
-        quiet_until = 0.0
         while True:
             try:
-                if await self._lead() and time.monotonic() >= quiet_until:
+                if await self._lead() and await self._settled_after_outage():
                     await self.sweep()
             except REDIS_ERRORS as exc:
                 log.debug("resurrector paused by a Redis error: %s", exc)
-                quiet_until = time.monotonic() + self._settings.heartbeat_ttl
+                self._after_outage()
             await anyio.sleep(self.interval_s)
+
+    def _after_outage(self) -> None:
+        self._quiet_until = time.monotonic() + outage_grace(self._settings)
+
+    async def _settled_after_outage(self) -> bool:
+        """False while live workers may still be re-arming heartbeats lost in an outage."""
+        run_id = await server_run_id(self._broker)
+        if self._server_run is not None and run_id != self._server_run:
+            log.info("Redis restarted: judging no worker for %.1fs",
+                     outage_grace(self._settings))
+            self._after_outage()
+        self._server_run = run_id
+        return time.monotonic() >= self._quiet_until
 
     async def _lead(self) -> bool:
         held = await self._broker.call(
@@ -92,11 +125,15 @@ class Resurrector:
     async def _resurrect_worker(self, info: WorkerInfo, now: float) -> int:
         silent_for = now - info.last_heartbeat
         moved: list[tuple[str, ScriptCall]] = []
-        for queue in info.queues:
-            held = await self._broker.client.lrange(keys.processing(queue, info.id), 0, -1)
-            calls = [self._safe_recovery(queue, info.id, as_bytes(raw)) for raw in held]
+        held_by_queue = await self._held(info)
+        # The death is evidence against a task only if the worker held nothing else.
+        alone = sum(len(held) for held in held_by_queue.values()) == 1
+        for queue, held in held_by_queue.items():
+            calls = [self._safe_recovery(queue, info.id, raw, alone=alone) for raw in held]
             if calls:
                 replies = await self._broker.call_many(calls)
+                for failed in (r for r in replies if isinstance(r, Exception)):
+                    log.error("could not recover a message of worker %s: %s", info.id, failed)
                 moved += [(queue, c) for c, r in zip(calls, replies, strict=True)
                           if not isinstance(r, Exception) and int(r)]
         info.state = registry.DEAD
@@ -109,22 +146,36 @@ class Resurrector:
             for queue, call in moved:  # ARGV[3]: 'requeue' or 'quarantine'
                 self._metrics.resurrected(queue, str(call.args[2]))
         await self._broker.client.hset(keys.WORKERS, info.id, registry.encode(info))
+        # A dead runner of the suspect lane frees it now, not when its lease runs out.
+        await lanes.release_suspect_lease(self._broker, holder=info.id)
         log.warning("worker %s (pid %d on %s) silent for %.1fs: declared dead, "
                     "%d task(s) resurrected", info.id, info.pid, info.host, silent_for,
                     len(moved))
         return len(moved)
 
-    def _safe_recovery(self, queue: str, dead_worker: str, raw: bytes) -> ScriptCall:
+    def _safe_recovery(
+        self, queue: str, dead_worker: str, raw: bytes, *, alone: bool
+    ) -> ScriptCall:
         """:meth:`_recovery`, with anything unforeseen quarantining the message rather
         than stopping the resurrector (which would leave every dead worker unrecovered)."""
         try:
-            return self._recovery(queue, dead_worker, raw)
+            return self._recovery(queue, dead_worker, raw, alone=alone)
         except Exception as exc:
             error = PayloadError("payload_invalid", f"could not be recovered: {exc!r}")
             return self._unreadable(queue, dead_worker, raw, error)
 
-    def _recovery(self, queue: str, dead_worker: str, raw: bytes) -> ScriptCall:
-        """The script call that moves one message on: re-queue, or quarantine as poison."""
+    async def _held(self, info: WorkerInfo) -> dict[str, list[bytes]]:
+        """What the dead worker's processing lists hold, per queue (one round trip)."""
+        async with self._broker.client.pipeline(transaction=False) as pipe:
+            for queue in info.queues:
+                pipe.lrange(keys.processing(queue, info.id), 0, -1)
+            found = await pipe.execute()
+        return {q: [as_bytes(m) for m in held] for q, held in zip(info.queues, found,
+                                                                 strict=True)}
+
+    def _recovery(self, queue: str, dead_worker: str, raw: bytes, *, alone: bool) -> ScriptCall:
+        """The script call that moves one message on: to ``re-queue`` or the suspect lane,
+        or quarantine as poison when this was its ``max_resurrections``-th lone death."""
         processing = keys.processing(queue, dead_worker)
         try:
             message = wire.decode(raw)
@@ -133,24 +184,30 @@ class Resurrector:
             # the next worker, or take that worker down too if it is hostile enough.
             return self._unreadable(queue, dead_worker, raw, exc)
         count = message.resurrections + 1
+        lone = message.lone_deaths + (1 if alone else 0)
         origin = wire.home_queue(queue, message.headers)
         result_key = keys.result(message.id)
-        if count >= self._settings.max_resurrections:
-            log.error("task %s[%s] killed its worker %d times: quarantined as poison",
-                      message.task, message.id, count)
+        if lone >= self._settings.max_resurrections:
+            log.error("task %s[%s] killed its worker %d times while running alone: "
+                      "quarantined as poison", message.task, message.id, lone)
             record = idempotency_record(message)
             return ScriptCall(
                 "resurrect", [processing, keys.dead_letters(origin), result_key,
                               keys.dlq_reasons(origin), *([record.name] if record else [])],
                 [raw, message.id, "quarantine", self._poison_entry(message, raw, count,
-                                                                   dead_worker, origin),
-                 self._poison_result(message, count), self._settings.result_ttl, "poison"],
+                                                                   lone, dead_worker, origin),
+                 self._poison_result(message, lone), self._settings.result_ttl, "poison"],
             )
+        # Suspect: it just died alone, or it was at an earlier death too. A task at its
+        # first shared death runs again at once, beside others, like any recovered work.
+        suspect = alone or message.resurrections >= 1
         message.headers[wire.RESURRECTIONS_HEADER] = count
+        message.headers[wire.LONE_DEATHS_HEADER] = lone
         message.headers[wire.ORIGIN_QUEUE_HEADER] = origin
         wire.redelivered(message)
+        target = keys.SUSPECT_QUEUE if suspect else keys.REQUEUE_QUEUE
         return ScriptCall(
-            "resurrect", [processing, keys.queue_list(keys.REQUEUE_QUEUE), result_key,
+            "resurrect", [processing, keys.queue_list(target), result_key,
                           keys.dlq_reasons(origin)],
             [raw, message.id, "requeue", wire.encode(message), "", 0, ""],
         )
@@ -182,7 +239,7 @@ class Resurrector:
         )
 
     def _poison_entry(
-        self, message: wire.TaskMessage, raw: bytes, count: int, dead_worker: str,
+        self, message: wire.TaskMessage, raw: bytes, count: int, lone: int, dead_worker: str,
         origin: str,
     ) -> bytes:
         envelope, envelope_raw = dead_letter.original_message(raw)
@@ -191,7 +248,7 @@ class Resurrector:
             task=message.task,
             queue=origin,
             reason="poison",
-            error=f"the task's worker died {count} times while running it",
+            error=f"the task's worker died {lone} times while running it alone",
             attempts=message.retries + 1,
             resurrections=count,
             replays=message.replays,
@@ -202,8 +259,14 @@ class Resurrector:
         ))
 
     @staticmethod
-    def _poison_result(message: wire.TaskMessage, count: int) -> bytes:
+    def _poison_result(message: wire.TaskMessage, lone: int) -> bytes:
         return results.encode(results.failure_from(
             message.id, "PoisonTask", "relier.errors",
-            [f"worker died {count} times running this task"], None,
+            [f"worker died {lone} times running this task alone"], None,
         ))
+
+
+async def server_run_id(broker: Broker) -> str:
+    """The Redis server's run id (a new one after every restart)."""
+    info = await broker.client.info("server")
+    return str(info.get("run_id", ""))

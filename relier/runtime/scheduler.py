@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import Final
 
 import anyio
 
-from relier.broker import REDIS_ERRORS, Broker
+from relier.broker import PUMP_BATCH, REDIS_ERRORS, Broker
+from relier.store import lanes
 
 log = logging.getLogger("relier.worker")
+
+#: Deferred sets (rolling deploys) are pumped every this many ticks: only messages whose
+#: ``defer_window`` has ended move, back to the queue to be run or dead-lettered.
+DEFERRED_EVERY: Final = 5
 
 
 class Scheduler:
@@ -29,11 +35,15 @@ class Scheduler:
         self._on_due = on_due
 
     async def run(self) -> None:
+        ticks = 0
         while True:
             try:
                 moved = 0
                 for queue in self._queues:
                     moved += await self._broker.pump(queue)
+                ticks += 1
+                if ticks % DEFERRED_EVERY == 0:  # window ends need no finer grain
+                    moved += await self._pump_deferred()
                 if moved:
                     log.debug("moved %d due message(s) into their queues", moved)
                     self._on_due()
@@ -41,3 +51,9 @@ class Scheduler:
                 # The fetcher reports outages; the pump simply tries again next tick.
                 log.debug("pump failed: %s", exc)
             await anyio.sleep(self._interval_s)
+
+    async def _pump_deferred(self) -> int:
+        moved = 0
+        for queue in self._queues:
+            moved += await lanes.pump_deferred(self._broker, queue=queue, batch=PUMP_BATCH)
+        return moved

@@ -30,8 +30,9 @@ from relier.protocol.headers import DEFERRALS_HEADER as DEFERRALS_HEADER
 from relier.protocol.message import TaskMessage
 from relier.task import Task
 
-#: Deferral while a deploy rolls out: first pause, doubled each time, capped. The cap
-#: bounds how long a message waits after the last old worker is gone.
+#: The pause a deferral records in ``Deferral.due`` (doubled each time, capped). The
+#: executor parks a deferred message until its window ends instead (a capable worker takes
+#: it sooner: deferred.py); ``due is None`` is what tells it the window has passed.
 DEFER_FIRST_S: Final = 1.0
 DEFER_MAX_S: Final = 30.0
 
@@ -145,6 +146,8 @@ class Deferral:
 
     due: float | None
     waited: float
+    #: Unix time the window ends (counted from the first deferral).
+    window_ends: float = 0.0
 
 
 def next_attempt(message: TaskMessage, now: float, window: float) -> Deferral:
@@ -158,13 +161,13 @@ def next_attempt(message: TaskMessage, now: float, window: float) -> Deferral:
     first_at = float(first) if isinstance(first, int | float) else now
     waited = max(now - first_at, 0.0)  # a first deferral on a host whose clock runs ahead
     if waited >= window:
-        return Deferral(None, waited)
+        return Deferral(None, waited, first_at + window)
     count = message.headers.get(DEFERRALS_HEADER, 0)
     count = count if isinstance(count, int) and count >= 0 else 0
     pause = min(DEFER_FIRST_S * 2 ** min(count, 16), DEFER_MAX_S, window - waited)
     message.headers[wire.FIRST_DEFERRED_HEADER] = first_at
     message.headers[DEFERRALS_HEADER] = count + 1
-    return Deferral(now + pause, waited)
+    return Deferral(now + pause, waited, first_at + window)
 
 
 def forget_deferrals(message: TaskMessage) -> None:

@@ -95,6 +95,9 @@ class Worker:
             raise ConfigurationError("a worker needs at least one queue")
         self.app = app
         self.queues = list(dict.fromkeys(queues))
+        #: Every queue whose processing list this worker may hold messages in: its own and
+        #: the suspect lane (what Phoenix recovers and a graceful stop gives back).
+        self.held_queues = list(dict.fromkeys([*self.queues, keys.SUSPECT_QUEUE]))
         self.id = worker_id or new_worker_id()
         self.capacity = Capacity(concurrency)
         settings = app.settings
@@ -146,7 +149,7 @@ class Worker:
                 async with anyio.create_task_group() as executors:
                     fetcher = Fetcher(broker, settler, self.queues, self.id, self.capacity,
                                       self._spawner(executors, executor),
-                                      settings.orphan_check_interval)
+                                      settings.orphan_check_interval, self.app)
                     scheduler = Scheduler(broker, self.queues, settings.pump_interval,
                                           fetcher.wake)
                     services.start_soon(scheduler.run, name="relier pump")
@@ -214,7 +217,7 @@ class Worker:
         try:
             await broker.client.ping()
             await broker.load_scripts()
-            await broker.client.sadd(keys.KNOWN_QUEUES, *self.queues)
+            await broker.client.sadd(keys.KNOWN_QUEUES, *self.held_queues)
         except (*REDIS_ERRORS, RedisError) as exc:
             raise explain(self.app.settings.redis_url, exc) or exc from None
 
@@ -223,8 +226,9 @@ class Worker:
         settings = self.app.settings
         now = time.time()
         info = WorkerInfo(
-            id=self.id, host=socket.gethostname(), pid=os.getpid(), queues=self.queues,
+            id=self.id, host=socket.gethostname(), pid=os.getpid(), queues=self.held_queues,
             concurrency=self.capacity.limit, started_at=now, last_heartbeat=now,
+            tasks={name: task.version for name, task in self.app.tasks.items()},
         )
         client = clients.sync_client(settings.redis_url, socket_timeout=5,
                                       socket_connect_timeout=5)
@@ -265,7 +269,7 @@ class Worker:
         False when some queue could not be given back; Phoenix recovers it then."""
         returned: set[str] = set()
         with anyio.move_on_after(10, shield=True):
-            for queue in self.queues:
+            for queue in self.held_queues:
                 try:
                     moved = await broker.requeue_all(queue, self.id)
                 except REDIS_ERRORS as exc:
@@ -274,7 +278,7 @@ class Worker:
                 returned.add(queue)
                 if moved:
                     log.info("gave %d unfinished message(s) back to %r", moved, queue)
-        if len(returned) < len(set(self.queues)):
+        if len(returned) < len(self.held_queues):
             log.error("leaving this worker registered so that Phoenix recovers what it held")
             return False
         return True
@@ -288,7 +292,7 @@ class Worker:
         client = clients.sync_client(self.app.settings.redis_url, socket_timeout=5,
                                       socket_connect_timeout=5)
         try:
-            for queue in self.queues:
+            for queue in self.held_queues:
                 call_sync(client, Broker.requeue_call(queue, self.id))
             if heartbeat is not None:
                 heartbeat.stop(deregister=True)

@@ -14,10 +14,14 @@ from typing import Final
 # Re-exported: the queue names are protocol facts, the keys built from them are ours.
 from relier.protocol.queues import DEFAULT_QUEUES as DEFAULT_QUEUES
 from relier.protocol.queues import REQUEUE_QUEUE as REQUEUE_QUEUE
+from relier.protocol.queues import SUSPECT_QUEUE as SUSPECT_QUEUE
 
 PRIORITY_SEPARATOR: Final = "\x06\x16"
 #: kombu's priority steps. A lower number is served first.
 PRIORITY_STEPS: Final = (0, 3, 6, 9)
+
+#: The lease held by the one worker that runs the suspect lane.
+SUSPECT_LEASE: Final = "relier:suspects:runner"
 
 #: Every queue any Relier worker or producer has used (a set), for `inspect` and `dlq`.
 KNOWN_QUEUES: Final = "relier:queues"
@@ -57,6 +61,13 @@ def processing(queue: str, worker_id: str) -> str:
 def delayed(queue: str) -> str:
     """Sorted set of messages due later (countdown, eta, retry, deferral), by due time in ms."""
     return f"relier:{{{queue}}}:delayed"
+
+
+def deferred(queue: str) -> str:
+    """Sorted set of messages no worker that saw them could run yet (unknown task name,
+    newer payload version), by the end of their ``defer_window`` in ms. Only a worker that
+    can run one takes it out early; the pump moves the rest back to the queue at that end."""
+    return f"relier:{{{queue}}}:deferred"
 
 
 def dead_letters(queue: str) -> str:

@@ -22,14 +22,14 @@ from typing import Final, Literal
 ScriptName = Literal[
     "enqueue", "idempotent_begin", "fetch", "claim", "ack", "dead_letter", "schedule",
     "requeue", "reclaim", "pump", "lease", "resurrect", "replay", "rate_limit", "lock_acquire",
-    "lock_release", "lock_extend", "dlq_remove", "dlq_recount", "find", "purge",
+    "lock_release", "lock_extend", "dlq_remove", "dlq_recount", "find", "purge", "undefer",
     "revoke", "progress",
     "tick", "tick_skip",
 ]
 SCRIPT_NAMES: Final[tuple[ScriptName, ...]] = (
     "enqueue", "idempotent_begin", "fetch", "claim", "ack", "dead_letter", "schedule",
     "requeue", "reclaim", "pump", "lease", "resurrect", "replay", "rate_limit", "lock_acquire",
-    "lock_release", "lock_extend", "dlq_remove", "dlq_recount", "find", "purge",
+    "lock_release", "lock_extend", "dlq_remove", "dlq_recount", "find", "purge", "undefer",
     "revoke", "progress",
     "tick", "tick_skip",
 )

@@ -82,12 +82,14 @@ def dead_letter(*, held: Held, task_id: str, entry: bytes, reason: str, result: 
 
 
 def schedule(*, held: Held, new_raw: bytes, due_ms: int, target_queue: str,
-             task_id: str = "", result: bytes = b"", result_ttl_s: int = 0) -> Op[bool]:
-    """Not yet: park ``new_raw`` in ``target_queue``'s delayed set until ``due_ms``;
-    ``result`` (a retry's ``RETRY`` state) is stored for ``task_id`` when not empty."""
+             task_id: str = "", result: bytes = b"", result_ttl_s: int = 0,
+             deferred: bool = False) -> Op[bool]:
+    """Not yet: park ``new_raw`` in ``target_queue``'s delayed set (its deferred set when
+    ``deferred``) until ``due_ms``; ``result`` (a retry's ``RETRY`` state) is stored for
+    ``task_id`` when not empty."""
+    parked = keys.deferred(target_queue) if deferred else keys.delayed(target_queue)
     return Op(ScriptCall(
-        "schedule", [held.processing, keys.delayed(target_queue),
-                     keys.result(task_id or "unknown")],
+        "schedule", [held.processing, parked, keys.result(task_id or "unknown")],
         [held.raw, new_raw, due_ms, result, result_ttl_s],
     ), _landed)
 

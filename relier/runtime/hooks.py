@@ -1,0 +1,63 @@
+"""The one interface observers of task runs hang off, and the dispatcher that keeps
+them from taking the worker down.
+
+Metrics, Celery task events, the running table and the outcome log line all watch the
+executor through :class:`TaskObserver` (today the ``TaskRecorder`` in
+``relier/observability/recorder.py`` is that observer and feeds the others). An observer
+is never on the critical path: :class:`Observers` calls each one inside its own
+``try``, so an observer that raises is logged (with its traceback, naming the observer
+and the hook) and the delivery still settles, the slot is still freed and the worker
+goes on — dramatiq's ``emit_before``/``emit_after`` isolation.
+
+It lives in ``runtime/`` (not ``observability/``) because the executor calls it and
+layers import downwards only: observability implements the protocol, runtime owns it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from relier.runtime.delivery import Delivery
+
+log = logging.getLogger("relier.worker")
+
+
+@runtime_checkable
+class TaskObserver(Protocol):
+    """Something that watches deliveries; it must not change what happens to them."""
+
+    def started(self, delivery: Delivery) -> None:
+        """The executor begins a delivery (before anything can settle it)."""
+
+    def finished(self, delivery: Delivery) -> None:
+        """The executor is done with a delivery, however it ended (``delivery.settled``)."""
+
+
+class Observers:
+    """Calls every observer's hook in turn; a failing one is logged and skipped."""
+
+    def __init__(self, observers: Iterable[TaskObserver] = ()) -> None:
+        # Named once here, not per delivery: this runs twice for every task.
+        named = [(o, type(o).__qualname__) for o in observers]
+        self._started = tuple((o.started, f"{name}.started") for o, name in named)
+        self._finished = tuple((o.finished, f"{name}.finished") for o, name in named)
+
+    def started(self, delivery: Delivery) -> None:
+        for hook, what in self._started:
+            guarded(hook, delivery, what=what)
+
+    def finished(self, delivery: Delivery) -> None:
+        for hook, what in self._finished:
+            guarded(hook, delivery, what=what)
+
+
+def guarded(hook: Callable[[Delivery], None], delivery: Delivery, *, what: str) -> None:
+    """Call ``hook(delivery)``; log an exception instead of letting it reach the worker."""
+    try:
+        hook(delivery)
+    except Exception:  # an observer's bug must never cost a task or the worker
+        log.exception("observer %s failed on a delivery from %r; the task goes on",
+                      what, delivery.queue)
