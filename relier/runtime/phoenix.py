@@ -30,7 +30,7 @@ from typing import Final
 
 import anyio
 
-from relier.broker import REDIS_ERRORS, Broker, ScriptCall, as_bytes
+from relier.broker import REDIS_ERRORS, Broker, as_bytes
 from relier.errors import PayloadError
 from relier.observability.metrics import WorkerMetrics
 from relier.protocol import dead_letter, registry, results
@@ -38,7 +38,8 @@ from relier.protocol import message as wire
 from relier.protocol.registry import WorkerInfo
 from relier.runtime.delivery import idempotency_record
 from relier.settings import Settings
-from relier.store import keys, lanes
+from relier.store import keys, lanes, recovery, runner
+from relier.store.settles import Held
 
 log = logging.getLogger("relier.phoenix")
 
@@ -124,27 +125,26 @@ class Resurrector:
 
     async def _resurrect_worker(self, info: WorkerInfo, now: float) -> int:
         silent_for = now - info.last_heartbeat
-        moved: list[tuple[str, ScriptCall]] = []
+        moved: list[tuple[str, recovery.Recovery]] = []
         held_by_queue = await self._held(info)
         # The death is evidence against a task only if the worker held nothing else.
         alone = sum(len(held) for held in held_by_queue.values()) == 1
         for queue, held in held_by_queue.items():
-            calls = [self._safe_recovery(queue, info.id, raw, alone=alone) for raw in held]
-            if calls:
-                replies = await self._broker.call_many(calls)
+            plans = [self._safe_recovery(queue, info.id, raw, alone=alone) for raw in held]
+            if plans:
+                replies = await runner.run_many(self._broker.client, [p.op.call for p in plans])
                 for failed in (r for r in replies if isinstance(r, Exception)):
                     log.error("could not recover a message of worker %s: %s", info.id, failed)
-                moved += [(queue, c) for c, r in zip(calls, replies, strict=True)
-                          if not isinstance(r, Exception) and int(r)]
+                moved += [(queue, p) for p, r in zip(plans, replies, strict=True)
+                          if not isinstance(r, Exception) and p.op.read(r)]
         info.state = registry.DEAD
         info.died_at = now
         info.resurrected = len(moved)
-        # ARGV[2] of resurrect.lua is the task id ('' for an undecodable message).
-        info.resurrected_ids = [str(c.args[1]) for _, c in moved if c.args[1]]
+        info.resurrected_ids = [plan.task_id for _, plan in moved if plan.task_id]
         if self._metrics is not None:
             self._metrics.resurrection_latency.observe(silent_for)
-            for queue, call in moved:  # ARGV[3]: 'requeue' or 'quarantine'
-                self._metrics.resurrected(queue, str(call.args[2]))
+            for queue, plan in moved:
+                self._metrics.resurrected(queue, plan.action)
         await self._broker.client.hset(keys.WORKERS, info.id, registry.encode(info))
         # A dead runner of the suspect lane frees it now, not when its lease runs out.
         await lanes.release_suspect_lease(self._broker, holder=info.id)
@@ -155,7 +155,7 @@ class Resurrector:
 
     def _safe_recovery(
         self, queue: str, dead_worker: str, raw: bytes, *, alone: bool
-    ) -> ScriptCall:
+    ) -> recovery.Recovery:
         """:meth:`_recovery`, with anything unforeseen quarantining the message rather
         than stopping the resurrector (which would leave every dead worker unrecovered)."""
         try:
@@ -173,10 +173,12 @@ class Resurrector:
         return {q: [as_bytes(m) for m in held] for q, held in zip(info.queues, found,
                                                                  strict=True)}
 
-    def _recovery(self, queue: str, dead_worker: str, raw: bytes, *, alone: bool) -> ScriptCall:
-        """The script call that moves one message on: to ``re-queue`` or the suspect lane,
-        or quarantine as poison when this was its ``max_resurrections``-th lone death."""
-        processing = keys.processing(queue, dead_worker)
+    def _recovery(
+        self, queue: str, dead_worker: str, raw: bytes, *, alone: bool
+    ) -> recovery.Recovery:
+        """What moves one message on: to ``re-queue`` or the suspect lane, or quarantine
+        as poison when this was its ``max_resurrections``-th lone death."""
+        held = Held(queue=queue, worker_id=dead_worker, raw=raw)
         try:
             message = wire.decode(raw)
         except PayloadError as exc:
@@ -186,18 +188,14 @@ class Resurrector:
         count = message.resurrections + 1
         lone = message.lone_deaths + (1 if alone else 0)
         origin = wire.home_queue(queue, message.headers)
-        result_key = keys.result(message.id)
         if lone >= self._settings.max_resurrections:
             log.error("task %s[%s] killed its worker %d times while running alone: "
                       "quarantined as poison", message.task, message.id, lone)
-            record = idempotency_record(message)
-            return ScriptCall(
-                "resurrect", [processing, keys.dead_letters(origin), result_key,
-                              keys.dlq_reasons(origin), *([record.name] if record else [])],
-                [raw, message.id, "quarantine", self._poison_entry(message, raw, count,
-                                                                   lone, dead_worker, origin),
-                 self._poison_result(message, lone), self._settings.result_ttl, "poison"],
-            )
+            return recovery.quarantine(
+                held=held, task_id=message.id, dlq_queue=origin,
+                entry=self._poison_entry(message, raw, count, lone, dead_worker, origin),
+                reason="poison", result=self._poison_result(message, lone),
+                result_ttl_s=self._settings.result_ttl, record=idempotency_record(message))
         # Suspect: it just died alone, or it was at an earlier death too. A task at its
         # first shared death runs again at once, beside others, like any recovered work.
         suspect = alone or message.resurrections >= 1
@@ -206,15 +204,12 @@ class Resurrector:
         message.headers[wire.ORIGIN_QUEUE_HEADER] = origin
         wire.redelivered(message)
         target = keys.SUSPECT_QUEUE if suspect else keys.REQUEUE_QUEUE
-        return ScriptCall(
-            "resurrect", [processing, keys.queue_list(target), result_key,
-                          keys.dlq_reasons(origin)],
-            [raw, message.id, "requeue", wire.encode(message), "", 0, ""],
-        )
+        return recovery.requeue(held=held, task_id=message.id, target_queue=target,
+                                message=wire.encode(message))
 
     def _unreadable(
         self, queue: str, dead_worker: str, raw: bytes, error: PayloadError
-    ) -> ScriptCall:
+    ) -> recovery.Recovery:
         """The call that quarantines a message nobody can decode: a DLQ entry with the
         reason, naming the task and id if its headers still can, and its caller told."""
         head = wire.peek(raw)
@@ -230,13 +225,10 @@ class Resurrector:
             resurrections=head.resurrections if head else 0,
         ))
         result = results.encode(results.failure(task_id, error, None)) if task_id else b""
-        return ScriptCall(
-            "resurrect", [keys.processing(queue, dead_worker),
-                          keys.dead_letters(origin), keys.result(task_id or "unknown"),
-                          keys.dlq_reasons(origin)],
-            [raw, task_id, "quarantine", entry, result, self._settings.result_ttl,
-             error.reason],
-        )
+        return recovery.quarantine(
+            held=Held(queue=queue, worker_id=dead_worker, raw=raw), task_id=task_id,
+            dlq_queue=origin, entry=entry, reason=error.reason, result=result,
+            result_ttl_s=self._settings.result_ttl)
 
     def _poison_entry(
         self, message: wire.TaskMessage, raw: bytes, count: int, lone: int, dead_worker: str,
