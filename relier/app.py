@@ -14,7 +14,6 @@ from typing import Any, ParamSpec, Protocol, TypeVar, overload
 import redis
 import redis.asyncio as aioredis
 
-from relier.broker import Broker
 from relier.errors import ConfigurationError, UnknownTask
 from relier.handle import TaskHandle
 from relier.lock import Lock
@@ -23,6 +22,7 @@ from relier.producer import Producer
 from relier.protocol.declaration import Declaration
 from relier.schedules import ScheduleSpec, declaration
 from relier.settings import Settings
+from relier.store.broker import Broker
 from relier.task import Task
 
 P = ParamSpec("P")

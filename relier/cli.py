@@ -492,8 +492,8 @@ def purge(
 
 def _known_queue(client: Any, queue: str) -> None:
     """Fail with one line naming the known queues when ``queue`` is not one of them."""
-    from relier.broker import as_bytes
     from relier.options import did_you_mean
+    from relier.store.broker import as_bytes
 
     known = sorted(as_bytes(q).decode() for q in client.smembers(keys.KNOWN_QUEUES))
     if queue not in known:

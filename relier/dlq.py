@@ -17,13 +17,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from relier.broker import as_bytes
 from relier.errors import PayloadError
 from relier.protocol import dead_letter
 from relier.protocol import message as wire
 from relier.protocol.dead_letter import DeadLetter
 from relier.protocol.headers import DEFERRALS_HEADER, RATE_TOKEN_HEADER
 from relier.store import admin, keys
+from relier.store.broker import as_bytes
 from relier.store.clients import SyncClient
 from relier.store.runner import perform_sync
 

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 import anyio
 import msgspec
 
-from relier import control_store
 from relier.errors import BrokerUnavailable, ResultTimeout, TaskFailed
 from relier.protocol import pidbox, results
 from relier.protocol.results import ResultMeta
 from relier.settings import redact
+from relier.store import control as control_store
 from relier.store import keys
 from relier.store.errors import StoreConnectionError as RedisConnectionError
 from relier.store.errors import StoreTimeoutError as RedisTimeoutError

@@ -17,7 +17,6 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from relier.broker import Enqueued, Outgoing, call_sync, enqueue_call, read_enqueue_reply
 from relier.config_errors import explain
 from relier.errors import AdmissionRejectedError, ArgumentError, BrokerUnavailable
 from relier.handle import TaskHandle
@@ -27,6 +26,7 @@ from relier.protocol import results
 from relier.protocol.results import ResultMeta
 from relier.settings import redact
 from relier.store import keys
+from relier.store.broker import Enqueued, Outgoing, call_sync, enqueue_call, read_enqueue_reply
 from relier.store.errors import ErrorReply as ResponseError
 from relier.store.errors import OutOfMemoryError, ReadOnlyError
 from relier.store.errors import StoreConnectionError as RedisConnectionError

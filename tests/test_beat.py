@@ -17,13 +17,13 @@ from typer.testing import CliRunner
 
 import relier
 from relier import App
-from relier import schedule_store as store
 from relier.cli import cli
 from relier.observability.metrics import WorkerMetrics
 from relier.protocol import keys
 from relier.protocol import message as wire
 from relier.protocol.declaration import Registration
 from relier.runtime.beat import Beat, LeaseLost
+from relier.store import schedules as store
 
 T0 = 1_800_000_000.0  # a round instant (a multiple of 60 s), as the test's clock
 

@@ -13,9 +13,9 @@ from typing import Final
 
 import redis
 
-from relier import schedule_store as store
 from relier.protocol import keys
 from relier.protocol import message as wire
+from relier.store import schedules as store
 from tests.conftest import FAST, StartWorker, WorkerProcess
 from tests.polling import poll
 

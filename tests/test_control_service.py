@@ -15,7 +15,7 @@ import anyio
 import pytest
 import redis
 
-from relier import App, control_store
+from relier import App
 from relier.broker import Broker
 from relier.observability.recorder import TaskRecorder
 from relier.protocol import keys, pidbox
@@ -23,6 +23,7 @@ from relier.runtime.capacity import Capacity
 from relier.runtime.control import ControlService
 from relier.runtime.control_commands import WorkerFacts
 from relier.runtime.revoked import RevokedIds, Terminations
+from relier.store import control as control_store
 
 HOST = "relier@test-worker"
 REPLY_BINDINGS = "_kombu.binding.reply.celery.pidbox"

@@ -11,8 +11,8 @@ import pytest
 import redis
 from celery import Celery
 
-from relier import control_store
 from relier.protocol import keys, results
+from relier.store import control as control_store
 from tests.conftest import StartWorker, pointed_at
 from tests.polling import poll
 from tests.taskapps import control

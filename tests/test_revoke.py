@@ -215,7 +215,7 @@ def test_relier_revoke_refuses_an_empty_id(redis_url: str) -> None:
 
 def test_revoke_never_replaces_a_finished_result(rclient: redis.Redis) -> None:
     """``revoke.lua`` leaves a ready state alone (as Celery's worker does)."""
-    from relier import control_store
+    from relier.store import control as control_store
 
     task_id = str(uuid.uuid4())
     rclient.set(keys.result(task_id), results.encode(results.success(task_id, 7)))

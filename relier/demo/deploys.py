@@ -15,12 +15,12 @@ import time
 
 from rich.console import Console
 
-from relier.broker import as_bytes
 from relier.demo import invoices_v1, invoices_v2
 from relier.demo.runner import DemoWorker, wait_until
 from relier.protocol import message as wire
 from relier.protocol.headers import DEFERRALS_HEADER
 from relier.store import clients, keys
+from relier.store.broker import as_bytes
 from relier.store.clients import SyncClient
 
 OLD = "relier.demo.invoices_v1:app"

@@ -16,7 +16,6 @@ from contextlib import contextmanager
 
 from rich.console import Console
 
-from relier.broker import as_bytes
 from relier.demo import admission, payments, tasks
 from relier.demo.timeouts import show_timeouts
 from relier.dlq import DeadLetterQueue
@@ -24,6 +23,7 @@ from relier.embedded import EmbeddedServer
 from relier.errors import ConfigurationError, TaskFailed
 from relier.observability.render import dlq_table
 from relier.store import clients
+from relier.store.broker import as_bytes
 from relier.store.clients import SyncClient
 
 console = Console(highlight=False)

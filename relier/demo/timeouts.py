@@ -15,10 +15,10 @@ import time
 from rich.console import Console
 
 from relier import TaskContext, TaskFailed, current_task
-from relier.broker import as_bytes
 from relier.demo.tasks import app
 from relier.dlq import DeadLetterQueue, Filter
 from relier.errors import ConfigurationError
+from relier.store.broker import as_bytes
 from relier.store.clients import SyncClient
 
 SOFT_S = 1.0

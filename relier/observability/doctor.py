@@ -14,7 +14,6 @@ from typing import Any, Final
 
 import msgspec
 
-from relier.broker import SHAS, as_bytes
 from relier.observability.inspect import (
     CELERY_DEFAULT_QUEUE,
     SILENT,
@@ -23,6 +22,7 @@ from relier.observability.inspect import (
     WorkerView,
 )
 from relier.store import keys, scripts
+from relier.store.broker import SHAS, as_bytes
 from relier.store.clients import SyncClient
 from relier.store.errors import ErrorReply
 

@@ -12,8 +12,8 @@ import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Final
 
-from relier.broker import as_bytes
 from relier.store import keys
+from relier.store.broker import as_bytes
 from relier.store.clients import SyncClient
 
 if TYPE_CHECKING:

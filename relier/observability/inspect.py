@@ -20,13 +20,13 @@ from typing import Any, Final
 
 import msgspec
 
-from relier.broker import as_bytes
 from relier.observability.schedules import SchedulesReport
 from relier.observability.schedules import report as schedule_report
 from relier.protocol import hostile, registry, results
 from relier.protocol import message as wire
 from relier.protocol.registry import RunningTask, WorkerInfo
 from relier.store import admin, keys
+from relier.store.broker import as_bytes
 from relier.store.clients import SyncClient
 from relier.store.runner import perform_sync
 

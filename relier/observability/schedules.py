@@ -13,11 +13,11 @@ from typing import Any
 
 import msgspec
 
-from relier import schedule_store as store
-from relier.broker import as_bytes
 from relier.protocol import cadence, results
 from relier.protocol.declaration import Declaration, merge
 from relier.store import keys
+from relier.store import schedules as store
+from relier.store.broker import as_bytes
 from relier.store.clients import SyncClient
 
 

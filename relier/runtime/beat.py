@@ -29,22 +29,22 @@ from typing import TYPE_CHECKING, Any, Final
 
 import anyio
 
-from relier import schedule_store as store
-from relier.broker import REDIS_ERRORS, Broker
 from relier.errors import LockLost, RelierError
 from relier.lock import Lock
 from relier.protocol import cadence, catch_up
 from relier.protocol import message as wire
 from relier.protocol.declaration import Declaration, Registration, merge
-from relier.schedule_store import ScheduleState
 from relier.store import keys
+from relier.store import schedules as store
+from relier.store.broker import REDIS_ERRORS, Broker
 from relier.store.errors import StoreConnectionError as RedisConnectionError
+from relier.store.schedules import ScheduleState
 from relier.task import PushOptions, Task
 
 if TYPE_CHECKING:
     from relier.app import App
-    from relier.broker import Outgoing
     from relier.observability.metrics import WorkerMetrics
+    from relier.store.broker import Outgoing
 
 log = logging.getLogger("relier.beat")
 

@@ -25,11 +25,11 @@ from typing import Any, Final
 
 import anyio
 
-from relier import control_store
-from relier.broker import REDIS_ERRORS
 from relier.protocol import pidbox
 from relier.runtime.control_commands import NO_REPLY, Handler, WorkerFacts, handlers
+from relier.store import control as control_store
 from relier.store import keys
+from relier.store.broker import REDIS_ERRORS
 from relier.store.clients import AsyncClient
 
 log = logging.getLogger("relier.control")

@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-from relier import control_store
 from relier.app import App
-from relier.broker import Broker
 from relier.observability.recorder import ActiveTask, TaskRecorder
 from relier.protocol import pidbox
 from relier.runtime.capacity import Capacity
 from relier.runtime.revoked import RevokedIds, Terminations
 from relier.settings import redact
+from relier.store import control as control_store
+from relier.store.broker import Broker
 
 log = logging.getLogger("relier.control")
 

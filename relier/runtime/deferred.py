@@ -19,13 +19,13 @@ from typing import Final
 import anyio
 
 from relier.app import App
-from relier.broker import REDIS_ERRORS, Broker
 from relier.errors import PayloadError
 from relier.protocol import message as wire
 from relier.runtime import versioning
 from relier.runtime.capacity import Capacity
 from relier.runtime.intake import Intake
 from relier.store import lanes
+from relier.store.broker import REDIS_ERRORS, Broker
 
 log = logging.getLogger("relier.worker")
 

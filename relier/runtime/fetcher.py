@@ -29,7 +29,6 @@ from typing import Final
 import anyio
 
 from relier.app import App
-from relier.broker import REDIS_ERRORS, Broker
 from relier.runtime.capacity import Capacity
 from relier.runtime.deferred import DeferredPuller
 from relier.runtime.delivery import Delivery, Settler
@@ -38,6 +37,7 @@ from relier.runtime.orphans import OrphanWatch
 from relier.runtime.outage import LoopBackoff, OutageLog
 from relier.runtime.suspects import SuspectRunner
 from relier.store import keys
+from relier.store.broker import REDIS_ERRORS, Broker
 
 log = logging.getLogger("relier.worker")
 

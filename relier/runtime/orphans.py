@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 import anyio
 
-from relier.broker import REDIS_ERRORS, Broker
+from relier.store.broker import REDIS_ERRORS, Broker
 
 log = logging.getLogger("relier.worker")
 

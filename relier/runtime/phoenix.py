@@ -30,7 +30,6 @@ from typing import Final
 
 import anyio
 
-from relier.broker import REDIS_ERRORS, Broker, as_bytes
 from relier.errors import PayloadError
 from relier.observability.metrics import WorkerMetrics
 from relier.protocol import dead_letter, registry, results
@@ -39,6 +38,7 @@ from relier.protocol.registry import WorkerInfo
 from relier.runtime.delivery import idempotency_record
 from relier.settings import Settings
 from relier.store import keys, lanes, recovery, runner
+from relier.store.broker import REDIS_ERRORS, Broker, as_bytes
 from relier.store.settles import Held
 
 log = logging.getLogger("relier.phoenix")

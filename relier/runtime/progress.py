@@ -13,11 +13,11 @@ from typing import Any
 
 import msgspec
 
-from relier import control_store
 from relier.app import App
 from relier.protocol import results
 from relier.protocol.message import TaskMessage
 from relier.protocol.results import ResultMeta
+from relier.store import control as control_store
 
 
 def hostname(worker_id: str) -> str:

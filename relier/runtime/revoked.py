@@ -25,8 +25,8 @@ from typing import Final
 
 import anyio
 
-from relier import control_store
-from relier.broker import REDIS_ERRORS
+from relier.store import control as control_store
+from relier.store.broker import REDIS_ERRORS
 from relier.store.clients import AsyncClient
 
 log = logging.getLogger("relier.control")

@@ -13,8 +13,8 @@ from typing import Final
 
 import anyio
 
-from relier.broker import PUMP_BATCH, REDIS_ERRORS, Broker
 from relier.store import lanes
+from relier.store.broker import PUMP_BATCH, REDIS_ERRORS, Broker
 
 log = logging.getLogger("relier.worker")
 

@@ -19,10 +19,10 @@ from typing import Final
 
 import anyio
 
-from relier.broker import REDIS_ERRORS, Broker
 from relier.runtime.capacity import Capacity
 from relier.runtime.intake import Intake
 from relier.store import keys, lanes
+from relier.store.broker import REDIS_ERRORS, Broker
 
 log = logging.getLogger("relier.worker")
 

@@ -36,7 +36,6 @@ import anyio
 from anyio.abc import TaskGroup
 
 from relier.app import App
-from relier.broker import REDIS_ERRORS, Broker, call_sync
 from relier.config_errors import explain
 from relier.errors import ConfigurationError
 from relier.observability.telemetry import Telemetry
@@ -56,6 +55,7 @@ from relier.runtime.progress import hostname
 from relier.runtime.scheduler import Scheduler
 from relier.runtime.watchdog import EXIT_LOOP_STALLED, Watchdog
 from relier.store import clients, keys
+from relier.store.broker import REDIS_ERRORS, Broker, call_sync
 from relier.store.errors import StoreError
 from relier.store.errors import StoreError as RedisError
 

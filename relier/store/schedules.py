@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from relier.broker import Broker, Enqueued, Outgoing, ScriptCall, as_bytes, enqueue_call
 from relier.protocol import declaration
 from relier.protocol.declaration import DeclarationError, Registration
 from relier.store import keys
+from relier.store.broker import Broker, Enqueued, Outgoing, ScriptCall, as_bytes, enqueue_call
 from relier.store.clients import AsyncClient, SyncClient
 
 log = logging.getLogger("relier.beat")

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from relier.broker import ScriptCall, as_bytes, call_sync
 from relier.protocol import results
 from relier.store import keys
+from relier.store.broker import ScriptCall, as_bytes, call_sync
 from relier.store.clients import AsyncClient, SyncClient
 
 #: kombu's separator inside a binding-set member.
