@@ -25,15 +25,13 @@ CLIENT = 2
 KNOWN_UPWARD = {
     # Compatibility alias for code written before relier/store existed.
     ("relier.protocol.keys", "relier.store.keys"),
-    # The runtime still reports to the observers directly; the hooks interface
-    # (runtime/hooks.py, branch i14tests) inverts these.
+    # The runtime still reports to these observers directly; runtime/hooks.py is where
+    # their protocols go (TaskObserver, RecoveryMetrics and ScheduleMetrics already do).
     ("relier.runtime.executor", "relier.observability"),
     ("relier.runtime.control_commands", "relier.observability"),
     ("relier.runtime.worker", "relier.observability"),
-    ("relier.runtime.phoenix", "relier.observability"),
     ("relier.runtime.deadlines", "relier.observability"),
     ("relier.runtime.supervisor", "relier.observability"),
-    ("relier.runtime.beat", "relier.observability"),
     # The push span is written by the producer (client layer).
     ("relier.producer", "relier.observability"),
 }

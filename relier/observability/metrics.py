@@ -132,6 +132,9 @@ class WorkerMetrics:
                 histogram = self._histograms[(task, queue)] = self.duration.labels(task, queue)
             histogram.observe(duration_s)
 
+    def recovery_latency(self, silent_for_s: float) -> None:
+        self.resurrection_latency.observe(silent_for_s)
+
     def schedule_sent(self, schedule: str) -> None:
         self.schedule_ticks_sent.labels(schedule).inc()
 

@@ -34,6 +34,7 @@ from relier.lock import Lock
 from relier.protocol import cadence, catch_up
 from relier.protocol import message as wire
 from relier.protocol.declaration import Declaration, Registration, merge
+from relier.runtime.hooks import ScheduleMetrics
 from relier.store import keys
 from relier.store import schedules as store
 from relier.store.broker import REDIS_ERRORS, Broker
@@ -43,7 +44,6 @@ from relier.task import PushOptions, Task
 
 if TYPE_CHECKING:
     from relier.app import App
-    from relier.observability.metrics import WorkerMetrics
     from relier.store.broker import Outgoing
 
 log = logging.getLogger("relier.beat")
@@ -76,7 +76,7 @@ class Beat:
 
     def __init__(
         self, app: App, broker: Broker, worker_id: str, *, started_at: float,
-        metrics: WorkerMetrics | None = None, clock: Callable[[], float] = time.time,
+        metrics: ScheduleMetrics | None = None, clock: Callable[[], float] = time.time,
     ) -> None:
         self.app = app
         self.broker = broker

@@ -61,3 +61,23 @@ def guarded(hook: Callable[[Delivery], None], delivery: Delivery, *, what: str) 
     except Exception:  # an observer's bug must never cost a task or the worker
         log.exception("observer %s failed on a delivery from %r; the task goes on",
                       what, delivery.queue)
+
+
+class RecoveryMetrics(Protocol):
+    """What the resurrector reports (``observability/metrics.py`` implements it)."""
+
+    def recovery_latency(self, silent_for_s: float) -> None:
+        """A dead worker's last beat was this long before its work was recovered."""
+
+    def resurrected(self, queue: str, action: str) -> None:
+        """One message moved off a dead worker: ``requeue`` or ``quarantine``."""
+
+
+class ScheduleMetrics(Protocol):
+    """What the schedule leader reports (``observability/metrics.py`` implements it)."""
+
+    def schedule_sent(self, schedule: str) -> None:
+        """One periodic run sent."""
+
+    def schedule_missed(self, schedule: str, reason: str, count: int = 1) -> None:
+        """Ticks not sent, and why (``outage``, ``admission``, ``invalid``)."""

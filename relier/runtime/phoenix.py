@@ -31,11 +31,11 @@ from typing import Final
 import anyio
 
 from relier.errors import PayloadError
-from relier.observability.metrics import WorkerMetrics
 from relier.protocol import dead_letter, registry, results
 from relier.protocol import message as wire
 from relier.protocol.registry import WorkerInfo
 from relier.runtime.delivery import idempotency_record
+from relier.runtime.hooks import RecoveryMetrics
 from relier.settings import Settings
 from relier.store import keys, lanes, recovery, runner
 from relier.store.broker import REDIS_ERRORS, Broker, as_bytes
@@ -60,7 +60,7 @@ class Resurrector:
 
     def __init__(
         self, broker: Broker, worker_id: str, settings: Settings,
-        metrics: WorkerMetrics | None = None,
+        metrics: RecoveryMetrics | None = None,
     ) -> None:
         self._broker = broker
         self._metrics = metrics
@@ -142,7 +142,7 @@ class Resurrector:
         info.resurrected = len(moved)
         info.resurrected_ids = [plan.task_id for _, plan in moved if plan.task_id]
         if self._metrics is not None:
-            self._metrics.resurrection_latency.observe(silent_for)
+            self._metrics.recovery_latency(silent_for)
             for queue, plan in moved:
                 self._metrics.resurrected(queue, plan.action)
         await self._broker.client.hset(keys.WORKERS, info.id, registry.encode(info))
