@@ -18,6 +18,7 @@ from relier.errors import (
 from relier.handle import TaskHandle
 from relier.lock import Lock
 from relier.task import Task
+from relier.workflow import GroupHandle, Signature, chain, chord, group
 
 __all__ = [
     "AdmissionRejectedError",
@@ -25,6 +26,7 @@ __all__ = [
     "ArgumentError",
     "BrokerUnavailable",
     "ConfigurationError",
+    "GroupHandle",
     "Lock",
     "LockLost",
     "LockTimeout",
@@ -32,9 +34,13 @@ __all__ = [
     "RelierError",
     "ResultTimeout",
     "Retry",
+    "Signature",
     "Task",
     "TaskContext",
     "TaskFailed",
     "TaskHandle",
+    "chain",
+    "chord",
     "current_task",
+    "group",
 ]

@@ -127,3 +127,14 @@ def running(worker_id: str) -> str:
 def result(task_id: str) -> str:
     """Where Celery's Redis backend keeps a result; also its pub/sub channel."""
     return f"celery-task-meta-{task_id}"
+
+
+def taskset(group_id: str, suffix: str = "") -> str:
+    """Celery's group/chord keys: ``celery-taskset-meta-<gid>`` (a saved GroupResult) and,
+    with ``suffix``, a chord's join: ``.j`` results, ``.t`` extra size, ``.s`` size, ``.d``
+    seen parts, ``.c`` dispatch claim."""
+    return f"celery-taskset-meta-{group_id}{suffix}"
+
+
+#: The parts of a chord's join, in the order ``lib/chord.lua`` takes them.
+CHORD_SUFFIXES = (".j", ".t", ".s", ".d", ".c")

@@ -27,7 +27,7 @@ import msgspec
 from relier.app import App
 from relier.context import TaskContext
 from relier.errors import PayloadError
-from relier.protocol import dead_letter, results
+from relier.protocol import canvas, dead_letter, results
 from relier.protocol import message as wire
 from relier.protocol.message import TaskMessage
 from relier.runtime import retry, versioning
@@ -93,6 +93,13 @@ class Executor:
             # was and its caller gets the failure instead of waiting for a result.
             await self._dead_letter(delivery, wire.peek(delivery.raw), exc.reason, exc.detail,
                                     None, failure=exc)
+            return
+        try:
+            canvas.read_canvas(message)
+        except canvas.CanvasUnsupported as exc:
+            log.error("task %s[%s] refused: %s", message.task, message.id, exc.detail)
+            await self._dead_letter(delivery, message, exc.reason, exc.detail, None,
+                                    failure=exc)
             return
         now = time.time()
         if message.expires is not None and message.expires.timestamp() <= now:
@@ -173,7 +180,7 @@ class Executor:
         try:
             value = await self.caller.call(task, args, kwargs, context,
                                            limits_for(task, message))
-            payload = self._success(message, task, value)
+            payload, plain = self._success(message, task, value)
         except Exception as exc:
             await self._failed(delivery, message, task, exc, time.monotonic() - started)
             return
@@ -186,7 +193,31 @@ class Executor:
             await self._failed(delivery, message, task, exc, time.monotonic() - started)
             return
         # Its outcome line (success, or stale) is the recorder's: observability/recorder.py.
-        await self._settle(delivery.ack(message, payload, self._settings.result_ttl))
+        follow_ups = self._follow_ups(message, lambda c: canvas.after_success(
+            message, c, plain, self._route(message), self._worker_id))
+        await self._settle(delivery.ack(message, payload, self._settings.result_ttl,
+                                        follow_ups=follow_ups))
+
+    def _route(self, message: TaskMessage) -> canvas.Route:
+        """Where a follow-up goes when its options name no queue: the queue of the task
+        as registered here, else the queue its parent came from."""
+        def route(sig: canvas.Signature) -> str:
+            task = self._app.tasks.get(sig.task)
+            return task.queue if task is not None else message.origin_queue
+        return route
+
+    @staticmethod
+    def _follow_ups(
+        message: TaskMessage | None, build: Callable[[canvas.Canvas], canvas.FollowUps],
+    ) -> canvas.FollowUps:
+        """What the settle sends with it; nothing for a message without a canvas (or one
+        refused for its canvas, which was checked before it ran)."""
+        if message is None or not any(message.embed.values()):
+            return canvas.NONE
+        try:
+            return build(canvas.read_canvas(message))
+        except canvas.CanvasUnsupported:
+            return canvas.NONE
 
     async def _failed(
         self, delivery: Delivery, message: TaskMessage, task: Task[Any, Any],
@@ -212,11 +243,16 @@ class Executor:
                                 result=retry.failure_result(message, error, tb),
                                 elapsed=elapsed)
 
-    def _success(self, message: TaskMessage, task: Task[Any, Any], value: Any) -> bytes:
-        if task.ignore_result or message.ignore_result:
-            return b""
+    def _success(
+        self, message: TaskMessage, task: Task[Any, Any], value: Any
+    ) -> tuple[bytes, Any]:
+        """The stored result (``b""`` when ignored) and the value as plain JSON data (what
+        a chain's next step and the callbacks receive)."""
         try:
-            return results.encode(results.success(message.id, msgspec.to_builtins(value)))
+            plain = msgspec.to_builtins(value)
+            if task.ignore_result or message.ignore_result:
+                return b"", plain
+            return results.encode(results.success(message.id, plain)), plain
         except (TypeError, msgspec.EncodeError) as exc:
             raise TypeError(f"return value of {task.name} is not JSON-serialisable: {exc}") from exc
 
@@ -281,8 +317,14 @@ class Executor:
         if result is None and failure is not None and message is not None:
             result = results.failure(message.id, failure, tb)
         stored = results.encode(result) if result is not None and task_id else b""
+        follow_ups = canvas.NONE
+        if message is not None and result is not None:
+            final, route = result, self._route(message)
+            follow_ups = self._follow_ups(message, lambda c: canvas.after_failure(
+                message, c, final, route, self._worker_id))
         await self._settle(delivery.dead_letter(
-            message, dead_letter.encode(entry), stored, self._settings.result_ttl, entry.queue))
+            message, dead_letter.encode(entry), stored, self._settings.result_ttl, entry.queue,
+            follow_ups=follow_ups))
 
     async def _settle(self, settle: Any) -> bool:
         """Await a settle even if the task is being cancelled, within a bound."""
