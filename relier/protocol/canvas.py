@@ -26,6 +26,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
+import msgspec
+
 from relier.errors import PayloadError
 from relier.protocol import keys, results
 from relier.protocol import message as wire
@@ -90,10 +92,21 @@ class Signature:
 
     def to_wire(self) -> dict[str, Any]:
         """The dict Celery puts in ``embed`` (and ``options["link"]``...)."""
+        options = {k: _to_wire(v) if k in ("link", "link_error", "chord") else v
+                   for k, v in self.options.items()}
         return {
             "task": self.task, "args": list(self.args), "kwargs": self.kwargs,
-            "options": self.options, "subtask_type": None, "immutable": self.immutable,
+            "options": options, "subtask_type": None, "immutable": self.immutable,
         }
+
+
+def _to_wire(value: Any) -> Any:
+    """Signatures nested in options (``link``, ``link_error``, ``chord``) as dicts."""
+    if isinstance(value, Signature):
+        return value.to_wire()
+    if isinstance(value, list | tuple):
+        return [_to_wire(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,7 +375,7 @@ def after_failure(
     step that has an id (so the chain's last result is not PENDING forever), the chord
     part, and the errbacks, sent as tasks with the failed task's id as their argument."""
     stored = tuple(
-        (sig.id, results.encode(replace(failure, task_id=sig.id)))
+        (sig.id, results.encode(msgspec.structs.replace(failure, task_id=sig.id)))
         for sig in canvas.chain if sig.id
     )
     errbacks = _errbacks(canvas.errbacks, message.id, message.root_id or message.id, route,

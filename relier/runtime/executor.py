@@ -218,6 +218,10 @@ class Executor:
             return build(canvas.read_canvas(message))
         except canvas.CanvasUnsupported:
             return canvas.NONE
+        except Exception:  # a bug here must not take the worker (and its tasks) down
+            log.exception("task %s[%s]: building what follows it failed; none of its "
+                          "canvas (chain, callbacks, chord) is sent", message.task, message.id)
+            return canvas.NONE
 
     async def _failed(
         self, delivery: Delivery, message: TaskMessage, task: Task[Any, Any],
