@@ -168,6 +168,22 @@ def test_celery_link_and_link_error_run_on_relier(
     assert errback["args"] == [bad.id] and errback["kwargs"] == {"errback": True}
 
 
+def test_link_error_runs_when_a_task_is_quarantined_as_poison(
+    start_worker: StartWorker, celery_app: Celery, rclient: redis.Redis
+) -> None:
+    queue = unique_queue("poison")
+    env = {**FAST, "RELIER_MAX_RESURRECTIONS": "2"}
+    for _ in range(3):  # two die of it, the third quarantines it
+        start_worker(RELIER_APP, queues=f"{queue},re-queue", env=env)
+    record = celery_app.signature("interop.record", queue=queue)
+    result = celery_app.send_task("interop.crash", queue=queue,
+                                  link_error=record.clone(("poisoned",)))
+    with pytest.raises(Exception, match="worker died"):
+        result.get(timeout=RESULT_TIMEOUT)
+    (errback,) = records(rclient, 1)
+    assert errback["args"] == [result.id, "poisoned"]
+
+
 def test_unsupported_canvas_is_refused_with_the_reason(
     start_worker: StartWorker, celery_app: Celery, rclient: redis.Redis
 ) -> None:

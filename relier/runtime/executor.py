@@ -152,15 +152,18 @@ class Executor:
             await self._settle(delivery.schedule(message, delivery.raw,
                                                  time.time() + BUSY_WAIT_S))
             return True
-        payload = b""
+        payload, value = b"", None
         if earlier.result:
             meta = results.decode(earlier.result)
             meta.task_id = message.id
-            payload = results.encode(meta)
+            payload, value = results.encode(meta), meta.result
         log.info("task %s[%s] already succeeded under idempotency key %s; not run again",
                  message.task, message.id, message.idempotency_key)
+        # Its chain and callbacks go on with the earlier run's result.
+        follow_ups = self._follow_ups(message, lambda c: canvas.after_success(
+            message, c, value, self._route(message), self._worker_id))
         await self._settle(delivery.ack(message, payload, self._settings.result_ttl,
-                                        why="already_done"))
+                                        why="already_done", follow_ups=follow_ups))
         return True
 
     async def _run(

@@ -23,9 +23,10 @@ from typing import Final
 import anyio
 
 from relier.broker import REDIS_ERRORS, Broker, ScriptCall, as_bytes
+from relier.canvas_store import settle_call
 from relier.errors import PayloadError
 from relier.observability.metrics import WorkerMetrics
-from relier.protocol import dead_letter, keys, registry, results
+from relier.protocol import canvas, dead_letter, keys, registry, results
 from relier.protocol import message as wire
 from relier.protocol.registry import WorkerInfo
 from relier.runtime.delivery import idempotency_record
@@ -129,13 +130,18 @@ class Resurrector:
             log.error("task %s[%s] killed its worker %d times: quarantined as poison",
                       message.task, message.id, count)
             record = idempotency_record(message)
-            return ScriptCall(
+            poison = self._poison_result(message, count)
+            call = ScriptCall(
                 "resurrect", [processing, fences, keys.dead_letters(origin), result_key,
                               keys.dlq_reasons(origin), *([record] if record else [])],
                 [raw, message.id, "quarantine", self._poison_entry(message, raw, count,
                                                                    dead_worker),
-                 self._poison_result(message, count), self._settings.result_ttl, "poison"],
+                 poison, self._settings.result_ttl, "poison"],
             )
+            # Dead-lettered: its errbacks, the rest of its chain and its chord part go
+            # with the quarantine, as with any other dead letter.
+            return settle_call(call, 8, poison_follow_ups(message, poison),
+                               self._settings.result_ttl)
         message.headers[wire.RESURRECTIONS_HEADER] = count
         message.headers[wire.ORIGIN_QUEUE_HEADER] = origin
         wire.redelivered(message)
@@ -169,3 +175,17 @@ class Resurrector:
             message.id, "PoisonTask", "relier.errors",
             [f"worker died {count} times running this task"], None,
         ))
+
+
+def poison_follow_ups(message: wire.TaskMessage, poison: bytes) -> canvas.FollowUps:
+    """A quarantined task's canvas on failure; follow-ups go to its own queue when their
+    signature names none (the resurrector does not know the tasks' queues)."""
+    if not any(message.embed.values()):
+        return canvas.NONE
+    try:
+        return canvas.after_failure(message, canvas.read_canvas(message),
+                                    results.decode(poison), lambda _sig: message.origin_queue)
+    except Exception:  # its canvas was refused before it ran, or a bug: never stop here
+        log.exception("task %s[%s]: its canvas is not sent with its quarantine",
+                      message.task, message.id)
+        return canvas.NONE

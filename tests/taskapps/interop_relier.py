@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 from typing import NoReturn
 
@@ -130,3 +131,9 @@ async def step(x: int, hold: float) -> int:
 @producer.task(name="interop.celery_tsum")
 def celery_tsum(values: list[int]) -> int:
     raise NotImplementedError("runs on the Celery worker")
+
+
+@app.task(name="interop.crash")
+async def crash() -> None:
+    """Ends its worker process, as a segfault or the OOM killer would."""
+    os._exit(1)
