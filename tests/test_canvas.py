@@ -110,6 +110,8 @@ def test_immutable_steps_ignore_the_parent_result() -> None:
     ({"errbacks": [{"task": "t", "options": {"frobnicate": 1}}]}, "frobnicate"),
     ({"chord": {"task": "t", "options": {"serializer": "pickle"}}}, "pickle"),
     ({"chain": "not a list"}, "not a list"),
+    ({"chain": [{"task": "t", "options": {"countdown": "soon"}}]}, "countdown='soon'"),
+    ({"callbacks": [{"task": "t", "options": {"eta": "tomorrow"}}]}, "ISO-8601"),
 ])
 def test_unsupported_canvas_parts_are_named(embed: dict[str, Any], named: str) -> None:
     message = with_embed(vector("a_send_task_default.json"), **embed)

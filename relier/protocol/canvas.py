@@ -45,6 +45,14 @@ INERT_OPTIONS: Final = frozenset({
     "retry", "retry_policy", "delivery_mode", "mandatory", "immediate", "add_to_parent",
     "producer", "connection", "publisher", "exchange_type", "declare", "chord_size",
 })
+#: The type each honoured scalar option must have (checked before the task runs, so a
+#: follow-up never fails to build after it).
+_OPTION_TYPES: Final[dict[str, type | tuple[type, ...]]] = {
+    "task_id": str, "queue": str, "routing_key": str, "priority": int,
+    "countdown": (int, float), "eta": (str, int, float), "expires": (str, int, float),
+    "time_limit": (int, float), "soft_time_limit": (int, float), "group_id": str,
+    "group_index": int, "shadow": str, "headers": dict, "reply_to": str,
+}
 #: Chord parts in these states fail the chord (Celery's ``PROPAGATE_STATES``).
 PROPAGATE_STATES: Final = frozenset({results.FAILURE, results.REVOKED})
 #: The stand-in, inside a chord callback's pre-built body, for the joined results.
@@ -153,6 +161,17 @@ def _check_options(options: dict[str, Any], where: str) -> None:
                                 "supported (use queue=)")
     if options.get("serializer") not in (None, "json"):
         raise CanvasUnsupported(f"{where}: serializer {options['serializer']!r} (only json)")
+    for name, kinds in _OPTION_TYPES.items():
+        value = options.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
+            raise CanvasUnsupported(f"{where}: option {name}={value!r} has the wrong type")
+    for name in ("eta", "expires"):
+        if isinstance(options.get(name), str):
+            try:
+                datetime.fromisoformat(options[name])
+            except ValueError:
+                raise CanvasUnsupported(f"{where}: option {name}={options[name]!r} is not "
+                                        "an ISO-8601 time") from None
     for name in ("link", "link_error"):
         for i, sig in enumerate(_as_list(options.get(name))):
             read_signature(sig, f"{where} option {name}[{i}]")
