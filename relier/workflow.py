@@ -191,5 +191,8 @@ class chord:
 def signature_of(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
                  immutable: bool) -> Signature:
     """``task.s()``/``task.si()``: the call as plain JSON data, routed to the task's queue."""
+    # The payload version travels in the signature's headers, so whichever worker sends
+    # the step (Relier or Celery) stamps it as the producer would.
+    options = {"queue": task.queue, "headers": {wire.VERSION_HEADER: task.version}}
     return Signature(task.name, tuple(msgspec.to_builtins(args)), msgspec.to_builtins(kwargs),
-                     {"queue": task.queue}, immutable, origin=task)
+                     options, immutable, origin=task)

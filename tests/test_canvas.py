@@ -22,6 +22,7 @@ import redis
 import redis.asyncio as aioredis
 from celery.app.task import Context
 
+import relier
 from relier.broker import Broker
 from relier.protocol import canvas, keys, results
 from relier.protocol import message as wire
@@ -276,3 +277,48 @@ async def test_base64_in_lua_matches_python(rclient: redis.Redis, redis_url: str
             assert await relier_part(settler, rclient, header_part(0, gid, callback), value)
             sent = rclient.rpop(QUEUE)
             assert sent is not None and body_of(sent)[0] == [[value]]
+
+
+# == the native API's wire format (pure) ====================================================
+
+
+native_app = relier.App()
+
+
+@native_app.task(name="canvas.v2", queue="q2", version=2)
+async def v2(x: int, y: int = 0) -> int:
+    return x + y
+
+
+def test_native_chain_carries_queue_version_and_the_reversed_rest() -> None:
+    steps = relier.chain(v2.s(1), v2.s(), v2.si(7, 7).set(queue="other"))
+    (sent,) = steps._push().messages
+    first = wire.decode(sent.raw)
+    assert (first.task, first.args, first.queue, first.version) == ("canvas.v2", [1], "q2", 2)
+    assert [s["args"] for s in first.embed["chain"]] == [[7, 7], []]  # last runs next
+    (step,) = canvas.after_success(first, canvas.read_canvas(first), 5,
+                                   to_celery_queue).messages
+    second = wire.decode(step.raw)
+    # The version travels with the signature, so a follow-up is stamped like a push.
+    assert (second.args, second.queue, second.version) == ([5], "q2", 2)
+    assert second.id == steps.steps[1].id and second.root_id == first.id
+
+
+def test_native_group_and_chord_wire_format() -> None:
+    members = relier.group(v2.s(i, i) for i in range(3))
+    push, handle = members._push()
+    sent = [wire.decode(m.raw) for m in push.messages]
+    assert [(m.group, m.group_index) for m in sent] == [(handle.id, i) for i in range(3)]
+    assert json.loads(push.group_value)["result"][0] == [handle.id, None]
+    body = v2.s(10)
+    chord = relier.chord(members, body)
+    cpush = chord._push()
+    assert cpush.chord_size == 3
+    header = wire.decode(cpush.messages[0].raw)
+    assert header.embed["chord"]["options"]["group_id"] == header.group
+    assert header.embed["chord"]["options"]["task_id"] == chord.body.id
+
+
+def test_nested_native_canvas_is_refused_when_built() -> None:
+    with pytest.raises(TypeError, match="nested group"):
+        relier.chain(v2.s(1), relier.group(v2.s(2)))  # type: ignore[arg-type]

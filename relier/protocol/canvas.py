@@ -256,7 +256,7 @@ def message_for(
     eta = _moment(o.get("eta"), now)
     if isinstance(o.get("countdown"), int | float):
         eta = now + timedelta(seconds=o["countdown"])
-    headers = dict(o.get("headers") or {})
+    headers = {**(o.get("headers") or {}), wire.SENT_AT_HEADER: round(now.timestamp(), 3)}
     for name in ("shadow", "stamped_headers", "stamps"):
         if name in o:
             headers[name] = o[name]
