@@ -322,3 +322,21 @@ def test_native_group_and_chord_wire_format() -> None:
 def test_nested_native_canvas_is_refused_when_built() -> None:
     with pytest.raises(TypeError, match="nested group"):
         relier.chain(v2.s(1), relier.group(v2.s(2)))  # type: ignore[arg-type]
+
+
+async def test_hostile_join_keys_neither_break_the_settle_nor_call_back(
+    rclient: redis.Redis, redis_url: str
+) -> None:
+    async with settling(redis_url) as settler:
+        callback = callback_of(vector("e_chord_header_message.json"))
+        gid = callback["options"]["group_id"]
+        rclient.set(keys.taskset(gid, ".s"), 2)
+        rclient.set(keys.taskset(gid, ".t"), "not a number")
+        rclient.zadd(keys.taskset(gid, ".j"), {"garbage": 0})
+        # The settle lands (the step is done) and the chord fails, naming no part it
+        # could not read, instead of calling back with garbage.
+        assert await relier_part(settler, rclient, header_part(1, gid, callback), 1)
+        assert rclient.llen(QUEUE) == 0
+        stored = results.decode(rclient.get(keys.result(callback["options"]["task_id"])) or b"")
+        assert stored.result["exc_type"] == "ChordError"
+        assert "unreadable" in stored.result["exc_message"][0]

@@ -46,7 +46,8 @@ local function chord_part_return(k, a, ttl)
   redis.call('SADD', dkey, mark)
   for _, key in ipairs({jkey, tkey, skey, dkey}) do redis.call('EXPIRE', key, ttl) end
   local size = tonumber(redis.call('GET', skey) or '')
-  local total = (size or 0) + tonumber(redis.call('GET', tkey) or '0')
+  -- Read as hostile: a value that is not a number counts as none.
+  local total = (size or 0) + (tonumber(redis.call('GET', tkey) or '') or 0)
   if not size or redis.call('ZCARD', jkey) ~= total or redis.call('EXISTS', ckey) == 1 then
     return 'recorded'
   end
