@@ -340,3 +340,7 @@ async def test_hostile_join_keys_neither_break_the_settle_nor_call_back(
         stored = results.decode(rclient.get(keys.result(callback["options"]["task_id"])) or b"")
         assert stored.result["exc_type"] == "ChordError"
         assert "unreadable" in stored.result["exc_message"][0]
+        rclient.delete(keys.taskset(gid, ".c"))
+        rclient.set(keys.taskset(gid, ".j"), "a string, not Celery's sorted set")
+        assert await relier_part(settler, rclient, header_part(0, gid, callback), 1)
+        assert rclient.llen(QUEUE) == 0

@@ -39,6 +39,15 @@ end
 local function chord_part_return(k, a, ttl)
   local jkey, tkey, skey, dkey, ckey = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
   local tid, score = ARGV[a], ARGV[a + 2]
+  local function of_type(key, wanted)
+    local t = redis.call('TYPE', key)['ok']
+    return t == 'none' or t == wanted
+  end
+  if not (of_type(jkey, 'zset') and of_type(dkey, 'set') and of_type(ckey, 'string')) then
+    -- Not Celery's layout (written by something else): fail the chord rather than the
+    -- settle, which would otherwise be refused on every delivery of this step.
+    return chord_fail(k, a, '?', 'a chord join key of the wrong type', ttl)
+  end
   if redis.call('GET', ckey) == 'done' then return 'duplicate' end
   local mark = tid .. ':' .. score
   if redis.call('SISMEMBER', dkey, mark) == 1 then return 'duplicate' end
