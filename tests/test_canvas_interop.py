@@ -133,6 +133,24 @@ def test_celery_chord_of_ten_calls_back_once_on_relier(
     assert not rclient.exists(keys.taskset(gid, ".j"), keys.taskset(gid, ".s"))
 
 
+def test_chord_with_chains_in_its_header(
+    start_worker: StartWorker, celery_app: Celery
+) -> None:
+    queue = unique_queue("chord-chains")
+    start_worker(RELIER_APP, queues=queue)
+    add = celery_app.signature("interop.add", queue=queue)
+    tsum = celery_app.signature("interop.tsum", queue=queue)
+    ok = chord([chain(add.clone((1, 1)), add.clone((1,))), add.clone((2, 2))], tsum)
+    assert ok.apply_async().get(timeout=RESULT_TIMEOUT) == 7
+    # The chain's first step fails: its last step's chord part is joined as failed.
+    fail = celery_app.signature("interop.fail", ("early",), immutable=True, queue=queue)
+    bad = chord([chain(fail, add.clone((1,))), add.clone((2, 2))], tsum).apply_async()
+    body = celery_app.AsyncResult(bad.id)
+    poll(lambda: body.state == "FAILURE", RESULT_TIMEOUT, "the chord body to fail")
+    assert type(body.result).__name__ == "ChordError"
+    assert "raised ValueError" in str(body.result)
+
+
 def test_chord_header_split_between_celery_and_relier_calls_back_once(
     start_worker: StartWorker, start_celery: Any, celery_app: Celery, rclient: redis.Redis
 ) -> None:

@@ -399,8 +399,26 @@ def after_failure(
     )
     errbacks = _errbacks(canvas.errbacks, message.id, message.root_id or message.id, route,
                          origin)
-    chord = _chord_part(message, canvas, failure.status, failure.result, route, origin)
+    chord = _chord_part(message, canvas, failure.status, failure.result, route, origin) \
+        or _chain_chord_part(message, canvas, failure, route, origin)
     return FollowUps(errbacks, stored, chord)
+
+
+def _chain_chord_part(
+    message: TaskMessage, canvas: Canvas, failure: results.ResultMeta, route: Route,
+    origin: str,
+) -> ChordPart | None:
+    """A chain that is a chord header member carries the chord on its last step; when an
+    earlier step fails, that step's part is joined as failed (Celery's backend does the
+    same), so the chord fails instead of waiting forever."""
+    for sig in canvas.chain:
+        chord = sig.options.get("chord")
+        if chord and sig.options.get("group_id") and sig.id:
+            step = message_for(sig, [], queue=queue_of(sig, route), origin=origin,
+                               lineage=Lineage(message.id, message.root_id or message.id))
+            return _chord_part(step, Canvas(chord=read_signature(chord, "chain step chord")),
+                               failure.status, failure.result, route, origin)
+    return None
 
 
 def _errbacks(
