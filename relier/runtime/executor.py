@@ -255,10 +255,10 @@ class Executor:
     ) -> tuple[bytes, Any]:
         """The stored result (``b""`` when ignored) and the value as plain JSON data (what
         a chain's next step and the callbacks receive)."""
+        if task.ignore_result or message.ignore_result:
+            return b"", _plain_or_none(value)
         try:
             plain = msgspec.to_builtins(value)
-            if task.ignore_result or message.ignore_result:
-                return b"", plain
             return results.encode(results.success(message.id, plain)), plain
         except (TypeError, msgspec.EncodeError) as exc:
             raise TypeError(f"return value of {task.name} is not JSON-serialisable: {exc}") from exc
@@ -340,6 +340,15 @@ class Executor:
         log.error("a settle did not complete in %.0fs; Phoenix will recover the message",
                   SETTLE_TIMEOUT_S)
         return False
+
+
+def _plain_or_none(value: Any) -> Any:
+    """An ignored result as JSON data for a chain or callback; None when it is not JSON
+    (a task that keeps no result may return anything)."""
+    try:
+        return msgspec.to_builtins(value)
+    except (TypeError, msgspec.EncodeError):
+        return None
 
 
 def _cancelled_from_outside() -> bool:
