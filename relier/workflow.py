@@ -9,8 +9,9 @@ a group sends every member with one group id and saves the ``GroupResult`` Celer
 ``canvas_push.lua`` call, so it is sent whole or not at all. What follows a step is sent by
 the worker that settles it, in the settle's own script (``relier.protocol.canvas``).
 
-Arguments of a signature are checked on the worker (they are partial here: the parent's
-result is not known yet); nested canvases (a group inside a chain...) are not supported
+An immutable signature (``.si``) is checked against the task's type hints when made; a
+``.s`` signature's arguments are partial (the parent's result is still to come), so they
+are checked on the worker; nested canvases (a group inside a chain...) are not supported
 and raise ``TypeError`` when built.
 """
 
@@ -25,7 +26,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from relier.broker import call_sync
 from relier.canvas_store import CanvasPush, canvas_push_call
-from relier.errors import BrokerUnavailable
+from relier.errors import ArgumentError, BrokerUnavailable
 from relier.handle import TaskHandle
 from relier.protocol import canvas
 from relier.protocol import message as wire
@@ -194,5 +195,12 @@ def signature_of(task: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
     # The payload version travels in the signature's headers, so whichever worker sends
     # the step (Relier or Celery) stamps it as the producer would.
     options = {"queue": task.queue, "headers": {wire.VERSION_HEADER: task.version}}
-    return Signature(task.name, tuple(msgspec.to_builtins(args)), msgspec.to_builtins(kwargs),
-                     options, immutable, origin=task)
+    if immutable:  # the whole call is known: checked against the type hints, as a push is
+        wire_args, wire_kwargs = task.arguments.to_wire(args, kwargs)
+    else:  # the parent's result is still to come: only JSON-ness can be checked here
+        try:
+            wire_args, wire_kwargs = msgspec.to_builtins(list(args)), msgspec.to_builtins(kwargs)
+        except (TypeError, msgspec.EncodeError) as exc:
+            raise ArgumentError(f"{task.name}.s(): arguments are not JSON-serialisable: "
+                                f"{exc}") from None
+    return Signature(task.name, tuple(wire_args), wire_kwargs, options, immutable, origin=task)

@@ -344,3 +344,10 @@ async def test_hostile_join_keys_neither_break_the_settle_nor_call_back(
         rclient.set(keys.taskset(gid, ".j"), "a string, not Celery's sorted set")
         assert await relier_part(settler, rclient, header_part(0, gid, callback), 1)
         assert rclient.llen(QUEUE) == 0
+
+
+def test_immutable_signature_is_checked_like_a_push() -> None:
+    with pytest.raises(relier.ArgumentError, match="argument 'x'"):
+        v2.si("not an int")
+    with pytest.raises(relier.ArgumentError, match="JSON"):
+        v2.s(object())
