@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from relier.broker import Broker
 from relier.errors import UnknownTask
+from relier.handle import TaskHandle
 from relier.lock import Lock
 from relier.producer import Producer
 from relier.settings import Settings
@@ -98,6 +99,13 @@ class App:
             return self.tasks[name]
         except KeyError:
             raise UnknownTask(f"no task named {name!r} is registered") from None
+
+    def result(self, task_id: str) -> TaskHandle[Any]:
+        """A handle for any task id, as Celery's ``AsyncResult(id)``: a web app returns
+        ``h.id`` to its client and, in a later request, reads ``app.result(id).state``,
+        ``.info`` or ``.result(timeout)``. Nothing is read until asked; an id nobody
+        pushed is simply ``PENDING``."""
+        return TaskHandle(self, task_id)
 
     def lock(self, name: str, ttl: float, *, timeout: float | None = None) -> Lock:
         """A named distributed lock on this App's Redis, with a fencing token.

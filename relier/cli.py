@@ -334,15 +334,41 @@ def queues(
     redis_url: RedisOption = None,
 ) -> None:
     """Every known queue: waiting, in flight, delayed, dead-lettered, oldest message."""
-    found = _inspector(redis_url).queues()
+    inspector = _inspector(redis_url)
+    found = inspector.queues()
     if json_output:
         _print_json(found)
         return
     from rich.console import Console
 
-    from relier.observability.render import queues_table
+    from relier.observability.inspect import unconsumed_hints
+    from relier.observability.render import hint_lines, queues_table
 
-    Console().print(queues_table(found))
+    console = Console()
+    console.print(queues_table(found))
+    for line in hint_lines(unconsumed_hints(found, inspector.workers())):
+        console.print(line)
+
+
+@cli.command()
+def revoke(
+    task_ids: Annotated[list[str], typer.Argument(help="The task id(s).")],
+    terminate: Annotated[bool, typer.Option(
+        "--terminate", help="Also stop it if it runs now (async: cancelled; sync: its "
+                            "result discarded).")] = False,
+    redis_url: RedisOption = None,
+) -> None:
+    """Revoke tasks, as Celery's `app.control.revoke`: not run if still waiting."""
+    from relier.app import App
+
+    app = App(redis_url=redis_url)
+    guarded(lambda: _ping(app.sync_client(), app.settings.redis_url))
+    for task_id in task_ids:
+        if not task_id.strip():
+            _fail("a task id cannot be empty")
+        handle = app.result(task_id)
+        handle.revoke(terminate=terminate)
+        typer.echo(f"revoked {task_id} (state now {handle.state})")
 
 
 @cli.command()
@@ -390,5 +416,21 @@ def doctor(
         from relier.observability.render import diagnosis
 
         diagnosis(found)
+    if not found.healthy:
+        raise typer.Exit(1)
+
+
+@cli.command()
+def health(
+    host: Annotated[str | None, typer.Option(
+        "--host", help="Check this host's workers (default: this machine's hostname).",
+        show_default=False)] = None,
+    redis_url: RedisOption = None,
+) -> None:
+    """Exit 0 if a worker on this host is heartbeating, else 1 (for container health checks)."""
+    from relier.observability.health import check_host
+
+    found = check_host(_sync_client(redis_url), host)
+    typer.echo(found.summary(), err=not found.healthy)
     if not found.healthy:
         raise typer.Exit(1)

@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class StateReporter(Protocol):
+    """Stores a running task's own state (the worker provides one per run)."""
+
+    def report(self, state: str, meta: Any) -> bool: ...
+
+    async def areport(self, state: str, meta: Any) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +31,25 @@ class TaskContext:
     resurrections: int
     idempotency_key: str | None
     worker_id: str
+    reporter: StateReporter | None = field(default=None, repr=False, compare=False)
+
+    def update_state(self, state: str = "PROGRESS", meta: Any = None) -> bool:
+        """Store a custom state and its ``meta`` while the task runs, as Celery's
+        ``self.update_state`` does (``handle.state``/``handle.info`` and Celery's
+        ``AsyncResult`` see it). One blocking round trip: in an ``async def`` task prefer
+        ``await ctx.aupdate_state(...)``. False when a final state is already stored (the
+        task was revoked). ``ValueError`` for a final state name, ``TypeError`` for a
+        ``meta`` that is not JSON-serialisable."""
+        return self._reporter().report(state, meta)
+
+    async def aupdate_state(self, state: str = "PROGRESS", meta: Any = None) -> bool:
+        """:meth:`update_state` without blocking the event loop."""
+        return await self._reporter().areport(state, meta)
+
+    def _reporter(self) -> StateReporter:
+        if self.reporter is None:
+            raise RuntimeError("update_state needs a task run by a Relier worker")
+        return self.reporter
 
 
 _current: ContextVar[TaskContext | None] = ContextVar("relier_current_task", default=None)

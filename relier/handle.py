@@ -8,15 +8,16 @@ the read; one that lands after is delivered by the notification. Nothing polls.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
 import anyio
 import msgspec
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from relier import control_store
 from relier.errors import BrokerUnavailable, ResultTimeout, TaskFailed
-from relier.protocol import keys, results
+from relier.protocol import keys, pidbox, results
 from relier.protocol.results import ResultMeta
 from relier.settings import redact
 
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
     from relier.app import App
 
 R = TypeVar("R")
+
+#: Seconds a revoke broadcast stays valid (a worker ignores it after that, as kombu's do).
+REVOKE_BROADCAST_TTL_S: Final = 60.0
 
 
 class TaskHandle(Generic[R]):
@@ -68,6 +72,55 @@ class TaskHandle(Generic[R]):
         raw = self._app.sync_client().get(keys.result(self.id))
         return results.decode(raw).status if raw else results.PENDING
 
+    @property
+    def state(self) -> str:
+        """The stored state, as Celery's ``AsyncResult.state``: ``PENDING`` (nothing
+        stored yet), a custom state such as ``PROGRESS``, ``RETRY``, ``SUCCESS``,
+        ``FAILURE`` or ``REVOKED``. One read of Redis per access."""
+        return self.status()
+
+    @property
+    def info(self) -> Any:
+        """What goes with the state, as Celery's ``AsyncResult.info``: the ``meta`` of a
+        custom state (``update_state``), the return value after ``SUCCESS``, a
+        :class:`TaskFailed` (not raised) for ``FAILURE``/``RETRY``/``REVOKED``, None while
+        ``PENDING``. One read of Redis per access."""
+        return self._info_of(self._app.sync_client().get(keys.result(self.id)))
+
+    async def ainfo(self) -> Any:
+        """:attr:`info` from async code."""
+        return self._info_of(await self._app.broker().get_result(self.id))
+
+    def revoke(self, *, terminate: bool = False) -> None:
+        """Revoke the task, as Celery's ``AsyncResult.revoke``: a worker that takes it
+        later does not run it (the id is kept in Redis for ``revoke_ttl``), and a task
+        not started yet reads ``REVOKED`` at once. With ``terminate=True`` a running
+        ``async def`` task is cancelled; a running ``def`` task runs on and its result is
+        discarded (``REVOKED`` is stored). Celery workers sharing the queues hear it too."""
+        client = self._app.sync_client()
+        control_store.revoke_sync(client, self._revocation())
+        control_store.broadcast_sync(client, _revoke_request([self.id], terminate))
+
+    async def arevoke(self, *, terminate: bool = False) -> None:
+        """:meth:`revoke` from async code."""
+        broker = self._app.broker()
+        await broker.run(control_store.revoke_call(self._revocation()))
+        await control_store.abroadcast(broker.client, _revoke_request([self.id], terminate))
+
+    def _revocation(self) -> control_store.Revocation:
+        settings = self._app.settings
+        return control_store.Revocation([self.id], settings.revoke_ttl, settings.result_ttl)
+
+    def _info_of(self, raw: bytes | str | None) -> Any:
+        if raw is None:
+            return None
+        meta = results.decode(raw)
+        if meta.status in results.EXCEPTION_STATES:
+            exc_type, exc_module, message = meta.exception
+            return TaskFailed(self.id, meta.status, exc_type, exc_module, message,
+                              meta.traceback)
+        return meta.result
+
     def _unwrap(self, meta: ResultMeta) -> R:
         if meta.status == results.SUCCESS:
             if self._return_type is Any:
@@ -78,6 +131,12 @@ class TaskHandle(Generic[R]):
                 return meta.result  # type: ignore[no-any-return]
         exc_type, exc_module, message = meta.exception
         raise TaskFailed(self.id, meta.status, exc_type, exc_module, message, meta.traceback)
+
+
+def _revoke_request(task_ids: list[str], terminate: bool) -> bytes:
+    arguments = {"task_id": task_ids, "terminate": terminate,
+                 "signal": "SIGTERM" if terminate else None}
+    return pidbox.request("revoke", arguments, time.time() + REVOKE_BROADCAST_TTL_S, 1)
 
 
 def _ready_meta(raw: bytes | str | None) -> ResultMeta | None:

@@ -82,6 +82,15 @@ class Settings:
     #: Largest message, in bytes as it sits on the list (the base64 body is about 4/3 of
     #: the JSON arguments). Producers refuse bigger ones; workers dead-letter them unread.
     max_message_bytes: int = 8 * 1024 * 1024
+    #: Celery's ``result_extended``: results also carry the task's ``name``, ``args``,
+    #: ``kwargs``, ``worker``, ``retries`` and ``queue`` (Celery's ``AsyncResult`` reads them).
+    result_extended: bool = False
+    #: Seconds a revoked task id is remembered in Redis (Celery keeps its own for 3 hours,
+    #: in worker memory); a message of that id fetched within it is not run.
+    revoke_ttl: int = 10800
+    #: Seconds between a worker's re-reads of the revoked ids (broadcasts reach it at once;
+    #: this catches one it missed).
+    revoke_poll_interval: float = 1.0
 
     @classmethod
     def load(

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, StartWorker
 
 BURST = """
 import warnings
@@ -70,3 +70,83 @@ runpy.run_path({manage!r}, run_name="__main__")
 """], redis_url)
     assert burst.returncode == 0, burst.stderr
     assert burst.stdout.strip().endswith("ok")
+
+
+POLL = """
+import time, warnings
+warnings.simplefilter("ignore")
+{client}
+task_id = start("/reports?pages=8")
+seen, deadline = [], time.monotonic() + 60
+while time.monotonic() < deadline:
+    body = get("/tasks/" + task_id)
+    assert body["task_id"] == task_id, body
+    seen.append(body["state"])
+    if body["state"] == "SUCCESS":
+        break
+    time.sleep(0.05)
+assert body == {{"task_id": task_id, "state": "SUCCESS", "result": {{"pages": 8}}}}, body
+assert set(seen) <= {{"PENDING", "PROGRESS", "SUCCESS"}}, seen
+assert "PROGRESS" in seen, seen
+assert get("/tasks/no-such-id") == {{"task_id": "no-such-id", "state": "PENDING"}}
+print("ok")
+"""
+
+POLL_CLIENTS = {
+    "fastapi": """
+from fastapi.testclient import TestClient
+from examples.fastapi_app import app
+client = TestClient(app).__enter__()
+def start(path):
+    response = client.post(path)
+    assert response.status_code == 202
+    return response.json()["task_id"]
+def get(path):
+    return client.get(path).json()
+""",
+    "flask": """
+from examples.flask_app import app
+client = app.test_client()
+def start(path):
+    response = client.post(path)
+    assert response.status_code == 202
+    return response.get_json()["task_id"]
+def get(path):
+    return client.get(path).get_json()
+""",
+}
+
+
+@pytest.mark.parametrize("framework", sorted(POLL_CLIENTS))
+def test_web_example_polls_a_task_it_started(
+    framework: str, redis_url: str, start_worker: StartWorker
+) -> None:
+    start_worker("examples.web_tasks", queues="reports")
+    done = run([sys.executable, "-c", POLL.format(client=POLL_CLIENTS[framework])], redis_url)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
+def test_django_example_polls_a_task_it_started(
+    redis_url: str, start_worker: StartWorker
+) -> None:
+    start_worker("examples.web_tasks", queues="reports")
+    manage = str(ROOT / "examples" / "django_project" / "manage.py")
+    client = """
+from django.test import Client
+client = Client()
+def start(path):
+    response = client.post(path)
+    assert response.status_code == 202
+    return response.json()["task_id"]
+def get(path):
+    return client.get(path).json()
+"""
+    script = POLL.format(client=client)
+    done = run([sys.executable, "-c", f"""
+import sys, runpy
+sys.argv = [{manage!r}, "shell", "-c", {script!r}]
+runpy.run_path({manage!r}, run_name="__main__")
+"""], redis_url)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().endswith("ok")

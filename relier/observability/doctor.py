@@ -16,7 +16,13 @@ import msgspec
 import redis
 
 from relier.broker import SHAS, as_bytes
-from relier.observability.inspect import SILENT, Inspector, QueueStats, WorkerView
+from relier.observability.inspect import (
+    CELERY_DEFAULT_QUEUE,
+    SILENT,
+    Inspector,
+    QueueStats,
+    WorkerView,
+)
 from relier.protocol import keys, scripts
 
 OK: Final = "ok"
@@ -216,7 +222,10 @@ def _queues(queues: list[QueueStats], workers: list[WorkerView], client: redis.R
             found.append(Check(name=name, status=WARN,
                                detail=f"{q.depth} message(s) waiting and no live worker "
                                       f"consumes it",
-                               fix=f"start a worker with -Q {q.name}"))
+                               fix=f"start a worker with -Q {q.name}" + (
+                                   " (Celery's default queue: send_task/delay without a "
+                                   "queue go there)" if q.name == CELERY_DEFAULT_QUEUE
+                                   else "")))
         elif q.oldest_age is not None and q.oldest_age > stuck_after_s:
             found.append(Check(name=name, status=WARN,
                                detail=f"the next message has waited {q.oldest_age:.0f}s",

@@ -28,6 +28,10 @@ from relier.protocol.registry import RunningTask, WorkerInfo
 
 #: A worker whose heartbeat key is gone but which the resurrector has not handled yet.
 SILENT: Final = "silent"
+#: Celery's default queue: ``send_task``/``delay`` without a route go there.
+CELERY_DEFAULT_QUEUE: Final = "celery"
+#: The exchange Celery producers declare their default queue's binding under.
+_CELERY_EXCHANGE: Final = "celery"
 
 
 class QueueStats(msgspec.Struct, kw_only=True):
@@ -96,6 +100,8 @@ class Snapshot(msgspec.Struct, kw_only=True):
     workers: list[WorkerView]
     running: list[RunningView]
     resurrected: list[ResurrectedView]
+    #: One-line warnings: queues with waiting messages that no live worker consumes.
+    hints: list[str] = msgspec.field(default_factory=list)
 
 
 class _SentAt(msgspec.Struct):
@@ -135,16 +141,29 @@ class Inspector:
         workers = self.worker_views(entries)
         tables = self.running_tables(entries)
         running = self._running(workers, tables)
+        queues = self.queues(entries)
         return Snapshot(
             taken_at=time.time(),
-            queues=self.queues(entries),
+            queues=queues,
             workers=workers,
             running=running,
             resurrected=self._resurrected(entries, tables, running),
+            hints=unconsumed_hints(queues, workers),
         )
 
     def known_queues(self) -> list[str]:
-        return sorted(_text(q) for q in self.client.smembers(keys.KNOWN_QUEUES))
+        """Queues Relier used, and those Celery producers declared on their default
+        exchange (``celery``, where ``delay()`` goes by default)."""
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.smembers(keys.KNOWN_QUEUES)
+            pipe.smembers(keys.pidbox_bindings(_CELERY_EXCHANGE))
+            relier_queues, bindings = pipe.execute()
+        names = {_text(q) for q in relier_queues}
+        for member in bindings:
+            parts = as_bytes(member).split(keys.PRIORITY_SEPARATOR.encode())
+            if len(parts) == 3 and parts[2]:
+                names.add(parts[2].decode(errors="replace"))
+        return sorted(names)
 
     def queues(self, entries: list[WorkerInfo] | None = None) -> list[QueueStats]:
         """Every known queue's numbers, read in one pipelined round trip."""
@@ -293,3 +312,19 @@ class Inspector:
                 died_at=w.died_at, now=now,
             ))
         return views_out
+
+
+def unconsumed_hints(queues: Sequence[QueueStats], workers: Sequence[WorkerView]) -> list[str]:
+    """One line per queue with waiting messages that no live worker consumes."""
+    consumed = {q for w in workers if w.state == "alive" for q in w.queues}
+    hints = []
+    for q in queues:
+        if not q.depth or q.name in consumed:
+            continue
+        line = (f"queue {q.name!r} has {q.depth} waiting message(s) and no live worker "
+                f"consumes it: start a worker with -Q {q.name}")
+        if q.name == CELERY_DEFAULT_QUEUE:
+            line += (" (Celery's default queue: send_task/delay without a queue go there; "
+                     "add it to -Q, or route those tasks to your queues)")
+        hints.append(line)
+    return hints

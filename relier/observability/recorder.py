@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
+from dataclasses import dataclass
 from typing import Any, Final
 
 import msgspec
@@ -99,6 +101,19 @@ class _Facts:
         return message.id, message.task, {"retries": message.retries}
 
 
+@dataclass(frozen=True, slots=True)
+class ActiveTask:
+    """A running task as remote control's ``active`` describes it."""
+
+    task_id: str
+    name: str
+    queue: str
+    started_at: float
+    argsrepr: str
+    kwargsrepr: str
+    redelivered: bool
+
+
 class TaskRecorder:
     """The running table and the per-outcome log line, metrics and events."""
 
@@ -113,6 +128,8 @@ class TaskRecorder:
         self._events = events
         self._lock = threading.Lock()
         self._running: dict[int, tuple[Delivery, _Facts]] = {}
+        #: Deliveries finished, by task name (remote control's ``stats``).
+        self.totals: Counter[str] = Counter()
 
     def started(self, delivery: Delivery) -> None:
         """A delivery begins (call once, before anything can settle it)."""
@@ -133,6 +150,7 @@ class TaskRecorder:
         if facts is None:
             return
         outcome = outcome_of(delivery.settled)
+        self.totals[facts.name] += 1
         duration = time.monotonic() - delivery.taken_mono
         self._log(facts, outcome, duration, delivery.settled)
         if self._metrics is not None:
@@ -151,6 +169,15 @@ class TaskRecorder:
                         resurrections=f.resurrections)
             for d, f in entries[: registry.MAX_PUBLISHED_RUNNING]
         ]
+
+    def active(self) -> list[ActiveTask]:
+        """Every task running now, oldest first, with its arguments' repr."""
+        with self._lock:
+            entries = sorted(self._running.values(), key=lambda pair: pair[0].taken_at)
+        return [ActiveTask(task_id=f.task_id, name=f.name, queue=f.queue,
+                           started_at=d.taken_at, argsrepr=f.argsrepr,
+                           kwargsrepr=f.kwargsrepr, redelivered=f.resurrections > 0)
+                for d, f in entries]
 
     def _log(self, facts: _Facts, outcome: str, duration: float,
              settled: Settled | None) -> None:
@@ -185,6 +212,9 @@ class TaskRecorder:
             events.task("succeeded", facts.task_id, result="", runtime=duration)
         elif outcome == "expired":
             events.task("revoked", facts.task_id, terminated=False, signum=None, expired=True)
+        elif outcome in ("revoked", "terminated"):
+            events.task("revoked", facts.task_id, terminated=outcome == "terminated",
+                        signum=None, expired=False)
         elif outcome == "stale":
             return  # a newer delivery of the task reports for it
         elif settled is None or settled.kind == "schedule":

@@ -177,7 +177,13 @@ def snapshot_view(snapshot: Snapshot, *, title: str = "") -> Group:
         parts.append(running_table(snapshot.running))
     if snapshot.resurrected:
         parts.append(resurrected_table(snapshot.resurrected))
+    parts.extend(hint_lines(snapshot.hints))
     return Group(*parts)
+
+
+def hint_lines(hints: Sequence[str]) -> list[Text]:
+    """Warnings printed under the tables (a queue nobody consumes, ...)."""
+    return [Text(f"hint: {hint}", style="yellow") for hint in hints]
 
 
 def task_report(report: TaskReport, console: Console | None = None) -> None:
@@ -187,9 +193,14 @@ def task_report(report: TaskReport, console: Console | None = None) -> None:
     console.print(f"  {escape(report.where)}", highlight=False)
     facts = [f"queue {report.queue}" if report.queue else "",
              f"attempt {report.attempt}" if report.attempt else "",
-             f"resurrected {report.resurrections}x" if report.resurrections else ""]
+             f"resurrected {report.resurrections}x" if report.resurrections else "",
+             f"took {report.duration:.3f}s" if report.duration is not None else ""]
     if any(facts):
         console.print("  " + ", ".join(f for f in facts if f), highlight=False)
+    if report.error:
+        console.print(f"  error: {escape(report.error)}", highlight=False)
+    elif report.result is not None:
+        console.print(f"  result: {escape(_short_repr(report.result))}", highlight=False)
     if report.history:
         table = Table(title="history", title_justify="left", show_edge=False)
         table.add_column("when", no_wrap=True)
@@ -199,6 +210,11 @@ def task_report(report: TaskReport, console: Console | None = None) -> None:
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.at)) if e.at else "-"
             table.add_row(when, e.event, escape(e.detail))
         console.print(table)
+
+
+def _short_repr(value: object, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 _CHECK_STYLE = {"ok": "green", "info": "cyan", "warn": "yellow", "fail": "red"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -47,6 +47,11 @@ class TaskReport(msgspec.Struct, kw_only=True):
     worker: str | None = None
     attempt: int | None = None
     resurrections: int = 0
+    #: From its stored result: the return value (or a custom state's meta), the error,
+    #: and seconds from taking the message to its outcome (Relier workers record it).
+    result: Any = None
+    error: str | None = None
+    duration: float | None = None
     history: list[HistoryEvent] = msgspec.field(default_factory=list)
 
 
@@ -85,16 +90,37 @@ class TaskLocator:
                 report.state, report.where = "dead_lettered", f"in the DLQ of {entry.queue!r}"
                 report.attempt = report.attempt or entry.attempts
                 report.resurrections = max(report.resurrections, entry.resurrections)
-        raw_result = self._client.get(keys.result(task_id))
-        if raw_result is not None:
-            meta = results.decode(raw_result)
-            history.append(HistoryEvent(at=_iso_to_unix(meta.date_done),
-                                        event=meta.status.lower(), detail=_result_detail(meta)))
-            if report.state == "unknown":
-                report.state = meta.status.lower()
-                report.where = f"finished ({meta.status})"
+        self._read_result(task_id, report, history)
         report.history = sorted(history, key=lambda e: (e.at is None, e.at or 0.0))
         return report
+
+    def _read_result(self, task_id: str, report: TaskReport,
+                     history: list[HistoryEvent]) -> None:
+        raw = self._client.get(keys.result(task_id))
+        if raw is None:
+            return
+        try:
+            meta = results.decode(raw)
+        except msgspec.DecodeError as exc:
+            history.append(HistoryEvent(at=None, event="result",
+                                        detail=f"unreadable result ({exc})"))
+            return
+        history.append(HistoryEvent(at=_iso_to_unix(meta.date_done),
+                                    event=meta.status.lower(), detail=_result_detail(meta)))
+        report.task = report.task or results.text_of(meta.relier_task) or \
+            results.text_of(meta.name)
+        report.queue = report.queue or results.text_of(meta.queue)
+        runtime = meta.relier_runtime
+        if isinstance(runtime, int | float) and not isinstance(runtime, bool):
+            report.duration = float(runtime)
+        if meta.status in results.EXCEPTION_STATES:
+            report.error = _result_detail(meta)
+        else:
+            report.result = meta.result
+        if report.state == "unknown":
+            report.state = meta.status.lower()
+            report.where = f"finished ({meta.status})" if meta.ready else \
+                f"last reported state {meta.status}"
 
     def _locate(
         self, task_id: str, entries: list[WorkerInfo], report: TaskReport,

@@ -129,6 +129,23 @@ def result(task_id: str) -> str:
     return f"celery-task-meta-{task_id}"
 
 
+#: Revoked task ids (a sorted set: id -> when it was revoked, ms on Redis's clock).
+#: Entries older than the writer's ``revoke_ttl`` are pruned by ``revoke.lua``, and the
+#: key expires after that TTL, so revocations outlive worker restarts but not forever.
+REVOKED: Final = "relier:revoked"
+
+
+def pidbox_channel(db: int) -> str:
+    """The fanout channel Celery's remote-control clients publish on (kombu's naming)."""
+    return f"/{db}.celery.pidbox"
+
+
+def pidbox_bindings(exchange: str) -> str:
+    """kombu's binding set of an exchange; each member is
+    ``<routing key>\\x06\\x16<pattern>\\x06\\x16<queue>``."""
+    return f"_kombu.binding.{exchange}"
+
+
 def taskset(group_id: str, suffix: str = "") -> str:
     """Celery's group/chord keys: ``celery-taskset-meta-<gid>`` (a saved GroupResult) and,
     with ``suffix``, a chord's join: ``.j`` results, ``.t`` extra size, ``.s`` size, ``.d``

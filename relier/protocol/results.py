@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 SUCCESS: Final = "SUCCESS"
 FAILURE: Final = "FAILURE"
@@ -32,7 +33,20 @@ class ResultMeta(msgspec.Struct, kw_only=True):
     traceback: str | None = None
     children: list[Any] = msgspec.field(default_factory=list)
     date_done: str | None = None
+    # With ``result_extended`` (Celery's setting), what Celery's backend adds; omitted
+    # (UNSET) otherwise. Typed loosely: another writer's values are not trusted.
+    name: Any | UnsetType = UNSET
+    args: Any | UnsetType = UNSET
+    kwargs: Any | UnsetType = UNSET
+    worker: Any | UnsetType = UNSET
+    retries: Any | UnsetType = UNSET
+    queue: Any | UnsetType = UNSET
     task_id: str
+    #: Relier's own facts (Celery ignores unknown fields): the task's name, and seconds
+    #: from taking the message to its outcome, so ``relier inspect task ID`` can show a
+    #: finished task without ``result_extended``.
+    relier_task: Any | UnsetType = UNSET
+    relier_runtime: Any | UnsetType = UNSET
 
     @property
     def ready(self) -> bool:
@@ -121,6 +135,25 @@ def revoked(task_id: str, reason: str) -> ResultMeta:
         date_done=_now_iso(),
         task_id=task_id,
     )
+
+
+def custom_state(task_id: str, state: str, meta: Any) -> ResultMeta:
+    """A running task's own state (``update_state``), as Celery stores one: not ready,
+    so no ``date_done``; ``meta`` is the ``result``."""
+    return ResultMeta(status=state, result=meta, task_id=task_id)
+
+
+def extend(meta: ResultMeta, *, name: str, args: Any, kwargs: Any, worker: str, retries: int,
+           queue: str) -> ResultMeta:
+    """The fields Celery's backend writes with ``result_extended=True``."""
+    meta.name, meta.args, meta.kwargs = name, args, kwargs
+    meta.worker, meta.retries, meta.queue = worker, retries, queue
+    return meta
+
+
+def text_of(value: Any) -> str | None:
+    """A loosely typed stored field as text, or None when absent or not a string."""
+    return value if isinstance(value, str) else None
 
 
 def encode(meta: ResultMeta) -> bytes:

@@ -17,12 +17,14 @@ from typing import Final, Literal
 ScriptName = Literal[
     "enqueue", "idempotent_begin", "fetch", "claim", "ack", "dead_letter", "schedule",
     "requeue", "reclaim", "pump", "lease", "resurrect", "replay", "rate_limit", "lock_acquire",
-    "lock_release", "lock_extend", "dlq_remove", "dlq_recount", "find", "purge", "canvas_push",
+    "lock_release", "lock_extend", "dlq_remove", "dlq_recount", "find", "purge",
+    "revoke", "progress", "canvas_push",
 ]
 SCRIPT_NAMES: Final[tuple[ScriptName, ...]] = (
     "enqueue", "idempotent_begin", "fetch", "claim", "ack", "dead_letter", "schedule",
     "requeue", "reclaim", "pump", "lease", "resurrect", "replay", "rate_limit", "lock_acquire",
-    "lock_release", "lock_extend", "dlq_remove", "dlq_recount", "find", "purge", "canvas_push",
+    "lock_release", "lock_extend", "dlq_remove", "dlq_recount", "find", "purge",
+    "revoke", "progress", "canvas_push",
 )
 
 _INCLUDE: Final = re.compile(r"^--!include (\w+)$", re.MULTILINE)

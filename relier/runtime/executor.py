@@ -1,8 +1,8 @@
 """Running one delivery, start to settle.
 
-The executor decodes the message, decides whether it may run now (expired? due later?
-a task this worker knows?), converts its arguments, runs it (``async def`` on the loop,
-``def`` in a worker thread) and settles the outcome through the delivery. It never
+The executor decodes the message, decides whether it may run now (expired? revoked?
+due later? a task this worker knows?), converts its arguments, runs it (``async def`` on
+the loop, ``def`` in a worker thread) and settles the outcome through the delivery. It never
 builds a Redis key. Settling is shielded from cancellation, so a task that finished
 during shutdown still gets its result recorded.
 
@@ -35,7 +35,9 @@ from relier.runtime.abandoned import AbandonedThreads
 from relier.runtime.capacity import Capacity
 from relier.runtime.deadlines import Caller, HardTimeout, limits_for
 from relier.runtime.delivery import Delivery
+from relier.runtime.progress import ProgressReporter, ResultFacts
 from relier.runtime.rate_limit import defer_if_limited
+from relier.runtime.revoked import RevokedIds, Terminations
 from relier.task import Task
 
 if TYPE_CHECKING:
@@ -59,8 +61,14 @@ class Executor:
         self, app: App, worker_id: str, capacity: Capacity, thread_limit: int,
         on_threads_exceeded: Callable[[int], None] = lambda _running: None,
         recorder: TaskRecorder | None = None,
+        revoked: RevokedIds | None = None,
+        terminations: Terminations | None = None,
     ) -> None:
         self._app = app
+        #: Revoked ids (checked before a task runs) and running tasks (a revoke with
+        #: terminate stops them); see revoked.py.
+        self.revoked = revoked if revoked is not None else RevokedIds()
+        self.terminations = terminations if terminations is not None else Terminations()
         self._recorder = recorder
         self._settings = app.settings
         self._worker_id = worker_id
@@ -104,6 +112,9 @@ class Executor:
         now = time.time()
         if message.expires is not None and message.expires.timestamp() <= now:
             await self._expire(delivery, message)
+            return
+        if message.id in self.revoked:
+            await self._skip_revoked(delivery, message, "revoked")
             return
         if message.eta is not None and message.eta.timestamp() > now + ETA_TOLERANCE_S:
             await self._settle(delivery.schedule(message, delivery.raw, message.eta.timestamp(),
@@ -170,6 +181,7 @@ class Executor:
         self, delivery: Delivery, message: TaskMessage, task: Task[Any, Any],
         args: list[Any], kwargs: dict[str, Any],
     ) -> None:
+        facts = ResultFacts(message, self._worker_id, self._settings.result_extended)
         context = TaskContext(
             id=message.id,
             name=message.task,
@@ -178,22 +190,25 @@ class Executor:
             resurrections=message.resurrections,
             idempotency_key=message.idempotency_key,
             worker_id=self._worker_id,
+            reporter=ProgressReporter(self._app, message, facts),
         )
         started = time.monotonic()
-        try:
-            value = await self.caller.call(task, args, kwargs, context,
-                                           limits_for(task, message))
-            payload, plain = self._success(message, task, value)
-        except Exception as exc:
-            await self._failed(delivery, message, task, exc, time.monotonic() - started)
+        with self.terminations.running(message.id, is_async=task.is_async) as run:
+            ok, value = await self._call(task, args, kwargs, context, message)
+        elapsed = time.monotonic() - started
+        if run.revoked:
+            # Revoked with terminate: an async task was cancelled, a sync task ran on and
+            # its result is discarded.
+            await self._skip_revoked(delivery, message, "terminated", facts)
             return
-        except asyncio.CancelledError as exc:
-            if _cancelled_from_outside():
-                raise  # shutdown or the hard timeout: not the task's own failure
-            # The task's code raised CancelledError itself (it awaited something that
-            # was cancelled). Letting it escape would stop the whole worker, which gives
-            # the message back, and the next worker would stop the same way.
-            await self._failed(delivery, message, task, exc, time.monotonic() - started)
+        payload, plain = b"", None
+        if ok:
+            try:
+                payload, plain = self._success(message, task, value, facts, elapsed)
+            except TypeError as exc:
+                ok, value = False, exc
+        if not ok:
+            await self._failed(delivery, message, task, value, elapsed, facts)
             return
         # Its outcome line (success, or stale) is the recorder's: observability/recorder.py.
         follow_ups = self._follow_ups(message, lambda c: canvas.after_success(
@@ -226,9 +241,28 @@ class Executor:
                           "canvas (chain, callbacks, chord) is sent", message.task, message.id)
             return canvas.NONE
 
+    async def _call(
+        self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
+        context: TaskContext, message: TaskMessage,
+    ) -> tuple[bool, Any]:
+        """``(True, value)`` or ``(False, the exception)``; cancellation from outside
+        (shutdown, the hard timeout, a revoke with terminate) propagates."""
+        try:
+            return True, await self.caller.call(task, args, kwargs, context,
+                                                limits_for(task, message))
+        except Exception as exc:
+            return False, exc
+        except asyncio.CancelledError as exc:
+            if _cancelled_from_outside():
+                raise
+            # The task's code raised CancelledError itself (it awaited something that
+            # was cancelled). Letting it escape would stop the whole worker, which gives
+            # the message back, and the next worker would stop the same way.
+            return False, exc
+
     async def _failed(
         self, delivery: Delivery, message: TaskMessage, task: Task[Any, Any],
-        error: BaseException, elapsed: float,
+        error: BaseException, elapsed: float, facts: ResultFacts,
     ) -> None:
         """Retry later through the delayed set if the task allows it; else dead-letter."""
         attempt = message.retries + 1
@@ -239,7 +273,7 @@ class Executor:
             log.warning("task %s[%s] failed after %.3fs (attempt %d of %d): %s; retrying in "
                         "%.3fs", message.task, message.id, elapsed, attempt, task.retries + 1,
                         retry.describe(error), delay)
-            interim = results.encode(retry.retrying_result(message, error, tb))
+            interim = results.encode(facts.complete(retry.retrying_result(message, error, tb)))
             following = retry.next_attempt(message, delay, now)
             await self._settle(delivery.schedule(message, wire.encode(following), now + delay,
                                                  interim, self._settings.result_ttl, why="retry"))
@@ -247,11 +281,13 @@ class Executor:
         reason = "hard_timeout" if isinstance(error, HardTimeout) else "exception"
         # Its outcome line (failure, or timeout) is the recorder's.
         await self._dead_letter(delivery, message, reason, retry.describe(error), tb,
-                                result=retry.failure_result(message, error, tb),
+                                result=facts.complete(retry.failure_result(message, error, tb),
+                                                      elapsed),
                                 elapsed=elapsed)
 
     def _success(
-        self, message: TaskMessage, task: Task[Any, Any], value: Any
+        self, message: TaskMessage, task: Task[Any, Any], value: Any, facts: ResultFacts,
+        runtime_s: float,
     ) -> tuple[bytes, Any]:
         """The stored result (``b""`` when ignored) and the value as plain JSON data (what
         a chain's next step and the callbacks receive)."""
@@ -259,7 +295,8 @@ class Executor:
             return b"", _plain_or_none(value)
         try:
             plain = msgspec.to_builtins(value)
-            return results.encode(results.success(message.id, plain)), plain
+            meta = results.success(message.id, plain)
+            return results.encode(facts.complete(meta, runtime_s)), plain
         except (TypeError, msgspec.EncodeError) as exc:
             raise TypeError(f"return value of {task.name} is not JSON-serialisable: {exc}") from exc
 
@@ -268,6 +305,20 @@ class Executor:
                     message.expires)
         await self._dead_letter(delivery, message, "expired", "expired before it could run",
                                 None, result=results.revoked(message.id, "expired"))
+
+    async def _skip_revoked(self, delivery: Delivery, message: TaskMessage, reason: str,
+                            facts: ResultFacts | None = None) -> None:
+        """Not run (``revoked``) or stopped (``terminated``): acked with Celery's REVOKED."""
+        log.warning("task %s[%s] %s; not run%s", message.task, message.id,
+                    "revoked" if reason == "revoked" else "revoked and terminated",
+                    "" if reason == "revoked" else " to the end (its result is discarded)")
+        facts = facts or ResultFacts(message, self._worker_id, self._settings.result_extended)
+        meta = facts.complete(results.revoked(message.id, reason))
+        follow_ups = self._follow_ups(message, lambda c: canvas.after_revoke(
+            message, c, meta, self._route(message), self._worker_id))
+        await self._settle(delivery.ack(message, results.encode(meta),
+                                        self._settings.result_ttl, why=reason,
+                                        follow_ups=follow_ups))
 
     async def _defer_unknown(self, delivery: Delivery, message: TaskMessage, now: float) -> None:
         """An unknown task waits (a newer worker may be rolling out), then is dead-lettered

@@ -3,7 +3,8 @@
 One task group owns everything the worker runs:
 
 * services that outlive the tasks: the settler (acks and results), the pump (due
-  messages), the signal watcher, the watchdog's tick;
+  messages), the signal watcher, the watchdog's tick, remote control (Celery's pidbox)
+  and the re-reading of revoked ids;
 * the executors, one per running task, spawned by the fetcher.
 
 Two threads watch from outside the loop: the heartbeat, and the watchdog, which ends
@@ -46,11 +47,14 @@ from relier.protocol.registry import WorkerInfo
 from relier.runtime.abandoned import EXIT_RECYCLE
 from relier.runtime.abandoned import check_limit as check_abandoned_limit
 from relier.runtime.capacity import Capacity
+from relier.runtime.control import ControlService
+from relier.runtime.control_commands import WorkerFacts
 from relier.runtime.delivery import Delivery, Settler
 from relier.runtime.executor import SETTLE_TIMEOUT_S, Executor
 from relier.runtime.fetcher import Fetcher
 from relier.runtime.heartbeat import Heartbeat
 from relier.runtime.phoenix import Resurrector
+from relier.runtime.progress import hostname
 from relier.runtime.scheduler import Scheduler
 from relier.runtime.watchdog import EXIT_LOOP_STALLED, Watchdog
 from relier.settings import redact
@@ -116,12 +120,18 @@ class Worker:
                                 min(self.capacity.limit, MAX_THREADS), self._recycle,
                                 telemetry.recorder)
             telemetry.follow(executor.caller, self._watchdog)
+            # Revoked ids are known before the first fetch (a task revoked while queued).
+            await executor.revoked.refresh(broker.client)
+            control = self._control(broker, executor, telemetry)
             async with anyio.create_task_group() as services:
                 services.start_soon(self._watchdog.tick, name="relier watchdog tick")
                 services.start_soon(settler.run, name="relier settler")
                 services.start_soon(Resurrector(broker, self.id, settings, telemetry.metrics).run,
                                     name="relier resurrector")
                 services.start_soon(telemetry.run, name="relier telemetry")
+                services.start_soon(control.run, name="relier remote control")
+                services.start_soon(executor.revoked.follow, broker.client,
+                                    settings.revoke_poll_interval, name="relier revoked ids")
                 if handle_signals:
                     services.start_soon(self._watch_signals, name="relier signals")
                 async with anyio.create_task_group() as executors:
@@ -159,6 +169,15 @@ class Worker:
                     await telemetry.aclose()
                 await broker.aclose()
         log.info("worker %s stopped", self.id)
+
+    def _control(self, broker: Broker, executor: Executor,
+                 telemetry: Telemetry) -> ControlService:
+        """Remote control (pidbox) for this worker, on a connection of its own."""
+        facts = WorkerFacts(app=self.app, broker=broker, hostname=hostname(self.id),
+                            queues=self.queues, capacity=self.capacity,
+                            recorder=telemetry.recorder, revoked=executor.revoked,
+                            terminations=executor.terminations)
+        return ControlService(self.app.async_client(), facts)
 
     def stop(self) -> None:
         """Begin a graceful stop (as SIGTERM does); a second call ends the grace period."""

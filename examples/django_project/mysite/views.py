@@ -9,7 +9,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_POST
 
-from examples.web_tasks import add, send_welcome_email
+from examples.web_tasks import add, build_report, send_welcome_email, task_status
 
 
 @csrf_exempt
@@ -24,3 +24,17 @@ def add_numbers(request: HttpRequest) -> JsonResponse:
     """Run `add` on a worker and wait for its result."""
     handle = add.push(int(request.GET["x"]), int(request.GET["y"]))
     return JsonResponse({"result": handle.result(timeout=10)})
+
+
+@csrf_exempt
+@require_POST
+def start_report(request: HttpRequest) -> JsonResponse:
+    """Start a long task; the client keeps the id and polls ``tasks/<id>``."""
+    handle = build_report.push(int(request.GET.get("pages", 10)))
+    return JsonResponse({"task_id": handle.id}, status=202)
+
+
+@require_GET
+def status(request: HttpRequest, task_id: str) -> JsonResponse:
+    """State and progress, result or error of any task, by id (PENDING if unknown)."""
+    return JsonResponse(task_status(task_id))

@@ -1,0 +1,119 @@
+"""Which task ids are revoked, and the running tasks a revoke may terminate.
+
+The truth is the revoked set in Redis (``relier:revoked``, written by ``revoke.lua``):
+Celery keeps revoked ids in each worker's memory and forgets them on restart; Relier's
+survive restarts for ``revoke_ttl``, so a task revoked while queued is skipped by
+whichever worker takes it later. Each worker mirrors the set in memory, so checking a
+task before it runs costs no round trip: the mirror is loaded at start, extended at once
+by every revoke broadcast the worker hears (pidbox), and re-read every
+``revoke_poll_interval`` in case a broadcast was missed (a reconnect, or ``relier
+revoke`` writing while this worker was starting).
+
+Terminating: an ``async def`` task runs inside a cancel scope registered here under its
+id, so ``revoke(terminate=True)`` cancels it at its next ``await``. A thread cannot be
+cancelled: a sync task is marked, runs on, and its result is discarded (``REVOKED`` is
+stored instead).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Final
+
+import anyio
+import redis.asyncio as aioredis
+
+from relier import control_store
+from relier.broker import REDIS_ERRORS
+
+log = logging.getLogger("relier.control")
+
+#: Milliseconds re-read before the newest revocation seen, so that two revocations
+#: written in the same millisecond (or out of order) are both found.
+_OVERLAP_MS: Final = 5_000
+#: At most this many ids are kept in memory (Celery's own bound is 50 000).
+MAX_REMEMBERED: Final = 200_000
+
+
+class RevokedIds:
+    """The worker's in-memory mirror of the revoked set."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, None] = {}
+        self._newest_ms = 0
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self._ids
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._ids))
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def add(self, task_ids: Iterable[str]) -> None:
+        for task_id in task_ids:
+            self._ids[task_id] = None
+        while len(self._ids) > MAX_REMEMBERED:
+            del self._ids[next(iter(self._ids))]  # oldest first: dicts keep order
+
+    async def refresh(self, client: aioredis.Redis) -> None:
+        """Read what was revoked since the last read (everything, the first time)."""
+        since = max(0, self._newest_ms - _OVERLAP_MS) if self._newest_ms else 0
+        page = await control_store.revoked_since(client, since)
+        self.add(page.task_ids)
+        self._newest_ms = max(self._newest_ms, page.newest_ms)
+
+    async def follow(self, client: aioredis.Redis, interval_s: float) -> None:
+        """Re-read the set every ``interval_s`` until cancelled; Redis errors wait."""
+        while True:
+            try:
+                await self.refresh(client)
+            except REDIS_ERRORS as exc:
+                log.debug("could not read the revoked ids (%s); trying again", exc)
+            await anyio.sleep(interval_s)
+
+
+class _Run:
+    __slots__ = ("is_async", "revoked", "scope", "started")
+
+    def __init__(self, scope: anyio.CancelScope, is_async: bool) -> None:
+        self.scope = scope
+        self.is_async = is_async
+        self.revoked = False
+        self.started = time.time()
+
+
+class Terminations:
+    """Running tasks by id, so that a revoke with ``terminate=True`` can stop them."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, _Run] = {}
+
+    @contextmanager
+    def running(self, task_id: str, *, is_async: bool) -> Iterator[_Run]:
+        """Register a run for the duration of the block; its scope is what gets cancelled."""
+        with anyio.CancelScope() as scope:
+            run = _Run(scope, is_async)
+            self._runs[task_id] = run
+            try:
+                yield run
+            finally:
+                if self._runs.get(task_id) is run:
+                    del self._runs[task_id]
+
+    def terminate(self, task_ids: Iterable[str]) -> list[str]:
+        """Cancel the async runs and mark the sync ones; returns the ids found running."""
+        found = []
+        for task_id in task_ids:
+            run = self._runs.get(task_id)
+            if run is None:
+                continue
+            run.revoked = True
+            if run.is_async:
+                run.scope.cancel()
+            found.append(task_id)
+        return found
