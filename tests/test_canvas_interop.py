@@ -151,6 +151,23 @@ def test_chord_with_chains_in_its_header(
     assert "raised ValueError" in str(body.result)
 
 
+def test_a_revoked_chord_part_fails_the_chord(
+    start_worker: StartWorker, native: relier.App, celery_app: Celery
+) -> None:
+    queue = unique_queue("chord-revoke")
+    add = celery_app.signature("interop.add", queue=queue)
+    result = chord([add.clone((i, i)) for i in range(3)],
+                   celery_app.signature("interop.tsum", queue=queue)).apply_async()
+    part = result.parent.results[1]
+    native.result(part.id).revoke()  # while it waits: no worker runs the queue yet
+    start_worker(RELIER_APP, queues=queue)
+    body = celery_app.AsyncResult(result.id)
+    poll(lambda: body.state == "FAILURE", RESULT_TIMEOUT, "the chord body to fail")
+    assert type(body.result).__name__ == "ChordError"
+    assert part.id in str(body.result)
+    assert part.state == "REVOKED"
+
+
 def test_chord_header_split_between_celery_and_relier_calls_back_once(
     start_worker: StartWorker, start_celery: Any, celery_app: Celery, rclient: redis.Redis
 ) -> None:

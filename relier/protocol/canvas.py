@@ -404,6 +404,16 @@ def after_failure(
     return FollowUps(errbacks, stored, chord)
 
 
+def after_revoke(
+    message: TaskMessage, canvas: Canvas, revoked: results.ResultMeta, route: Route,
+    origin: str = "relier",
+) -> FollowUps:
+    """A revoked task (Celery's ``mark_as_revoked``): only its chord part, as REVOKED,
+    which fails the chord; no errbacks, and the chain simply stops."""
+    return FollowUps(chord=_chord_part(message, canvas, revoked.status, revoked.result,
+                                       route, origin))
+
+
 def _chain_chord_part(
     message: TaskMessage, canvas: Canvas, failure: results.ResultMeta, route: Route,
     origin: str,
