@@ -22,10 +22,13 @@ def signup(address: str) -> tuple[dict[str, str], int]:
 
 
 @app.get("/add")
-def add_numbers() -> dict[str, int]:
-    """Run `add` on a worker and wait for its result."""
-    handle = add.push(int(request.args["x"]), int(request.args["y"]))
-    return {"result": handle.result(timeout=10)}
+def add_numbers() -> tuple[dict[str, object], int]:
+    """Run `add` on a worker and wait for its result; 400 unless x and y are integers."""
+    x, y = request.args.get("x", type=int), request.args.get("y", type=int)
+    if x is None or y is None:
+        return {"error": "bad_request", "detail": "x and y must be integers, as in "
+                "/add?x=2&y=3"}, 400
+    return {"result": add.push(x, y).result(timeout=10)}, 200
 
 
 @app.post("/reports")

@@ -17,6 +17,7 @@ from relier.errors import (
 )
 from relier.handle import TaskHandle
 from relier.lock import Lock
+from relier.schedules import ScheduleSpec, cron, every
 from relier.task import Task
 from relier.workflow import GroupHandle, Signature, chain, chord, group
 
@@ -34,6 +35,7 @@ __all__ = [
     "RelierError",
     "ResultTimeout",
     "Retry",
+    "ScheduleSpec",
     "Signature",
     "Task",
     "TaskContext",
@@ -41,6 +43,8 @@ __all__ = [
     "TaskHandle",
     "chain",
     "chord",
+    "cron",
     "current_task",
+    "every",
     "group",
 ]

@@ -7,6 +7,7 @@ default App is ``relier.tasks.app``; ``@rl_task`` registers with it.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
@@ -14,16 +15,21 @@ import redis
 import redis.asyncio as aioredis
 
 from relier.broker import Broker
-from relier.errors import UnknownTask
+from relier.errors import ConfigurationError, UnknownTask
 from relier.handle import TaskHandle
 from relier.lock import Lock
+from relier.options import check_names
 from relier.producer import Producer
+from relier.protocol.declaration import Declaration
+from relier.schedules import ScheduleSpec, declaration
 from relier.settings import Settings
 from relier.task import Task
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
+#: The keywords ``@app.task(...)`` takes: those of ``Task`` after the function.
+TASK_OPTION_NAMES = frozenset(list(inspect.signature(Task).parameters)[2:])
 #: Seconds to wait for a TCP connection before calling Redis unreachable.
 CONNECT_TIMEOUT_S = 5.0
 
@@ -48,6 +54,8 @@ class App:
         self._overrides: dict[str, Any] = {"redis_url": redis_url, **settings}
         self._settings: Settings | None = None
         self.tasks: dict[str, Task[Any, Any]] = {}
+        #: Periodic schedules declared in this App's code, by name.
+        self.schedules: dict[str, Declaration] = {}
         self.producer = Producer(self)
         self._broker: Broker | None = None
         self._broker_loop: asyncio.AbstractEventLoop | None = None
@@ -84,15 +92,41 @@ class App:
         ``idempotent``, ``idempotency_ttl``, ``soft_timeout``, ``hard_timeout``,
         ``retries``, ``retry_backoff``, ``retry_backoff_max``, ``retry_on``,
         ``retry_on_timeout``, ``version``, ``ignore_result``,
-        ``rate_limit``, ``max_queue_depth``.
+        ``rate_limit``, ``max_queue_depth``; and ``schedule`` (a :func:`relier.cron` or
+        :func:`relier.every`, or a list of them) to run it periodically.
         """
+        schedule = options.pop("schedule", None)
+        specs = schedule if isinstance(schedule, list | tuple) else [schedule]
+
+        check_names("task options", options, TASK_OPTION_NAMES)
 
         def register(function: Callable[..., Any]) -> Task[Any, Any]:
             task: Task[Any, Any] = Task(self, function, **options)
             self.tasks[task.name] = task
+            for spec in filter(None, specs):
+                self.schedule(task, spec)
             return task
 
         return register(fn) if fn is not None else register
+
+    def schedule(
+        self, task: Task[Any, Any], spec: ScheduleSpec, *, name: str | None = None
+    ) -> Declaration:
+        """Run ``task`` on ``spec`` (:func:`relier.cron`/:func:`relier.every`) too.
+
+        ``name`` (else the spec's ``name=``, else the task's name) identifies the schedule
+        in Redis; give one per schedule when a task has several. Raises
+        ``ConfigurationError`` for a name already used in this App by another schedule.
+        """
+        declared = declaration(task, spec, name)
+        if self.schedules.get(declared.name) == declared:
+            return declared  # the same module imported twice declares nothing new
+        if declared.name in self.schedules:
+            raise ConfigurationError(
+                f"schedule name {declared.name!r} is already used; give each schedule of "
+                f"task {task.name} its own name= (relier.cron(..., name=...))")
+        self.schedules[declared.name] = declared
+        return declared
 
     def get_task(self, name: str) -> Task[Any, Any]:
         try:
@@ -107,15 +141,18 @@ class App:
         pushed is simply ``PENDING``."""
         return TaskHandle(self, task_id)
 
-    def lock(self, name: str, ttl: float, *, timeout: float | None = None) -> Lock:
+    def lock(
+        self, name: str, ttl: float, *, timeout: float | None = None, holder: str | None = None
+    ) -> Lock:
         """A named distributed lock on this App's Redis, with a fencing token.
 
         ``async with app.lock("nightly-report", ttl=30) as lock:`` (or ``with``) holds it
         for at most ``ttl`` seconds unless extended; ``lock.token`` grows with every
         acquisition. ``timeout``: seconds to wait for it (``None`` waits for ever, ``0``
-        tries once). See :class:`relier.lock.Lock`.
+        tries once). ``holder``: who holds it, as shown in its value (default: random).
+        See :class:`relier.lock.Lock`.
         """
-        return Lock(self, name, ttl, timeout=timeout)
+        return Lock(self, name, ttl, timeout=timeout, holder=holder)
 
     # -- clients ---------------------------------------------------------------------
 

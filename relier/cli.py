@@ -14,11 +14,13 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from relier import logs
+from relier.cli_help import use_conventional_help
 from relier.errors import RelierError
 from relier.protocol import keys
 
 T = TypeVar("T")
 log = logging.getLogger("relier.worker")
+use_conventional_help()
 
 cli = typer.Typer(
     name="relier",
@@ -36,7 +38,8 @@ RedisOption = Annotated[
     str | None,
     typer.Option("--redis-url", help="Redis URL (env RELIER_REDIS_URL).", show_default=False),
 ]
-LogLevelOption = Annotated[str, typer.Option("--log-level", help="debug, info, warning, error.")]
+LogLevelOption = Annotated[str, typer.Option(
+    "-l", "--loglevel", "--log-level", help="debug, info, warning, error.")]
 LogFormatOption = Annotated[str, typer.Option("--log-format", help="text or json.")]
 
 
@@ -54,13 +57,37 @@ def guarded(action: Callable[[], T]) -> T:
         raise AssertionError("unreachable") from exc
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("relier")
+        except PackageNotFoundError:  # pragma: no cover - run from a source tree
+            found = "unknown"
+        typer.echo(f"relier {found} (Python {sys.version.split()[0]})")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _root(
+    show_version: Annotated[bool, typer.Option(
+        "--version", "-V", callback=_print_version, is_eager=True,
+        help="Print Relier's version and exit.")] = False,
+) -> None:
+    """Relier: an asyncio task runtime that speaks Celery's protocol on Redis."""
+
+
 @cli.command()
 def worker(
     app: AppOption = None,
     queues: Annotated[
         str, typer.Option("-Q", "--queues", help="Comma-separated queues to consume.")
     ] = ",".join(keys.DEFAULT_QUEUES),
-    concurrency: Annotated[int, typer.Option("-c", "--concurrency", min=1)] = 100,
+    concurrency: Annotated[int, typer.Option(
+        "-c", "--concurrency", min=1,
+        help="Tasks run at once by each worker process (async tasks on its event loop, "
+             "sync ones in up to 64 threads).")] = 100,
     processes: Annotated[int | None, typer.Option(
         "-p", "--processes", min=1, show_default=False,
         help="Run this many worker processes under a supervisor that restarts them.")] = None,
@@ -69,12 +96,16 @@ def worker(
     metrics_port: Annotated[int | None, typer.Option(
         "--metrics-port", help="Serve Prometheus metrics on this port (env RELIER_METRICS_PORT).",
         show_default=False)] = None,
+    no_schedule: Annotated[bool, typer.Option(
+        "--no-schedule", help="Never lead the periodic schedules (env RELIER_SCHEDULE=0).")
+    ] = False,
     redis_url: RedisOption = None,
     log_level: LogLevelOption = "info",
     log_format: LogFormatOption = "text",
 ) -> None:
     """Run a worker: take tasks from the queues and run them until SIGTERM."""
-    from relier.loader import load_app
+    from relier.banner import announce_tasks
+    from relier.loader import load_app, resolve_target
     from relier.runtime import loop
     from relier.runtime.supervisor import Supervisor, watch_supervisor
     from relier.runtime.worker import Worker, end_process
@@ -82,12 +113,17 @@ def worker(
     guarded(lambda: logs.configure(log_level, log_format))
     relier_app = guarded(lambda: load_app(app))
     relier_app.configure(redis_url=redis_url, metrics_port=metrics_port,
-                         events=True if events else None)
+                         events=True if events else None,
+                         schedule=False if no_schedule else None)
+    guarded(lambda: relier_app.settings)  # a bad setting is the one line to print
+    announce_tasks(relier_app, resolve_target(app))
     names = [q.strip() for q in queues.split(",") if q.strip()]
     if processes is not None:
-        _sync_client(relier_app.settings.redis_url)  # fail here, not N times in children
+        # Fail here, not N times in the children.
+        _sync_client(guarded(lambda: relier_app.settings).redis_url)
         child = [*(["-A", app] if app else []), "-Q", ",".join(names), "-c", str(concurrency),
                  *(["-E"] if events else []), *(["--redis-url", redis_url] if redis_url else []),
+                 *(["--no-schedule"] if no_schedule else []),
                  "--log-level", log_level, "--log-format", log_format]
         raise typer.Exit(guarded(Supervisor(relier_app, child, processes).run))
     watch_supervisor()
@@ -119,7 +155,11 @@ def demo(
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``relier`` console script."""
-    return cli(args=argv if argv is not None else sys.argv[1:])
+    try:
+        return cli(args=argv if argv is not None else sys.argv[1:], standalone_mode=True)
+    except RelierError as exc:  # one that a command did not catch itself: still one line
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise SystemExit(2) from None
 
 
 # -- dlq ------------------------------------------------------------------------------
@@ -138,7 +178,7 @@ def _sync_client(redis_url: str | None) -> Any:
     from relier.app import App
 
     app = App(redis_url=redis_url)
-    client = app.sync_client()
+    client = guarded(app.sync_client)
     guarded(lambda: _ping(client, app.settings.redis_url))
     return client
 
@@ -146,13 +186,12 @@ def _sync_client(redis_url: str | None) -> Any:
 def _ping(client: Any, url: str) -> None:
     import redis
 
-    from relier.errors import BrokerUnavailable
-    from relier.settings import redact
+    from relier.config_errors import explain
 
     try:
         client.ping()
-    except redis.ConnectionError as exc:
-        raise BrokerUnavailable(redact(url), exc) from None
+    except (redis.RedisError, OSError) as exc:
+        raise explain(url, exc) or exc from None
 
 
 def _print_json(value: Any) -> None:
@@ -184,22 +223,35 @@ def dlq_list(
 
 @dlq_cli.command("show")
 def dlq_show(
-    task_id: Annotated[str, typer.Argument(help="The task id of the entry.")],
+    task_id: Annotated[str, typer.Argument(help="The task id of the entry (or its start).")],
     json_output: JsonOption = False,
+    full_traceback: Annotated[bool, typer.Option(
+        "--full-traceback", help="Keep Relier's own frames in the traceback.")] = False,
     redis_url: RedisOption = None,
 ) -> None:
-    """Show one entry whole: error, traceback and original message."""
+    """Show one entry whole: error, arguments, traceback and original message."""
     from relier.dlq import DeadLetterQueue, Filter
+    from relier.observability.dlq_view import with_decoded
 
-    entries = DeadLetterQueue(_sync_client(redis_url)).entries(Filter(task_id=task_id))
-    if not entries:
-        _fail(f"no DLQ entry for task {task_id}")
+    dlq = DeadLetterQueue(_sync_client(redis_url))
+    entries = dlq.entries(Filter(task_id=_dlq_id(dlq, task_id)))
     if json_output:
-        _print_json(entries[0])
+        _print_json(with_decoded(entries[0]))
         return
     from relier.observability.render import dlq_entry
 
-    dlq_entry(entries[0])
+    dlq_entry(entries[0], full_traceback=full_traceback)
+
+
+def _dlq_id(dlq: Any, wanted: str) -> str:
+    """The DLQ entry's whole task id for ``wanted`` or a unique start of it."""
+    from relier.observability.id_prefix import resolve_prefix
+
+    try:
+        return resolve_prefix(wanted, [e.task_id for e in dlq.entries() if e.task_id])
+    except LookupError as exc:
+        _fail(f"no DLQ entry for task {wanted}: {exc}")
+        raise AssertionError("unreachable") from exc
 
 
 @dlq_cli.command("replay")
@@ -216,8 +268,10 @@ def dlq_replay(
 
     if task_id is None and not (all_entries or queue or task or reason):
         _fail("name a task id, or use --all / --queue / --task / --reason")
-    replayed = DeadLetterQueue(_sync_client(redis_url)).replay(
-        Filter(queue, task, reason, task_id))
+    dlq = DeadLetterQueue(_sync_client(redis_url))
+    if task_id is not None:
+        task_id = _dlq_id(dlq, task_id)
+    replayed = dlq.replay(Filter(queue, task, reason, task_id))
     typer.echo(f"replayed {len(replayed)} task(s)")
     for replayed_id in replayed:
         typer.echo(f"  {replayed_id}")
@@ -275,19 +329,31 @@ def inspect_all(
 
     from relier.observability.render import snapshot_view
 
-    Console().print(snapshot_view(snapshot))
+    console = Console()
+    console.print(snapshot_view(snapshot, width=console.width))
 
 
 @inspect_cli.command("task")
 def inspect_task(
-    task_id: Annotated[str, typer.Argument(help="The task id.")],
+    task_id: Annotated[str, typer.Argument(help="The task id (or its start).")],
     json_output: JsonOption = False,
     redis_url: RedisOption = None,
 ) -> None:
     """Where one task is now, and its history as far as Redis remembers it."""
+    from relier.observability.id_prefix import candidates, resolve_prefix
     from relier.observability.whereabouts import TaskLocator
 
-    report = TaskLocator(_inspector(redis_url)).report(task_id)
+    inspector = _inspector(redis_url)
+    locator = TaskLocator(inspector)
+    report = locator.report(task_id)
+    if report.state == "unknown":  # perhaps the start of an id, as narrow views show them
+        try:
+            full_id = resolve_prefix(task_id, candidates(inspector, task_id))
+        except LookupError as exc:
+            if "is the start of" in str(exc):
+                _fail(str(exc))
+        else:
+            report = locator.report(full_id)
     if json_output:
         _print_json(report)
     else:
@@ -310,22 +376,44 @@ def top(
     from rich.console import Console
     from rich.live import Live
 
-    from relier.observability.render import snapshot_view
+    from relier.observability.render import fitted_view
 
     inspector = _inspector(redis_url)
     title = "relier top"
+    console = Console()
     if once:
-        Console().print(snapshot_view(inspector.snapshot(), title=title))
+        console.print(fitted_view(inspector.snapshot(), console, title=title))
         return
-    # Live redraws the frame in place (cursor moves, no clear), so nothing flickers.
-    with Live(snapshot_view(inspector.snapshot(), title=title), screen=True,
-              auto_refresh=False) as live:
+    # Live redraws the frame in place (cursor moves, no clear), so nothing flickers; each
+    # frame is fitted to the terminal's size as it is now (it may have been resized).
+    with Live(fitted_view(inspector.snapshot(), console, title=title), console=console,
+              screen=True, auto_refresh=False) as live:
         try:
             while True:
                 time.sleep(interval)
-                live.update(snapshot_view(inspector.snapshot(), title=title), refresh=True)
+                live.update(fitted_view(inspector.snapshot(), console, title=title),
+                            refresh=True)
         except KeyboardInterrupt:
             pass
+
+
+@cli.command()
+def schedules(
+    json_output: JsonOption = False,
+    redis_url: RedisOption = None,
+) -> None:
+    """Periodic schedules: spec, next and last run, the last run's task and state, leader."""
+    from relier.observability.schedules import report
+
+    found = report(_sync_client(redis_url))
+    if json_output:
+        _print_json(found)
+        return
+    from rich.console import Console
+
+    from relier.observability.render import schedules_view
+
+    Console().print(schedules_view(found))
 
 
 @cli.command()
@@ -345,7 +433,7 @@ def queues(
     from relier.observability.render import hint_lines, queues_table
 
     console = Console()
-    console.print(queues_table(found))
+    console.print(queues_table(found, console.width))
     for line in hint_lines(unconsumed_hints(found, inspector.workers())):
         console.print(line)
 
@@ -383,14 +471,30 @@ def purge(
     from relier.purge import purge_queue, waiting
 
     client = _sync_client(redis_url)
-    count = waiting(client, queue, delayed=delayed)
+    count, everything = waiting(client, queue), waiting(client, queue, delayed=True)
+    if everything == 0:
+        _known_queue(client, queue)  # a list a Celery producer filled counts too
+    count = everything if delayed else count
+    kept = everything - count
+    keeps = f" ({kept} delayed message(s) are kept; --delayed drops them too)" if kept else ""
     if count == 0:
-        typer.echo(f"{queue!r} has nothing waiting")
+        typer.echo(f"{queue!r} has nothing waiting{keeps}")
         return
-    if not yes and not typer.confirm(f"delete {count} message(s) waiting in {queue!r}?"):
+    if not yes and not typer.confirm(f"delete {count} message(s) waiting in {queue!r}{keeps}?"):
         raise typer.Exit(1)
     typer.echo(f"purged {purge_queue(client, queue, delayed=delayed)} message(s) "
-               f"from {queue!r}")
+               f"from {queue!r}{keeps}")
+
+
+def _known_queue(client: Any, queue: str) -> None:
+    """Fail with one line naming the known queues when ``queue`` is not one of them."""
+    from relier.broker import as_bytes
+    from relier.options import did_you_mean
+
+    known = sorted(as_bytes(q).decode() for q in client.smembers(keys.KNOWN_QUEUES))
+    if queue not in known:
+        _fail(f"unknown queue {queue!r}{did_you_mean(queue, known)}; known queues: "
+              f"{', '.join(known) or 'none yet'}")
 
 
 @cli.command()
@@ -400,7 +504,12 @@ def doctor(
         help="Seconds a queue's next message may wait before it counts as stuck.")] = 300.0,
     redis_url: RedisOption = None,
 ) -> None:
-    """Check the Redis this deployment uses and say what to fix (exit 1 if anything)."""
+    """Check the Redis this deployment uses and say what to fix.
+
+    Exits 1 on a problem that can lose tasks (eviction, memory nearly full, a failed
+    check); warnings that are normal on a development Redis (no persistence, no worker
+    running) exit 0.
+    """
     from relier.app import App
     from relier.observability.doctor import diagnose
     from relier.settings import redact
@@ -411,12 +520,13 @@ def doctor(
         import msgspec
 
         typer.echo(msgspec.json.format(msgspec.json.encode(
-            {"url": found.url, "healthy": found.healthy, "checks": found.checks})).decode())
+            {"url": found.url, "healthy": found.healthy, "checks": found.checks,
+             "problems": found.problems})).decode())
     else:
         from relier.observability.render import diagnosis
 
         diagnosis(found)
-    if not found.healthy:
+    if found.problems:
         raise typer.Exit(1)
 
 

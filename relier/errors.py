@@ -93,7 +93,8 @@ class ResultTimeout(RelierError, TimeoutError):
     """No result arrived within the timeout. The task may still run later."""
 
     def __init__(self, task_id: str, timeout: float) -> None:
-        super().__init__(f"no result for task {task_id} within {timeout}s")
+        super().__init__(f"no result for task {task_id} within {timeout}s; it may still "
+                         f"run later (`relier inspect task {task_id}` says where it is)")
         self.task_id = task_id
         self.timeout = timeout
 

@@ -50,7 +50,10 @@ class Lock:
     concurrent tasks (make one per task; they then contend like separate processes).
     """
 
-    def __init__(self, app: App, name: str, ttl: float, *, timeout: float | None = None) -> None:
+    def __init__(
+        self, app: App, name: str, ttl: float, *, timeout: float | None = None,
+        holder: str | None = None,
+    ) -> None:
         if not name:
             raise ValueError("a lock needs a non-empty name")
         if ttl <= 0:
@@ -61,7 +64,9 @@ class Lock:
         self.name = name
         self.ttl = ttl
         self.timeout = timeout
-        self._holder = secrets.token_hex(8)
+        if holder is not None and (not holder or " " in holder):
+            raise ValueError(f"lock {name!r}: holder must be non-empty without spaces")
+        self._holder = holder or secrets.token_hex(8)
         #: The fencing token of the current hold; ``None`` while not held.
         self.token: int | None = None
         self._lease_ends = 0.0
@@ -72,6 +77,12 @@ class Lock:
     @property
     def _value(self) -> str:
         return f"{self._holder} {self.token}"
+
+    @property
+    def value(self) -> str:
+        """``"<holder> <token>"``: what the lock key holds while this hold is current (a
+        script that must run only for the current holder compares against it)."""
+        return self._value
 
     @property
     def remaining(self) -> float:

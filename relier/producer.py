@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import OutOfMemoryError, ReadOnlyError
+from redis.exceptions import OutOfMemoryError, ReadOnlyError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from relier.broker import Enqueued, Outgoing, call_sync, enqueue_call, read_enqueue_reply
-from relier.errors import AdmissionRejectedError, ArgumentError, BrokerUnavailable, RelierError
+from relier.config_errors import explain
+from relier.errors import AdmissionRejectedError, ArgumentError, BrokerUnavailable
 from relier.handle import TaskHandle
+from relier.observability import tracing
 from relier.protocol import keys, results
 from relier.protocol import message as wire
 from relier.protocol.results import ResultMeta
@@ -37,6 +40,9 @@ R = TypeVar("R")
 #: What Redis can answer a push with instead of taking it: unreachable, out of memory,
 #: or a read-only replica (a failover in progress).
 REFUSALS = (RedisConnectionError, RedisTimeoutError, OutOfMemoryError, ReadOnlyError)
+#: Also looked at (by ``config_errors.explain``): a database out of range, a password
+#: wanted; any other error reply propagates unchanged.
+MAYBE_CONFIG = (ResponseError,)
 #: ``retry_after`` when Redis itself refused a push for memory.
 MEMORY_RETRY_AFTER_S = 5.0
 
@@ -50,9 +56,12 @@ class Producer:
         self._app = app
 
     def prepare(
-        self, task: Task[Any, R], calls: Sequence[CallSpec], options: PushOptions
+        self, task: Task[Any, R], calls: Sequence[CallSpec], options: PushOptions,
+        trace_headers: Mapping[str, str] = tracing.NO_HEADERS,
     ) -> Outgoing:
-        """Validate every call and encode its message; nothing is sent yet."""
+        """Validate every call and encode its message; nothing is sent yet.
+
+        ``trace_headers`` (the push span's trace context) go into every message."""
         settings = self._app.settings
         now = datetime.now(UTC)
         queue = options.queue or task.queue
@@ -76,7 +85,8 @@ class Producer:
         for args, kwargs in calls:
             wire_args, wire_kwargs = task.arguments.to_wire(tuple(args), dict(kwargs))
             headers: dict[str, Any] = {wire.VERSION_HEADER: task.version,
-                                       wire.SENT_AT_HEADER: round(now.timestamp(), 3)}
+                                       wire.SENT_AT_HEADER: round(now.timestamp(), 3),
+                                       **trace_headers, **(options.headers or {})}
             if idempotent:
                 key = options.idempotency_key or task.arguments.fingerprint(wire_args, wire_kwargs)
                 headers[wire.IDEMPOTENCY_HEADER] = key
@@ -120,31 +130,45 @@ class Producer:
         self, task: Task[Any, R], calls: Sequence[CallSpec], options: PushOptions
     ) -> list[TaskHandle[R]]:
         """Enqueue from sync code; one round trip for the whole batch."""
-        batch = self.prepare(task, calls, options)
-        try:
-            reply = call_sync(self._app.sync_client(), enqueue_call(batch))
-        except REFUSALS as exc:
-            raise self._refused(batch, exc) from None
-        return self._handles(task, read_enqueue_reply(batch, reply))
+        with self._span(task, options) as span:
+            batch = self.prepare(task, calls, options, span.headers)
+            try:
+                reply = call_sync(self._app.sync_client(), enqueue_call(batch))
+            except (*REFUSALS, *MAYBE_CONFIG) as exc:
+                raise self._refused(batch, exc) from None
+            enqueued = read_enqueue_reply(batch, reply)
+            span.sent(enqueued)
+        return self._handles(task, enqueued)
 
     async def apush(
         self, task: Task[Any, R], calls: Sequence[CallSpec], options: PushOptions
     ) -> list[TaskHandle[R]]:
         """Enqueue from async code; one round trip for the whole batch."""
-        batch = self.prepare(task, calls, options)
-        try:
-            enqueued = await self._app.broker().enqueue(batch)
-        except REFUSALS as exc:
-            raise self._refused(batch, exc) from None
+        with self._span(task, options) as span:
+            batch = self.prepare(task, calls, options, span.headers)
+            try:
+                enqueued = await self._app.broker().enqueue(batch)
+            except (*REFUSALS, *MAYBE_CONFIG) as exc:
+                raise self._refused(batch, exc) from None
+            span.sent(enqueued)
         return self._handles(task, enqueued)
 
-    def _refused(self, batch: Outgoing, exc: Exception) -> RelierError:
+    def _span(
+        self, task: Task[Any, R], options: PushOptions
+    ) -> AbstractContextManager[tracing.PushTrace]:
+        """The push's trace span (a no-op without ``relier[otel]`` or with tracing off)."""
+        return tracing.push_span(task.name, options.queue or task.queue,
+                                 tracing.enabled(self._app.settings.tracing))
+
+    def _refused(self, batch: Outgoing, exc: Exception) -> Exception:
         """Redis did not take the batch (nothing of it was enqueued): in Relier's terms."""
         if isinstance(exc, OutOfMemoryError):
             # Past maxmemory before the guard could see it (or with the guard off).
             return AdmissionRejectedError(batch.queue, 0, batch.depth_limit,
                                           MEMORY_RETRY_AFTER_S, reason="memory")
-        return BrokerUnavailable(redact(self._app.settings.redis_url), exc)
+        if isinstance(exc, ReadOnlyError):
+            return BrokerUnavailable(redact(self._app.settings.redis_url), exc)
+        return explain(self._app.settings.redis_url, exc) or exc
 
     def _handles(self, task: Task[Any, R], enqueued: list[Enqueued]) -> list[TaskHandle[R]]:
         return [

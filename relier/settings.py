@@ -63,6 +63,9 @@ class Settings:
     metrics_host: str = "127.0.0.1"
     #: Publish Celery's worker and task events (what Flower shows); off by default.
     events: bool = False
+    #: OpenTelemetry spans for pushes and runs, with the trace context in message headers
+    #: (only with ``relier[otel]`` installed; off costs nothing).
+    tracing: bool = True
     #: Seconds between moves of due delayed messages into their queues.
     pump_interval: float = 0.2
     #: Seconds between a worker's checks for messages it holds but never ran (a fetch whose
@@ -91,6 +94,11 @@ class Settings:
     #: Seconds between a worker's re-reads of the revoked ids (broadcasts reach it at once;
     #: this catches one it missed).
     revoke_poll_interval: float = 1.0
+    #: Whether this worker may lead the periodic schedules (one worker leads at a time;
+    #: ``relier worker --no-schedule`` turns it off). It declares its schedules either way.
+    schedule: bool = True
+    #: Seconds of the schedule leader's lease: a leader that dies is replaced within this.
+    schedule_lease: float = 10.0
 
     @classmethod
     def load(
@@ -102,7 +110,10 @@ class Settings:
         known = {f.name for f in fields(cls)}
         unknown = set(overrides) - known
         if unknown:
-            raise ConfigurationError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+            from relier.options import did_you_mean
+
+            raise ConfigurationError("unknown setting(s): " + ", ".join(
+                f"{name}{did_you_mean(name, known)}" for name in sorted(unknown)))
         hints = get_type_hints(cls)
         values: dict[str, Any] = {}
         for name in known:
@@ -111,7 +122,11 @@ class Settings:
                 values[name] = overrides[name]
             elif env_name in environ:
                 values[name] = _from_text(name, hints[name], environ[env_name])
-        return cls(**values)
+        settings = cls(**values)
+        from relier.config_errors import check_url  # imports redact from here
+
+        check_url(settings.redis_url)
+        return settings
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from relier.errors import ConfigurationError
 from relier.handle import TaskHandle
+from relier.options import OptionError, check_names, check_push_options
 from relier.runtime.rate_limit import RateLimit
 from relier.validation import ArgumentSpec
 
@@ -45,14 +46,21 @@ class PushOptions:
     idempotency_key: str | None = None
     soft_timeout: float | None = None
     hard_timeout: float | None = None
+    #: Extra message headers (``relier_*`` names; Celery ignores unknown headers).
+    headers: dict[str, Any] | None = None
+
+
+PUSH_OPTION_NAMES = frozenset(f.name for f in fields(PushOptions))
 
 
 def check_limits(name: str, soft: float | None, hard: float | None) -> None:
     """Raise ``ConfigurationError`` for a timeout that is not a positive number of seconds,
     or a soft timeout that would never fire before the hard one."""
     for label, value in (("soft_timeout", soft), ("hard_timeout", hard)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
-                                  or not value > 0):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise OptionError(f"task {name}: {label} must be a number of seconds, got "
+                              f"{value!r} ({type(value).__name__})")
+        if value is not None and not value > 0:
             raise ConfigurationError(f"task {name}: {label} must be > 0 seconds, got {value!r}")
     if soft is not None and hard is not None and soft >= hard:
         raise ConfigurationError(
@@ -152,7 +160,9 @@ class Task(Generic[P, R]):
     def options(self, **options: Any) -> BoundTask[P, R]:
         """Per-call options: ``queue``, ``countdown``, ``eta``, ``expires``, ``priority``,
         ``task_id``, ``idempotency_key``, ``soft_timeout``, ``hard_timeout``."""
+        check_names(f"{self.name}.options()", options, PUSH_OPTION_NAMES)
         bound = PushOptions(**options)
+        check_push_options(f"{self.name}.options()", bound)
         check_limits(self.name, bound.soft_timeout or self.soft_timeout,
                      bound.hard_timeout or self.hard_timeout)
         return BoundTask(self, bound)
@@ -228,7 +238,12 @@ class BoundTask(Generic[P, R]):
         self.options = options
 
     def with_options(self, **options: Any) -> BoundTask[P, R]:
-        return BoundTask(self.task, replace(self.options, **options))
+        """These options with more (or other) ones; checked like ``Task.options``."""
+        where = f"{self.task.name}.options()"
+        check_names(where, options, PUSH_OPTION_NAMES)
+        bound = replace(self.options, **options)
+        check_push_options(where, bound)
+        return BoundTask(self.task, bound)
 
     def push(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
         return self.task.app.producer.push(self.task, [(args, kwargs)], self.options)[0]

@@ -17,6 +17,7 @@ from typing import Any, get_type_hints
 import msgspec
 
 from relier.errors import ArgumentError
+from relier.options import did_you_mean
 
 
 class ArgumentSpec:
@@ -40,7 +41,20 @@ class ArgumentSpec:
         try:
             return self.signature.bind(*args, **kwargs)
         except TypeError as exc:
-            raise ArgumentError(f"{self.task_name}(): {exc}") from None
+            strays = self._strays(kwargs)
+            text = "" if strays and "unexpected keyword" in str(exc) else f"; {exc}"
+            raise ArgumentError(f"{self.task_name}(){text}{strays}".replace("(); ", "(): ", 1)) \
+                from None
+
+    def _strays(self, kwargs: dict[str, Any]) -> str:
+        """Keyword arguments the function does not take, each with a "did you mean"."""
+        params = self.signature.parameters
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            return ""
+        named = [n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL]
+        strays = [name for name in kwargs if name not in params]
+        return "".join(f"; unexpected keyword argument {name!r}{did_you_mean(name, named)}"
+                       for name in strays)
 
     def _kinds(self, bound: inspect.BoundArguments) -> Any:
         for name, value in bound.arguments.items():

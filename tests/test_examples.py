@@ -117,6 +117,24 @@ def get(path):
 }
 
 
+BAD_ADD = {
+    "flask": """
+import json
+from examples.flask_app import app
+response = app.test_client().get("/add?x=two&y=3")
+print(response.status_code, response.content_type, json.dumps(response.get_json()))
+""",
+    "fastapi": """
+import json, warnings
+warnings.simplefilter("ignore")
+from fastapi.testclient import TestClient
+from examples.fastapi_app import app
+response = TestClient(app).__enter__().get("/add?x=two&y=3")
+print(response.status_code, response.headers["content-type"], json.dumps(response.json()))
+""",
+}
+
+
 @pytest.mark.parametrize("framework", sorted(POLL_CLIENTS))
 def test_web_example_polls_a_task_it_started(
     framework: str, redis_url: str, start_worker: StartWorker
@@ -150,3 +168,29 @@ runpy.run_path({manage!r}, run_name="__main__")
 """], redis_url)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().endswith("ok")
+
+
+@pytest.mark.parametrize("framework", sorted(BAD_ADD))
+def test_web_example_answers_a_bad_number_with_a_json_4xx(framework: str,
+                                                          redis_url: str) -> None:
+    done = run([sys.executable, "-c", BAD_ADD[framework]], redis_url)
+    assert done.returncode == 0, done.stderr
+    status, content_type, body = done.stdout.strip().split(" ", 2)
+    assert status in ("400", "422") and content_type.startswith("application/json")
+    assert "x" in body
+
+
+def test_django_example_answers_a_bad_number_with_a_json_400(redis_url: str) -> None:
+    manage = str(ROOT / "examples" / "django_project" / "manage.py")
+    done = run([sys.executable, "-c", f"""
+import sys, runpy
+sys.argv = [{manage!r}, "shell", "-c", '''
+from django.test import Client
+response = Client().get("/add?x=two&y=3")
+print(response.status_code, response["Content-Type"], response.json()["detail"])
+''']
+runpy.run_path({manage!r}, run_name="__main__")
+"""], redis_url)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == (
+        "400 application/json x and y must be integers, as in /add?x=2&y=3")

@@ -79,21 +79,57 @@ def test_fastapi_answers_429_and_its_lifespan_wraps_the_users(
 
 
 @starlette_httpx
-def test_fastapi_startup_fails_when_redis_is_unreachable(unreachable_app: App) -> None:
+def test_fastapi_startup_fails_when_redis_is_required_and_unreachable(
+    unreachable_app: App,
+) -> None:
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
     import relier.integrations.fastapi
 
     app = FastAPI()
-    relier.integrations.fastapi.register(app, unreachable_app)
+    relier.integrations.fastapi.register(app, unreachable_app, require_broker=True)
     with pytest.raises(BrokerUnavailable, match=r"127\.0\.0\.1:1"), TestClient(app):
         pass
+
+
+def assert_unavailable(status: int, headers: Any, body: dict[str, Any]) -> None:
+    assert status == 503
+    assert headers["Retry-After"] == "5"
+    assert body["error"] == "broker_unavailable" and body["retry_after"] == 5
+    assert "127.0.0.1" not in body["detail"]  # the broker's address stays in the log
+
+
+@starlette_httpx
+def test_fastapi_starts_degraded_and_answers_503_while_redis_is_down(
+    down_web_app: App, caplog: pytest.LogCaptureFixture,
+) -> None:
+    from fastapi.testclient import TestClient
+
+    with caplog.at_level("WARNING", "relier"), TestClient(web_views.fastapi_app()) as client:
+        assert any("starting anyway" in r.getMessage() for r in caplog.records)
+        for path in ("/async/a@example.com", "/sync/a@example.com"):
+            response = client.post(path)
+            assert_unavailable(response.status_code, response.headers, response.json())
+
+
+def test_flask_answers_503_while_redis_is_down(down_web_app: App) -> None:
+    response = web_views.flask_app().test_client().post("/sync/a@example.com")
+    assert_unavailable(response.status_code, response.headers, response.get_json())
 
 
 @pytest.fixture
 def unreachable_app() -> App:
     return App(redis_url="redis://127.0.0.1:1/0")
+
+
+@pytest.fixture
+async def down_web_app() -> AsyncIterator[App]:
+    """The web App pointed at a port where no Redis listens."""
+    web.app.configure(redis_url="redis://127.0.0.1:1/0")
+    yield web.app
+    await web.app.aclose()
+    web.app.close()
 
 
 # -- Flask -----------------------------------------------------------------------------
@@ -177,6 +213,26 @@ def test_django_settings_configure_the_named_app(django_project: None, redis_url
     web.app.configure(queue_limits={})
 
 
+@pytest.mark.usefixtures("django_project")
+def test_django_views_answer_503_while_redis_is_down(down_web_app: App) -> None:
+    from django.test import Client, override_settings
+
+    with override_settings(RELIER={"APP": "tests.taskapps.web:app",
+                                   "REDIS_URL": "redis://127.0.0.1:1/0"}):
+        response = Client().post("/sync/a@example.com")
+    assert_unavailable(response.status_code, response.headers, response.json())
+
+
+@pytest.mark.usefixtures("django_project")
+async def test_django_async_views_answer_503_while_redis_is_down(down_web_app: App) -> None:
+    from django.test import AsyncClient, override_settings
+
+    with override_settings(RELIER={"APP": "tests.taskapps.web:app",
+                                   "REDIS_URL": "redis://127.0.0.1:1/0"}):
+        response = await AsyncClient().post("/async/a@example.com")
+    assert_unavailable(response.status_code, response.headers, response.json())
+
+
 def test_django_rejects_an_unknown_setting(django_project: None) -> None:
     from django.test import override_settings
 
@@ -184,7 +240,7 @@ def test_django_rejects_an_unknown_setting(django_project: None) -> None:
     from relier.integrations.django import configure_from_settings
 
     with override_settings(RELIER={"APP": "tests.taskapps.web:app", "REDIS_ULR": "x"}), \
-            pytest.raises(ConfigurationError, match="redis_ulr"):
+            pytest.raises(ConfigurationError, match=r"redis_ulr.*did you mean 'redis_url'"):
         configure_from_settings()
     assert web.app.settings.redis_url  # the App was left as it was
 

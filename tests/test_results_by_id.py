@@ -147,7 +147,7 @@ def test_celerys_default_queue_without_a_consumer_is_pointed_out(
     [hint] = _hints(snapshot)
     assert "start a worker with -Q celery" in hint and "Celery's default queue" in hint
     doctor = relier_cli(redis_url, "doctor", "--json")
-    assert doctor.returncode == 1
+    assert doctor.returncode == 0  # a warning, not a problem that loses tasks
     checks = {c["name"]: c for c in json.loads(doctor.stdout)["checks"]}
     assert checks["queue celery"]["status"] == "warn"
     assert "Celery's default queue" in checks["queue celery"]["fix"]

@@ -27,8 +27,9 @@ def overfull_queue(console: Console, client: redis.Redis) -> None:
     task = tasks.render_thumbnail
     console.rule(f"admission control: a burst of {BURST} into a queue that holds "
                  f"{task.max_queue_depth}")
-    console.print(f"  render_thumbnail takes 1 s, {task.max_queue_depth} may wait in "
-                  f"{task.queue!r}; the two workers run 40 at once")
+    console.print(f"  render_thumbnail takes 1 s; the two workers run up to 40 at once, and "
+                  f"queue {task.queue!r} takes at most {task.max_queue_depth} more "
+                  f"(max_queue_depth={task.max_queue_depth})")
     pending = [f"photo-{i:02d}.jpg" for i in range(BURST)]
     handles: list[TaskHandle[str]] = []
     deadline = time.monotonic() + DEADLINE_S
@@ -48,7 +49,9 @@ def overfull_queue(console: Console, client: redis.Redis) -> None:
                 still_out.append(photo)
                 marks.append("[red]✗[/red]")
         console.print(f"  push round {round_no}: {''.join(marks)}")
-        console.print(f"    {len(pending) - len(refused)} in, {len(refused)} refused")
+        console.print(f"    {len(pending) - len(refused)} accepted, {len(refused)} refused "
+                      "because the queue was full" if refused else
+                      f"    all {len(pending)} accepted")
         if refused:
             refusals += len(refused)
             first = refused[0]

@@ -154,13 +154,30 @@ def run_demo(*, keep_server: bool = False) -> None:
             rolling_deploy(server.url, str(server.directory), console)
             console.rule("the dead-letter queue")
             dlq_table(DeadLetterQueue(client).entries(), console)
-            console.print("  replay with: relier dlq replay <task id>")
+            _dlq_advice(server.url, keep_server)
     finally:
         client.close()
         tasks.app.close()
-        if keep_server:
-            console.print(f"server left running on {server.url} (pid {server.process.pid})"
-                          if server.process else "")
+        if keep_server and server.process is not None:
+            console.print(f"  the server is still running on {server.url} (pid "
+                          f"{server.process.pid}); stop it with: kill {server.process.pid}",
+                          soft_wrap=True)
         else:
             server.close()
-    console.rule(f"done in {time.monotonic() - started:.1f} s; every process stopped")
+    stopped = "the server keeps running" if keep_server else "every process stopped"
+    console.rule(f"done in {time.monotonic() - started:.1f} s; {stopped}")
+
+
+def _dlq_advice(url: str, keep_server: bool) -> None:
+    """Commands that work after the demo: with ``--keep-server`` the entries are still
+    there to replay; without it the server is about to go, so say how to keep it."""
+    # soft_wrap: a command is never broken by an inserted newline, so it pastes whole.
+    if keep_server:
+        console.print(f"  look closer: relier dlq show <task id> --redis-url {url}",
+                      soft_wrap=True)
+        console.print(f"  replay one:  relier dlq replay <task id> --redis-url {url}",
+                      soft_wrap=True)
+    else:
+        console.print("  this server stops now; to look at these entries and replay them "
+                      "after the demo, run it as:")
+        console.print("    relier demo --keep-server", soft_wrap=True)

@@ -1,19 +1,26 @@
-"""What the integrations share: the answer to a refused push, and which Apps they manage.
+"""What the integrations share: the answers to a refused push, and which Apps they manage.
 
 One answer for all frameworks: status 429, ``Retry-After`` in whole seconds (rounded up,
-at least 1: RFC 9110 wants an integer), and a JSON body with the numbers behind it.
+at least 1: RFC 9110 wants an integer), and a JSON body with the numbers behind it. When
+Redis cannot be reached (``BrokerUnavailable``): status 503 with ``Retry-After``, a JSON
+body that does not reveal the broker's address, and the full line in the server's log.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from typing import Any, Final
 
 from relier.app import App
-from relier.errors import AdmissionRejectedError
+from relier.errors import AdmissionRejectedError, BrokerUnavailable
 
 STATUS: Final = 429
+#: The answer while Redis is unreachable, and the wait it suggests (seconds).
+UNAVAILABLE_STATUS: Final = 503
+UNAVAILABLE_RETRY_AFTER_S: Final = 5
+log = logging.getLogger("relier.web")
 
 
 def retry_after_header(error: AdmissionRejectedError) -> str:
@@ -36,6 +43,15 @@ def body(error: AdmissionRejectedError) -> dict[str, Any]:
 
 def headers(error: AdmissionRejectedError) -> dict[str, str]:
     return {"Retry-After": retry_after_header(error)}
+
+
+def unavailable(error: BrokerUnavailable) -> tuple[dict[str, Any], dict[str, str]]:
+    """The 503 body and headers for an unreachable broker; logs the cause once per request."""
+    log.warning("answering 503: %s", error)
+    body = {"error": "broker_unavailable",
+            "detail": "the task queue is unavailable; try again later",
+            "retry_after": UNAVAILABLE_RETRY_AFTER_S}
+    return body, {"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)}
 
 
 def missing(framework: str, package: str) -> ImportError:

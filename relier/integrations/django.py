@@ -21,7 +21,8 @@ and again only if ``RELIER`` changes (``override_settings`` in tests).
 
 The middleware turns an ``AdmissionRejectedError`` raised by a view (sync or async)
 into 429 with ``Retry-After`` and a JSON body (``queue``, ``depth``, ``limit``,
-``retry_after``, ...).
+``retry_after``, ...), and a ``BrokerUnavailable`` (Redis unreachable) into 503 with
+``Retry-After``.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ from dataclasses import fields
 from typing import Any
 
 from relier.app import App
-from relier.errors import AdmissionRejectedError, ConfigurationError
+from relier.errors import AdmissionRejectedError, BrokerUnavailable, ConfigurationError
 from relier.integrations import common
 from relier.loader import load_app
+from relier.options import did_you_mean
 from relier.settings import Settings
 
 try:
@@ -65,7 +67,9 @@ def configure_from_settings() -> App:
         raise ConfigurationError("settings.RELIER['APP'] must be a string like 'proj.tasks:app'")
     unknown = sorted(set(options) - {f.name for f in fields(Settings)})
     if unknown:
-        raise ConfigurationError(f"settings.RELIER: unknown setting(s): {', '.join(unknown)}")
+        known = [f.name for f in fields(Settings)]
+        raise ConfigurationError("settings.RELIER: unknown setting(s): " + ", ".join(
+            f"{name}{did_you_mean(name, known)}" for name in unknown))
     app = load_app(target)
     if _applied.get(id(app)) != options:
         app.configure(**options)
@@ -105,6 +109,9 @@ class AdmissionMiddleware:
         """Django calls this with a view's exception; other errors pass through."""
         if isinstance(exception, AdmissionRejectedError):
             return admission_rejected(exception)
+        if isinstance(exception, BrokerUnavailable):
+            body, headers = common.unavailable(exception)
+            return JsonResponse(body, status=common.UNAVAILABLE_STATUS, headers=headers)
         return None
 
 

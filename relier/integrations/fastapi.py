@@ -5,10 +5,17 @@
 * an exception handler: a push that admission control refuses (``AdmissionRejectedError``,
   from ``apush``/``push``/``push_many`` anywhere in a request) becomes HTTP 429 with
   ``Retry-After`` and a JSON body (``queue``, ``depth``, ``limit``, ``retry_after``, ...);
+* another: a push while Redis is unreachable (``BrokerUnavailable``) becomes HTTP 503
+  with ``Retry-After``;
 * a lifespan around the app's own (``FastAPI(lifespan=...)`` keeps working, inside it):
   at startup it opens each Relier App's connection pool on the server's event loop and
-  checks that Redis answers, so a wrong URL fails the deploy, not the first request; at
-  shutdown, after the app's own shutdown code, it closes the pools.
+  checks that Redis answers; at shutdown, after the app's own shutdown code, it closes
+  the pools.
+
+The app **starts degraded** when Redis is down at startup: it logs one warning and
+serves, its pushes answering 503 until Redis is back (a web app's other routes should
+not go down with its task queue). ``require_broker=True`` makes such a startup fail
+instead. A wrong URL (no scheme, a bad port) always fails the startup.
 
 Call it once, after creating the app and before serving::
 
@@ -19,17 +26,17 @@ Call it once, after creating the app and before serving::
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
 from relier.app import App
+from relier.config_errors import explain
 from relier.errors import AdmissionRejectedError, BrokerUnavailable
 from relier.integrations import common
-from relier.settings import redact
 
 try:
     from starlette.applications import Starlette
@@ -38,7 +45,15 @@ try:
 except ImportError:  # pragma: no cover - exercised in a subprocess without the package
     raise common.missing("fastapi", "FastAPI") from None
 
-__all__ = ["admission_rejected", "register"]
+__all__ = ["admission_rejected", "broker_unavailable", "register"]
+log = logging.getLogger("relier.web")
+
+
+async def broker_unavailable(request: Request, error: Exception) -> Response:
+    """The exception handler while Redis is unreachable: 503 and ``Retry-After``."""
+    assert isinstance(error, BrokerUnavailable)
+    body, headers = common.unavailable(error)
+    return JSONResponse(body, status_code=common.UNAVAILABLE_STATUS, headers=headers)
 
 
 async def admission_rejected(request: Request, error: Exception) -> Response:
@@ -48,19 +63,24 @@ async def admission_rejected(request: Request, error: Exception) -> Response:
                         headers=common.headers(error))
 
 
-def register(app: Starlette, *relier_apps: App, check_broker: bool = True) -> None:
-    """Install the 429 handler and the lifespan that opens and closes Relier's pools.
+def register(
+    app: Starlette, *relier_apps: App, check_broker: bool = True, require_broker: bool = False,
+) -> None:
+    """Install the 429 and 503 handlers and the lifespan that opens and closes Relier's
+    pools.
 
     ``relier_apps``: the Relier Apps whose pools to manage (default: the default App of
-    ``@rl_task``). ``check_broker=False`` skips the startup ping (start without Redis).
+    ``@rl_task``). ``check_broker=False`` skips the startup ping. An unreachable Redis at
+    startup is a warning (the app starts degraded) unless ``require_broker=True``.
     """
     apps = common.apps_or_default(relier_apps)
     app.add_exception_handler(AdmissionRejectedError, admission_rejected)
+    app.add_exception_handler(BrokerUnavailable, broker_unavailable)
     inner = app.router.lifespan_context
 
     @asynccontextmanager
     async def lifespan(asgi_app: Any) -> AsyncIterator[Any]:
-        await _open(apps, check_broker)
+        await _open(apps, check_broker, require_broker)
         try:
             async with inner(asgi_app) as state:
                 yield state
@@ -72,12 +92,15 @@ def register(app: Starlette, *relier_apps: App, check_broker: bool = True) -> No
     app.router.lifespan_context = lifespan
 
 
-async def _open(apps: Sequence[App], check: bool) -> None:
+async def _open(apps: Sequence[App], check: bool, required: bool) -> None:
     for relier_app in apps:
         broker = relier_app.broker()  # the pool of the server's loop
         if not check:
             continue
         try:
             await broker.client.ping()
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            raise BrokerUnavailable(redact(relier_app.settings.redis_url), exc) from None
+        except (RedisError, OSError) as exc:
+            error = explain(relier_app.settings.redis_url, exc) or exc
+            if required or not isinstance(error, BrokerUnavailable):
+                raise error from None
+            log.warning("%s; starting anyway: pushes answer 503 until Redis is back", error)

@@ -3,6 +3,8 @@
 * An error handler: a push that admission control refuses (``AdmissionRejectedError``)
   in a view becomes HTTP 429 with ``Retry-After`` and a JSON body (``queue``, ``depth``,
   ``limit``, ``retry_after``, ...).
+* Another: a push while Redis is unreachable (``BrokerUnavailable``) becomes HTTP 503
+  with ``Retry-After``.
 * The Relier Apps' connection pools are closed when the process exits (Flask has no
   shutdown hook; ``atexit`` is the one that runs under ``flask run``, gunicorn and
   uwsgi alike). Between requests the pools are kept: that is what makes ``push`` cheap.
@@ -21,7 +23,7 @@ from __future__ import annotations
 import atexit
 
 from relier.app import App
-from relier.errors import AdmissionRejectedError
+from relier.errors import AdmissionRejectedError, BrokerUnavailable
 from relier.integrations import common
 
 try:
@@ -29,7 +31,7 @@ try:
 except ImportError:  # pragma: no cover - exercised in a subprocess without the package
     raise common.missing("flask", "Flask") from None
 
-__all__ = ["admission_rejected", "register"]
+__all__ = ["admission_rejected", "broker_unavailable", "register"]
 
 #: The key under ``app.extensions`` holding the Relier Apps this Flask app uses.
 EXTENSION: str = "relier"
@@ -40,14 +42,21 @@ def admission_rejected(error: AdmissionRejectedError) -> tuple[Response, int, di
     return jsonify(common.body(error)), common.STATUS, common.headers(error)
 
 
+def broker_unavailable(error: BrokerUnavailable) -> tuple[Response, int, dict[str, str]]:
+    """The error handler while Redis is unreachable: 503 and ``Retry-After``."""
+    body, headers = common.unavailable(error)
+    return jsonify(body), common.UNAVAILABLE_STATUS, headers
+
+
 def register(app: Flask, *relier_apps: App) -> None:
-    """Install the 429 handler, and close the Relier Apps' pools when the process exits.
+    """Install the 429 and 503 handlers, and close the Relier Apps' pools when the process exits.
 
     ``relier_apps``: the Relier Apps used by the views (default: the default App of
     ``@rl_task``); they are listed in ``app.extensions["relier"]``.
     """
     apps = common.apps_or_default(relier_apps)
     app.register_error_handler(AdmissionRejectedError, admission_rejected)
+    app.register_error_handler(BrokerUnavailable, broker_unavailable)
     app.extensions[EXTENSION] = apps
     atexit.register(close_pools, apps)
 

@@ -29,6 +29,8 @@ OK: Final = "ok"
 INFO: Final = "info"
 WARN: Final = "warn"
 FAIL: Final = "fail"
+#: Warnings that make `relier doctor` exit 1, like failures: tasks can be lost.
+SERIOUS_WARNINGS: Final = frozenset({"maxmemory-policy", "memory"})
 #: Oldest Redis that has every command Relier uses (LMOVE, BLMOVE, ZRANGE ... BYSCORE).
 MIN_VERSION: Final = (6, 2)
 #: A median PING above this is slow for a task broker (every fetch and ack pays it).
@@ -54,6 +56,14 @@ class Diagnosis(msgspec.Struct, kw_only=True):
     def healthy(self) -> bool:
         """No warning and no failure."""
         return all(c.status in (OK, INFO) for c in self.checks)
+
+    @property
+    def problems(self) -> list[str]:
+        """Checks that need fixing before anything else: every failure, and the warnings
+        about losing tasks (eviction, memory nearly full). The other warnings (no
+        persistence, no worker yet) are normal on a development Redis."""
+        return [c.name for c in self.checks
+                if c.status == FAIL or (c.status == WARN and c.name in SERIOUS_WARNINGS)]
 
 
 def diagnose(client: redis.Redis, url: str, *, stuck_after_s: float = 300.0,

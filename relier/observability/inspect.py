@@ -22,6 +22,8 @@ import msgspec
 import redis
 
 from relier.broker import as_bytes
+from relier.observability.schedules import SchedulesReport
+from relier.observability.schedules import report as schedule_report
 from relier.protocol import keys, registry, results, scripts
 from relier.protocol import message as wire
 from relier.protocol.registry import RunningTask, WorkerInfo
@@ -102,6 +104,8 @@ class Snapshot(msgspec.Struct, kw_only=True):
     resurrected: list[ResurrectedView]
     #: One-line warnings: queues with waiting messages that no live worker consumes.
     hints: list[str] = msgspec.field(default_factory=list)
+    #: The periodic schedules and their leader (``relier schedules``).
+    schedules: SchedulesReport | None = None
 
 
 class _SentAt(msgspec.Struct):
@@ -149,6 +153,7 @@ class Inspector:
             running=running,
             resurrected=self._resurrected(entries, tables, running),
             hints=unconsumed_hints(queues, workers),
+            schedules=schedule_report(self.client),
         )
 
     def known_queues(self) -> list[str]:

@@ -103,6 +103,13 @@ class WorkerMetrics:
             "relier_abandoned_threads",
             "Threads of sync tasks still running after their hard timeout.",
             registry=r, multiprocess_mode="livesum")
+        self.schedule_ticks_sent = Counter(
+            "relier_schedule_ticks_sent", "Periodic runs this worker sent as schedule leader.",
+            ["schedule"], registry=r)
+        self.schedule_ticks_missed = Counter(
+            "relier_schedule_ticks_missed",
+            "Periodic runs recorded as not sent: outage (missed= policy), admission, invalid.",
+            ["schedule", "reason"], registry=r)
         self._last = RuntimeTotals()
         self._counters: dict[tuple[str, str, str], Counter] = {}
         self._histograms: dict[tuple[str, str], Histogram] = {}
@@ -123,6 +130,12 @@ class WorkerMetrics:
             if histogram is None:
                 histogram = self._histograms[(task, queue)] = self.duration.labels(task, queue)
             histogram.observe(duration_s)
+
+    def schedule_sent(self, schedule: str) -> None:
+        self.schedule_ticks_sent.labels(schedule).inc()
+
+    def schedule_missed(self, schedule: str, reason: str, count: int = 1) -> None:
+        self.schedule_ticks_missed.labels(schedule, reason).inc(count)
 
     def resurrected(self, queue: str, action: str, count: int = 1) -> None:
         self.resurrections.labels(queue, action).inc(count)

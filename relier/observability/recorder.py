@@ -37,6 +37,11 @@ _REASON_OUTCOMES: Final = {"exception": "failure", "hard_timeout": "timeout"}
 #: Outcomes worth a warning. Other dead letters (``expired``, ``not_json``, ...) are
 #: errors; successes and deferrals (``scheduled``, ``rate_limited``, ...) are info.
 _WARN: Final = frozenset({"failure", "timeout", "stale", "interrupted", "retry"})
+#: Outcomes the executor has already logged with their cause (a retry with its real
+#: delay, a deferral, a payload it could not read): one line per cause, so the outcome
+#: line for these is only a debug line.
+_EXPLAINED: Final = frozenset({"retry", "deferred", "payload_invalid", "not_json",
+                               "unknown_task", "version_too_new", "expired"})
 
 
 def outcome_of(settled: Settled | None) -> str:
@@ -184,7 +189,9 @@ class TaskRecorder:
         error = settled.error if settled is not None else None
         if outcome == "stale":
             error = "a newer delivery owns this task; result discarded"
-        if outcome in _WARN:
+        if outcome in _EXPLAINED:
+            level = logging.DEBUG
+        elif outcome in _WARN:
             level = logging.WARNING
         elif settled is not None and settled.kind == "dead_letter":
             level = logging.ERROR

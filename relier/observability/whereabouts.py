@@ -142,7 +142,8 @@ class TaskLocator:
                     table = self._inspector.running_tables([w])[w.id]
                     since = next((t.started_at for t in table if t.task_id == task_id), None)
                     report.state, report.worker = "running", w.id
-                    report.where = f"running on {w.id}"
+                    report.where = f"running on {w.id}" + (
+                        f" since {_clock(since)}" if since else "")
                     history.append(HistoryEvent(at=since, event="running",
                                                 detail=f"on {w.id} (pid {w.pid}, {w.host})"))
                 return message
@@ -231,7 +232,8 @@ def _iso_to_unix(text: str | None) -> float | None:
 
 
 def _clock(moment: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(moment))
+    """Local time with its zone: a bare time is ambiguous across hosts."""
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z", time.localtime(moment))
 
 
 def _result_detail(meta: results.ResultMeta) -> str:

@@ -144,6 +144,25 @@ def pidbox_bindings(exchange: str) -> str:
     """kombu's binding set of an exchange; each member is
     ``<routing key>\\x06\\x16<pattern>\\x06\\x16<queue>``."""
     return f"_kombu.binding.{exchange}"
+#: The named lock (``app.lock``) whose holder runs the schedules; its value is
+#: ``"<worker id> <fencing token>"``.
+SCHEDULER_LOCK: Final = "relier-scheduler"
+#: Set of worker ids that have declared schedules (pruned of those whose declaration
+#: expired, by whoever reads it).
+SCHEDULE_DECLARERS: Final = "relier:schedules:declarers"
+
+
+def schedule_declaration(worker_id: str) -> str:
+    """The schedules one worker's code declares (JSON), with a TTL the worker renews."""
+    return f"relier:schedules:declared:{worker_id}"
+
+
+def schedule_state(name: str) -> str:
+    """Hash of one schedule's progress: ``last_tick_ms`` (the newest tick done, sent or
+    missed; or when it was first seen), ``last_run_ms`` (the newest tick sent),
+    ``last_sent_ms``, ``last_task_id``, ``last_status``, ``sent``, ``missed``,
+    ``last_missed_ms``, ``last_missed_reason``. Written only by the fenced tick scripts."""
+    return f"relier:schedule:{name}"
 
 
 def taskset(group_id: str, suffix: str = "") -> str:

@@ -40,6 +40,9 @@ ORIGIN_QUEUE_HEADER: Final = "relier_origin_queue"
 FIRST_DEFERRED_HEADER: Final = "relier_first_deferred_at"
 #: Unix time the producer sent the message (for the age of a queue's oldest message).
 SENT_AT_HEADER: Final = "relier_sent_at"
+#: On a periodic run: the schedule's name and the tick (ms since the epoch) it is for.
+SCHEDULE_HEADER: Final = "relier_schedule"
+TICK_HEADER: Final = "relier_tick"
 
 
 class Envelope(msgspec.Struct, kw_only=True):

@@ -5,6 +5,9 @@ after ``NOSCRIPT`` (a restarted or failed-over Redis starts with an empty script
 
 Lua scripts cannot call each other, so a helper shared by several scripts lives in
 ``scripts/lib/NAME.lua`` and is pasted in where a script says ``--!include NAME``.
+A script that must do what another whole script does, plus more, in the same atomic
+step, pastes that script's text inside a function body with ``--!script NAME``
+(``tick.lua`` wraps ``enqueue.lua`` so a schedule's tick is enqueued by the same code).
 """
 
 from __future__ import annotations
@@ -19,15 +22,18 @@ ScriptName = Literal[
     "requeue", "reclaim", "pump", "lease", "resurrect", "replay", "rate_limit", "lock_acquire",
     "lock_release", "lock_extend", "dlq_remove", "dlq_recount", "find", "purge",
     "revoke", "progress", "canvas_push",
+    "tick", "tick_skip",
 ]
 SCRIPT_NAMES: Final[tuple[ScriptName, ...]] = (
     "enqueue", "idempotent_begin", "fetch", "claim", "ack", "dead_letter", "schedule",
     "requeue", "reclaim", "pump", "lease", "resurrect", "replay", "rate_limit", "lock_acquire",
     "lock_release", "lock_extend", "dlq_remove", "dlq_recount", "find", "purge",
     "revoke", "progress", "canvas_push",
+    "tick", "tick_skip",
 )
 
 _INCLUDE: Final = re.compile(r"^--!include (\w+)$", re.MULTILINE)
+_SCRIPT: Final = re.compile(r"^--!script (\w+)$", re.MULTILINE)
 
 
 @cache
@@ -35,6 +41,8 @@ def source(name: ScriptName) -> str:
     """The Lua text of one script."""
     folder = files("relier.protocol") / "scripts"
     text = (folder / f"{name}.lua").read_text(encoding="utf-8")
+    text = _SCRIPT.sub(lambda m: (folder / f"{m.group(1)}.lua").read_text(encoding="utf-8"),
+                       text)
     return _INCLUDE.sub(
         lambda m: (folder / "lib" / f"{m.group(1)}.lua").read_text(encoding="utf-8"), text
     )

@@ -56,7 +56,8 @@ class ControlService:
                 try:
                     await self._listen()
                 except REDIS_ERRORS as exc:
-                    log.warning("remote control: lost Redis (%s); reconnecting", exc)
+                    # The fetch loops report the outage once for the whole worker.
+                    log.debug("remote control: lost Redis (%s); reconnecting", exc)
                 await anyio.sleep(RECONNECT_S)
         finally:
             with anyio.CancelScope(shield=True):

@@ -28,6 +28,7 @@ from typing import Any
 import anyio
 
 from relier.context import TaskContext, reset_current, set_current
+from relier.observability import tracing
 from relier.protocol.message import TaskMessage
 from relier.runtime import stacks
 from relier.runtime.abandoned import AbandonedThreads, ThreadSlot
@@ -164,6 +165,7 @@ class _LimitedRun:
         await anyio.sleep_until(self._started + soft)
         self._hooks_running = True
         self._caller.soft_timeouts += 1
+        tracing.event("relier.soft_timeout", {"relier.soft_timeout_s": soft})
         hooks = self._task.soft_timeout_hooks
         context = self._context  # a local, so the watchdog can name a hook that blocks
         log.warning("task %s[%s] passed its soft timeout of %gs (attempt %d); running %d "

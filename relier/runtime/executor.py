@@ -27,6 +27,7 @@ import msgspec
 from relier.app import App
 from relier.context import TaskContext
 from relier.errors import PayloadError
+from relier.observability import tracing
 from relier.protocol import canvas, dead_letter, results
 from relier.protocol import message as wire
 from relier.protocol.message import TaskMessage
@@ -73,6 +74,9 @@ class Executor:
         self._settings = app.settings
         self._worker_id = worker_id
         self._capacity = capacity
+        self._tracing = tracing.enabled(app.settings.tracing)
+        #: (reason, task name) pairs whose deferral was explained once at warning level.
+        self._deferral_noted: set[tuple[str, str]] = set()
         #: Calls task functions under their soft/hard timeouts (see deadlines.py).
         self.caller = Caller(
             anyio.CapacityLimiter(thread_limit),
@@ -147,7 +151,8 @@ class Executor:
             return
         if task.rate is not None and await defer_if_limited(delivery, message, task, self._settle):
             return  # parked in the delayed set until its rate-limit token is due
-        await self._run(delivery, message, task, args, kwargs)
+        with tracing.run_span(message, delivery, self._worker_id, self._tracing):
+            await self._run(delivery, message, task, args, kwargs)
 
     async def _ran_before(self, delivery: Delivery, message: TaskMessage) -> bool:
         """An idempotent call that already succeeded is acked with that result, not run
@@ -340,8 +345,24 @@ class Executor:
                       deferral.waited)
             await self._dead_letter(delivery, message, reason, why, None, result=result)
             return
-        log.warning("%s; deferring %s by %.1fs", why, message.id, deferral.due - now)
+        first = (reason, message.task) not in self._deferral_noted
+        self._deferral_noted.add((reason, message.task))
+        # The first deferral of a name says why and what to do; the rest are debug lines.
+        log.log(logging.WARNING if first else logging.DEBUG, "%s; deferring %s by %.1fs%s",
+                why, message.id, deferral.due - now,
+                self._deferral_hint(reason) if first else "")
         await self._settle(delivery.schedule(message, wire.encode(message), deferral.due))
+
+    def _deferral_hint(self, reason: str) -> str:
+        window = f"dead-lettered as {reason} after {self._settings.defer_window:.0f}s"
+        if reason != "unknown_task":
+            return f" (a newer worker may be rolling out; {window})"
+        names = sorted(self._app.tasks)
+        known = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5
+                                        else "") if names else "none"
+        return (f" (this worker registers: {known}; start one with -A naming the module "
+                f"that defines it; until then it waits, and is {window}; "
+                "further deferrals of this name are logged at debug level)")
 
     async def _dead_letter(
         self,

@@ -29,6 +29,7 @@ from relier.broker import REDIS_ERRORS, Broker
 from relier.runtime.capacity import Capacity
 from relier.runtime.delivery import Delivery, Settler
 from relier.runtime.orphans import OrphanWatch
+from relier.runtime.outage import LoopBackoff, OutageLog
 
 log = logging.getLogger("relier.worker")
 
@@ -68,6 +69,8 @@ class Fetcher:
         self._woken = anyio.Event()
         #: Messages handed to the executor (or on their way to it), not yet done with.
         self._held: Counter[bytes] = Counter()
+        #: One outage line for all the loops, and no false one for a blocked event loop.
+        self._outage = OutageLog()
         self._orphans = (OrphanWatch(broker, queues, worker_id, self._held.copy,
                                      orphan_check_s) if orphan_check_s > 0 else None)
 
@@ -78,6 +81,7 @@ class Fetcher:
     async def run(self) -> None:
         """Fetch until cancelled."""
         async with anyio.create_task_group() as tg:
+            tg.start_soon(self._outage.watch_loop, name="relier loop-lag probe")
             for queue in self._queues:
                 tg.start_soon(self._wait_on, queue, name=f"relier waiter {queue}")
             if self._orphans is not None:
@@ -98,11 +102,12 @@ class Fetcher:
 
     async def _batch_loop(self) -> None:
         rotation = 0
-        backoff = _Backoff("fetching")
+        backoff = LoopBackoff(self._outage, "fetching", MAX_BACKOFF_S)
         while True:
             free = await self._capacity.wait_free()
             order = self._queues[rotation:] + self._queues[:rotation]
             rotation = (rotation + 1) % len(self._queues)
+            backoff.begin()
             try:
                 batch = await self._broker.fetch(order, self._worker_id, min(free, MAX_FETCH))
             except REDIS_ERRORS as exc:
@@ -123,9 +128,10 @@ class Fetcher:
         self._armed = anyio.Event()
 
     async def _wait_on(self, queue: str) -> None:
-        backoff = _Backoff(f"waiting on {queue!r}")
+        backoff = LoopBackoff(self._outage, f"waiting on {queue!r}", MAX_BACKOFF_S)
         while True:
             await self._armed.wait()
+            backoff.begin()
             try:
                 raw = await self._broker.block_fetch(queue, self._worker_id, BLOCK_S)
             except REDIS_ERRORS as exc:
@@ -137,6 +143,7 @@ class Fetcher:
                 # It is in our processing list already: claim it until that succeeds, or
                 # it would sit there, held by a live worker and run by no one.
                 while True:
+                    backoff.begin()
                     try:
                         token = await self._broker.claim(queue, raw)
                         break
@@ -145,22 +152,3 @@ class Fetcher:
                 backoff.reset()
                 self._deliver(raw, token, queue, counted=True)
                 self._woken.set()
-
-
-class _Backoff:
-    """Exponential pauses while Redis is unreachable, logged once per outage."""
-
-    def __init__(self, doing: str) -> None:
-        self._doing = doing
-        self._delay = 0.0
-
-    async def pause(self, exc: BaseException) -> None:
-        if self._delay == 0.0:
-            log.warning("Redis unreachable while %s (%s); retrying with backoff", self._doing, exc)
-        self._delay = min(max(self._delay * 2, 0.1), MAX_BACKOFF_S)
-        await anyio.sleep(self._delay)
-
-    def reset(self) -> None:
-        if self._delay:
-            log.warning("Redis reachable again; %s resumed", self._doing)
-        self._delay = 0.0

@@ -35,17 +35,18 @@ from typing import Final
 import anyio
 import redis
 from anyio.abc import TaskGroup
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
 from relier.app import App
 from relier.broker import REDIS_ERRORS, Broker, call_sync
-from relier.errors import BrokerUnavailable, ConfigurationError
+from relier.config_errors import explain
+from relier.errors import ConfigurationError
 from relier.observability.telemetry import Telemetry
 from relier.protocol import keys
 from relier.protocol.registry import WorkerInfo
 from relier.runtime.abandoned import EXIT_RECYCLE
 from relier.runtime.abandoned import check_limit as check_abandoned_limit
+from relier.runtime.beat import Beat
 from relier.runtime.capacity import Capacity
 from relier.runtime.control import ControlService
 from relier.runtime.control_commands import WorkerFacts
@@ -57,7 +58,6 @@ from relier.runtime.phoenix import Resurrector
 from relier.runtime.progress import hostname
 from relier.runtime.scheduler import Scheduler
 from relier.runtime.watchdog import EXIT_LOOP_STALLED, Watchdog
-from relier.settings import redact
 
 log = logging.getLogger("relier.worker")
 
@@ -86,7 +86,11 @@ class Worker:
         queues: Sequence[str] = keys.DEFAULT_QUEUES,
         concurrency: int = 100,
         worker_id: str | None = None,
+        *,
+        in_process: bool = False,
     ) -> None:
+        """``in_process``: a worker inside someone else's process (``relier.testing``),
+        which must never end that process: no watchdog kill, no ``os._exit``."""
         if not queues:
             raise ConfigurationError("a worker needs at least one queue")
         self.app = app
@@ -94,7 +98,9 @@ class Worker:
         self.id = worker_id or new_worker_id()
         self.capacity = Capacity(concurrency)
         settings = app.settings
-        self._watchdog = Watchdog(settings.loop_stall_warn, settings.loop_stall_kill)
+        self._in_process = in_process
+        self._watchdog = Watchdog(settings.loop_stall_warn,
+                                  0.0 if in_process else settings.loop_stall_kill)
         check_abandoned_limit(settings.max_abandoned_threads)  # fail before connecting
         #: The process's exit code once :meth:`run` returns: 0, or :data:`EXIT_RECYCLE`
         #: when abandoned threads piled up (restart the worker).
@@ -132,6 +138,9 @@ class Worker:
                 services.start_soon(control.run, name="relier remote control")
                 services.start_soon(executor.revoked.follow, broker.client,
                                     settings.revoke_poll_interval, name="relier revoked ids")
+                beat = Beat(self.app, broker, self.id, started_at=time.time(),
+                            metrics=telemetry.metrics)
+                services.start_soon(beat.run, name="relier beat")
                 if handle_signals:
                     services.start_soon(self._watch_signals, name="relier signals")
                 async with anyio.create_task_group() as executors:
@@ -144,6 +153,7 @@ class Worker:
                     log.info("worker %s consuming %s with concurrency %d",
                              self.id, ",".join(self.queues), self.capacity.limit)
                     await self._fetch_until_stopped(fetcher)
+                    beat.stop()
                     heartbeat.mark_stopping()
                     await self._drain(settings.shutdown_grace)
                     # A task that swallows its cancellation would hold the task group open
@@ -205,8 +215,8 @@ class Worker:
             await broker.client.ping()
             await broker.load_scripts()
             await broker.client.sadd(keys.KNOWN_QUEUES, *self.queues)
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            raise BrokerUnavailable(redact(self.app.settings.redis_url), exc) from None
+        except (*REDIS_ERRORS, RedisError) as exc:
+            raise explain(self.app.settings.redis_url, exc) or exc from None
 
     async def _register(self, telemetry: Telemetry) -> Heartbeat:
         """Announce the queues, enter the registry and start beating."""
@@ -284,6 +294,8 @@ class Worker:
                 heartbeat.stop(deregister=True)
         except redis.RedisError as exc:
             log.error("could not give them back (%s); Phoenix will", exc)
+        if self._in_process:
+            return  # not our process to end; whoever runs us sees run() not return
         _flush_logs()
         os._exit(EXIT_STUCK)
 
@@ -301,7 +313,9 @@ class Worker:
                 if self._stopping:
                     log.warning("%s again: ending the grace period now", name)
                 else:
-                    log.info("%s: stopping (no new tasks)", name)
+                    again = "press Ctrl-C" if signum == signal.SIGINT else "send SIGTERM"
+                    log.info("%s: stopping (no new tasks) within %.0fs; %s again to stop "
+                             "now", name, self.app.settings.shutdown_grace, again)
                 self.stop()
 
 

@@ -21,9 +21,14 @@ def signup(request: HttpRequest, address: str) -> JsonResponse:
 
 @require_GET
 def add_numbers(request: HttpRequest) -> JsonResponse:
-    """Run `add` on a worker and wait for its result."""
-    handle = add.push(int(request.GET["x"]), int(request.GET["y"]))
-    return JsonResponse({"result": handle.result(timeout=10)})
+    """Run `add` on a worker and wait for its result; 400 unless x and y are integers."""
+    try:
+        x, y = int(request.GET["x"]), int(request.GET["y"])
+    except (KeyError, ValueError):
+        return JsonResponse({"error": "bad_request",
+                             "detail": "x and y must be integers, as in /add?x=2&y=3"},
+                            status=400)
+    return JsonResponse({"result": add.push(x, y).result(timeout=10)})
 
 
 @csrf_exempt

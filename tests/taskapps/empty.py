@@ -1,0 +1,1 @@
+"""A task module that registers nothing (the worker should warn about it)."""
