@@ -272,9 +272,13 @@ def dlq_replay(
     if task_id is not None:
         task_id = _dlq_id(dlq, task_id)
     replayed = dlq.replay(Filter(queue, task, reason, task_id))
-    typer.echo(f"replayed {len(replayed)} task(s)")
-    for replayed_id in replayed:
+    typer.echo(f"replayed {len(replayed.task_ids)} task(s)")
+    for replayed_id in replayed.task_ids:
         typer.echo(f"  {replayed_id}")
+    for line in replayed.skipped:
+        typer.echo(f"not replayed: {line}", err=True)
+    if replayed.skipped:
+        raise typer.Exit(1)
 
 
 @dlq_cli.command("purge")

@@ -3,25 +3,42 @@
 Each queue ``q`` keeps its entries (newest first) in ``relier:{q}:dlq``; queues are found
 through the ``relier:queues`` set that producers and workers add to. Replay takes an
 entry out and enqueues its original message in the same script, so an entry is never
-both replayed and kept, nor replayed twice.
+both replayed and kept, nor replayed twice. A replayed message starts afresh (retries 0,
+no resurrections or deferrals) and counts its replays in ``relier_replays``.
+
+Entries are read as hostile bytes: one that does not decode (written by hand, or by an
+old version) is listed with reason ``unreadable`` and its raw bytes, can be purged, and
+is never replayed; it never hides the entries around it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 
 from relier.broker import as_bytes
+from relier.errors import PayloadError
 from relier.protocol import dead_letter, keys, scripts
 from relier.protocol import message as wire
 from relier.protocol.dead_letter import DeadLetter
 from relier.runtime.rate_limit import RATE_TOKEN_HEADER
+from relier.runtime.versioning import DEFERRALS_HEADER
 
 #: Relier's own counters are reset on replay, so a replayed task starts with a clean slate.
-_COUNTER_HEADERS = (wire.RESURRECTIONS_HEADER, wire.FIRST_DEFERRED_HEADER, "relier_deferrals",
+_COUNTER_HEADERS = (wire.RESURRECTIONS_HEADER, wire.FIRST_DEFERRED_HEADER, DEFERRALS_HEADER,
                     RATE_TOKEN_HEADER)
+
+
+@dataclass(slots=True)
+class Replayed:
+    """What a replay did: the task ids enqueued again, and the entries it left alone."""
+
+    task_ids: list[str] = field(default_factory=list)
+    #: One line per entry not replayed, saying which and why.
+    skipped: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +75,7 @@ class DeadLetterQueue:
         names = [only.queue] if only.queue else self.queues()
         for queue in names:
             for raw in self._client.lrange(keys.dead_letters(queue), 0, -1):
-                entry = dead_letter.decode(as_bytes(raw))
+                entry = _read(as_bytes(raw), queue)
                 if only.matches(entry):
                     yield as_bytes(raw), entry
 
@@ -77,25 +94,37 @@ class DeadLetterQueue:
             sizes = pipe.execute()
         return {q: n for q, n in zip(names, sizes, strict=True) if n}
 
-    def replay(self, only: Filter) -> list[str]:
-        """Enqueue the original message of each matching entry again; returns task ids."""
-        replayed: list[str] = []
+    def replay(self, only: Filter) -> Replayed:
+        """Enqueue the original message of each matching entry again, with fresh counters
+        (see :func:`fresh_message`); unreadable entries are skipped and said so."""
+        done = Replayed()
         for raw, entry in list(self._raw_entries(only)):
-            message = self._fresh_message(entry)
+            if entry.reason == dead_letter.UNREADABLE:
+                done.skipped.append(f"{entry.task_id or 'an entry'} in the DLQ of "
+                                    f"{entry.queue!r}: {entry.error}")
+                continue
+            try:
+                message = fresh_message(entry)
+            except PayloadError as exc:
+                done.skipped.append(f"{entry.task_id or 'an entry'}: {exc.detail}")
+                continue
             target = self._target_list(entry)
             if self._replay(keys=[keys.dead_letters(entry.queue), target,
                                   keys.dlq_reasons(entry.queue)],
                             args=[raw, message, entry.reason]):
-                replayed.append(entry.task_id or "?")
-        return replayed
+                done.task_ids.append(entry.task_id or "?")
+        return done
 
     def purge(self, only: Filter) -> int:
         """Delete matching entries; returns how many."""
         removed = 0
         for raw, entry in list(self._raw_entries(only)):
+            # An unreadable entry was counted under the reason its text names, if any.
+            reason = dead_letter.counted_reason(raw) \
+                if entry.reason == dead_letter.UNREADABLE else entry.reason
             removed += int(self._remove(keys=[keys.dead_letters(entry.queue),
                                               keys.dlq_reasons(entry.queue)],
-                                        args=[raw, entry.reason]))
+                                        args=[raw, reason]))
         return removed
 
     @staticmethod
@@ -106,11 +135,28 @@ class DeadLetterQueue:
             priority = value if isinstance(value, int) else None
         return keys.queue_list(entry.queue, priority)
 
-    @staticmethod
-    def _fresh_message(entry: DeadLetter) -> bytes:
-        """The original message, with Relier's death and deferral counters removed."""
-        if isinstance(entry.message, dict) and isinstance(entry.message.get("headers"), dict):
-            headers = {k: v for k, v in entry.message["headers"].items()
-                       if k not in _COUNTER_HEADERS}
-            return wire.encode_json({**entry.message, "headers": headers})
+
+
+def _read(raw: bytes, queue: str) -> DeadLetter:
+    try:
+        return dead_letter.decode(raw)
+    except PayloadError as exc:
+        return dead_letter.unreadable(raw, queue, exc.detail)
+
+
+def fresh_message(entry: DeadLetter) -> bytes:
+    """The original message with fresh counters: retries 0 (so attempt 1 and every retry
+    again), no resurrections, deferrals or rate-limit token, and ``relier_replays`` one
+    more than it was. A message that was not JSON is given back byte for byte."""
+    if isinstance(entry.message, dict) and isinstance(entry.message.get("headers"), dict):
+        headers: dict[str, Any] = {k: v for k, v in entry.message["headers"].items()
+                                   if k not in _COUNTER_HEADERS}
+        if "task" in headers:  # protocol v2: the retry count is a header
+            headers["retries"] = 0
+        replays = headers.get(wire.REPLAYS_HEADER)
+        headers[wire.REPLAYS_HEADER] = (replays if type(replays) is int else 0) + 1
+        return wire.encode_json({**entry.message, "headers": headers})
+    try:
         return dead_letter.replay_bytes(entry)
+    except ValueError as exc:  # binascii.Error: a hand-edited message_raw
+        raise PayloadError("payload_invalid", f"its message_raw is not base64: {exc}") from exc

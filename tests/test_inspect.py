@@ -46,7 +46,7 @@ def test_inspect_shows_running_tasks_then_resurrection_after_kill_9(
     start_worker: StartWorker, rclient: redis.Redis, redis_url: str
 ) -> None:
     victim = start_worker(APP, env=FAST)
-    handles = observe.hold.push_many([(("k9", 3.0), {}) for _ in range(3)])
+    handles = observe.hold.push_many([(("k9", 60.0, 3.0), {}) for _ in range(3)])
     ids = {h.id for h in handles}
     poll(lambda: len(started(rclient, "k9")) == 3, 15, "three starts")
 

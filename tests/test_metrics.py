@@ -40,7 +40,7 @@ def test_counters_move_by_the_right_amount(
     start_worker: StartWorker, rclient: redis.Redis
 ) -> None:
     victim = start_worker(APP, env=FAST, queues="fragile")
-    fragile = observe.hold.options(queue="fragile").push("fragile", 1.0)
+    fragile = observe.hold.options(queue="fragile").push("fragile", 60.0, 0.5)
     poll(lambda: rclient.llen("test:started:fragile"), 15, "the fragile task to start")
 
     port = free_port()

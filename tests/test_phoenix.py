@@ -32,7 +32,7 @@ def test_kill_9_every_task_completes_on_another_worker(
     start_worker: StartWorker, rclient: redis.Redis
 ) -> None:
     victim = start_worker(APP, env=FAST)
-    handles = basic.whoami.push_many([(("k9", 1.5), {}) for _ in range(8)])
+    handles = basic.whoami.push_many([(("k9", 60.0, 1.5), {}) for _ in range(8)])
     poll(lambda: len(started(rclient, "k9")) == 8, 15, "8 starts on the victim")
     survivor = start_worker(APP, env=FAST)
 

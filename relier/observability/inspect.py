@@ -7,8 +7,8 @@ Where each fact comes from:
   ``relier_sent_at`` header gives its age), the delayed set, the processing lists of the
   registered workers, the DLQ and its count-by-reason hash;
 * workers: the registry entries, and whether each heartbeat key still exists;
-* running tasks: the table each worker publishes with every heartbeat (so it is at most
-  a heartbeat old; a task that started after the last beat shows up at the next);
+* running tasks: the table each worker publishes with every heartbeat and within about
+  0.1 s of a change (a task started or ended), coalesced;
 * one task: see :mod:`relier.observability.whereabouts`.
 """
 
@@ -24,7 +24,7 @@ import redis
 from relier.broker import as_bytes
 from relier.observability.schedules import SchedulesReport
 from relier.observability.schedules import report as schedule_report
-from relier.protocol import keys, registry, results, scripts
+from relier.protocol import hostile, keys, registry, results, scripts
 from relier.protocol import message as wire
 from relier.protocol.registry import RunningTask, WorkerInfo
 
@@ -118,15 +118,25 @@ _sent_at_decoder: Final = msgspec.json.Decoder(_SentAt)
 def _sent_at(raw: bytes | None) -> float | None:
     if raw is None:
         return None
-    try:
-        value = _sent_at_decoder.decode(raw).headers.get(wire.SENT_AT_HEADER)
-    except msgspec.DecodeError:
-        return None
+    found = hostile.read_or_none(_sent_at_decoder.decode, raw)
+    value = found.headers.get(wire.SENT_AT_HEADER) if found is not None else None
     return float(value) if isinstance(value, int | float) else None
 
 
 def _text(value: Any) -> str:
     return as_bytes(value).decode(errors="replace")
+
+
+def _counts(raw: dict[Any, Any]) -> dict[str, int]:
+    """A count-by-reason hash; a field that is not a number (written by hand) is skipped,
+    and the list/count mismatch that leaves makes the reader rebuild the counts."""
+    counts = {}
+    for k, v in raw.items():
+        try:
+            counts[_text(k)] = int(v)
+        except ValueError:
+            continue
+    return counts
 
 
 class Inspector:
@@ -196,7 +206,7 @@ class Inspector:
                 if sent is not None:
                     ages.append(max(0.0, now - sent))
             delayed, dlq = int(next(replies)), int(next(replies))
-            reasons = {_text(k): int(v) for k, v in next(replies).items()}
+            reasons = _counts(next(replies))
             in_flight = sum(int(next(replies)) for _ in holders[q])
             if sum(reasons.values()) != dlq:
                 reasons = self._consistent_reasons(q)
@@ -214,11 +224,11 @@ class Inspector:
             pipe.llen(keys.dead_letters(queue))
             pipe.hgetall(keys.dlq_reasons(queue))
             size, raw = pipe.execute()
-        reasons = {_text(k): int(v) for k, v in raw.items()}
+        reasons = _counts(raw)
         if sum(reasons.values()) != int(size):
             self._recount(keys=[keys.dead_letters(queue), keys.dlq_reasons(queue)])
             raw = self.client.hgetall(keys.dlq_reasons(queue))
-            reasons = {_text(k): int(v) for k, v in raw.items()}
+            reasons = _counts(raw)
         return reasons
 
     def queue_counters(self, names: Sequence[str]) -> dict[str, dict[str, int]]:
@@ -233,7 +243,7 @@ class Inspector:
             for k, v in raw.items():
                 try:
                     values[_text(k)] = int(float(_text(v)))
-                except ValueError:
+                except (ValueError, OverflowError):  # hand-written garbage: not a counter
                     continue
             counters[q] = values
         return counters
@@ -243,7 +253,7 @@ class Inspector:
 
     def registry_entries(self) -> list[WorkerInfo]:
         """Every registered worker, live ones first, oldest first."""
-        entries = [registry.decode(raw) for raw in self.client.hgetall(keys.WORKERS).values()]
+        entries = registry.readable(self.client.hgetall(keys.WORKERS))
         return sorted(entries, key=lambda w: (w.state == registry.DEAD, w.started_at))
 
     def worker_views(self, entries: list[WorkerInfo]) -> list[WorkerView]:
@@ -308,7 +318,8 @@ class Inspector:
             if task_id in running_on:
                 now = f"running on {running_on[task_id]}"
             elif raw is not None:
-                now = results.decode(raw).status.lower()
+                meta = hostile.read_or_none(results.decode, raw)
+                now = meta.status.lower() if meta is not None else "result unreadable"
             else:
                 now = "pending"
             views_out.append(ResurrectedView(

@@ -6,9 +6,10 @@ The executor calls :meth:`TaskRecorder.started` when it begins a delivery and
 is read from how the delivery settled (:class:`relier.runtime.delivery.Settled`), so the
 executor's many paths need no calls of their own.
 
-The running table is read by the heartbeat thread, which publishes it in the worker's
-registry entry every beat: ``relier inspect`` learns what runs without a Redis write per
-task. A lock guards it because two threads use it.
+The running table is read by the heartbeat thread, which publishes it with every beat
+and soon after each change (coalesced, see heartbeat.py): ``relier inspect`` learns what
+runs within a fraction of a second, without a Redis write per task. A lock guards it
+because two threads use it.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ import msgspec
 
 from relier.observability.events import EventSender
 from relier.observability.metrics import WorkerMetrics
+from relier.protocol import hostile, registry
 from relier.protocol import message as wire
-from relier.protocol import registry
 from relier.protocol.registry import RunningTask
 from relier.runtime.delivery import Delivery, Settled
 
@@ -78,10 +79,8 @@ class _Facts:
                  "task_id")
 
     def __init__(self, delivery: Delivery) -> None:
-        try:
-            headers = _headers_decoder.decode(delivery.raw).headers
-        except msgspec.DecodeError:
-            headers = {}
+        found = hostile.read_or_none(_headers_decoder.decode, delivery.raw)
+        headers = found.headers if found is not None else {}
         task_id, name = headers.get("id"), headers.get("task")
         if not isinstance(task_id, str) or not isinstance(name, str):
             task_id, name, headers = self._from_v1(delivery.raw)
@@ -135,12 +134,15 @@ class TaskRecorder:
         self._running: dict[int, tuple[Delivery, _Facts]] = {}
         #: Deliveries finished, by task name (remote control's ``stats``).
         self.totals: Counter[str] = Counter()
+        #: Set whenever the running table changes (the heartbeat thread publishes it then).
+        self.changed = threading.Event()
 
     def started(self, delivery: Delivery) -> None:
         """A delivery begins (call once, before anything can settle it)."""
         facts = _Facts(delivery)
         with self._lock:
             self._running[id(delivery)] = (delivery, facts)
+        self.changed.set()
         if self._events is not None:
             self._events.task("received", facts.task_id, name=facts.name,
                               args=facts.argsrepr, kwargs=facts.kwargsrepr,
@@ -152,6 +154,7 @@ class TaskRecorder:
         """The delivery is over: log its outcome and count it."""
         with self._lock:
             _, facts = self._running.pop(id(delivery), (delivery, None))
+        self.changed.set()
         if facts is None:
             return
         outcome = outcome_of(delivery.settled)

@@ -101,7 +101,7 @@ def dlq_entry(entry: DeadLetter, console: Console | None = None, *,
               full_traceback: bool = False) -> None:
     console = console or Console()
     for field in ("task_id", "task", "queue", "reason", "error", "attempts", "resurrections",
-                  "worker"):
+                  "replays", "worker"):
         # Escaped: an error may hold "[...]", which rich would take for markup and drop.
         console.print(f"[bold]{field}[/bold]: {escape(str(getattr(entry, field)))}")
     console.print(f"[bold]failed_at[/bold]: {_when(entry.failed_at)} ({_age(entry.failed_at)})")

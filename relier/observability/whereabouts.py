@@ -15,8 +15,9 @@ from typing import Any, Final
 import msgspec
 
 from relier.broker import as_bytes
+from relier.errors import PayloadError
 from relier.observability.inspect import SILENT, Inspector
-from relier.protocol import dead_letter, keys, registry, results, scripts
+from relier.protocol import dead_letter, hostile, keys, registry, results, scripts
 from relier.protocol import message as wire
 from relier.protocol.registry import WorkerInfo
 
@@ -101,7 +102,7 @@ class TaskLocator:
             return
         try:
             meta = results.decode(raw)
-        except msgspec.DecodeError as exc:
+        except PayloadError as exc:
             history.append(HistoryEvent(at=None, event="result",
                                         detail=f"unreadable result ({exc})"))
             return
@@ -197,8 +198,8 @@ class TaskLocator:
     def _dead_letter(self, task_id: str) -> dead_letter.DeadLetter | None:
         for q in self._inspector.known_queues():
             for _, raw, _ in self._hits(keys.dead_letters(q), task_id):
-                entry = dead_letter.decode(raw)
-                if entry.task_id == task_id:
+                entry = hostile.read_or_none(dead_letter.decode, raw)
+                if entry is not None and entry.task_id == task_id:
                     return entry
         return None
 

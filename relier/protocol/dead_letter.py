@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import base64
+import re
 from typing import Any, Final
 
 import msgspec
 
+from relier.protocol import hostile
 from relier.protocol.message import encode_json
+
+#: The reason `relier dlq` shows for an entry it cannot read (not one Relier writes).
+UNREADABLE: Final = "unreadable"
 
 
 class DeadLetter(msgspec.Struct, kw_only=True):
@@ -29,6 +34,8 @@ class DeadLetter(msgspec.Struct, kw_only=True):
     message_raw: str | None = None
     #: Seconds the last run took, when it ran (a ``hard_timeout`` entry always has it).
     elapsed: float | None = None
+    #: How many times the message was replayed from the DLQ before it landed here again.
+    replays: int = 0
 
 
 _decoder: Final = msgspec.json.Decoder(DeadLetter)
@@ -43,11 +50,15 @@ def original_message(raw: bytes) -> tuple[Any, str | None]:
 
     Valid JSON is embedded in the entry byte for byte (``msgspec.Raw``: checked, never
     parsed into objects), so dead-lettering a large message costs one copy, not three.
+    Anything else (not JSON, not UTF-8, nested too deep to read back) is kept as base64,
+    so that the entry always decodes again and a replay puts back the exact bytes.
     """
-    try:
-        return _raw_json.decode(raw), None
-    except msgspec.DecodeError:
-        return raw.decode("utf-8", errors="replace"), base64.b64encode(raw).decode("ascii")
+    if hostile.is_utf8(raw) and not hostile.nesting_exceeds(raw):
+        try:
+            return _raw_json.decode(raw), None
+        except hostile.DECODE_ERRORS:
+            pass
+    return raw.decode("utf-8", errors="replace"), base64.b64encode(raw).decode("ascii")
 
 
 def replay_bytes(entry: DeadLetter) -> bytes:
@@ -62,4 +73,35 @@ def encode(entry: DeadLetter) -> bytes:
 
 
 def decode(raw: bytes | str) -> DeadLetter:
-    return _decoder.decode(raw)
+    """An entry read back from a DLQ list; :class:`PayloadError` if it is not one."""
+    return hostile.read(_decoder.decode, raw, "DLQ entry")
+
+
+#: A top-level string field of a compact JSON entry: the first match is the field itself
+#: (its name comes before any nested object, and quotes inside strings are escaped).
+_FIELD: Final = {name: re.compile(rb'"' + name.encode() + rb'":"([^"]*)"')
+                 for name in ("task_id", "task", "reason")}
+
+
+def _field(raw: bytes, name: str) -> str | None:
+    found = _FIELD[name].search(raw)
+    return found.group(1).decode("utf-8", errors="replace") if found else None
+
+
+def counted_reason(raw: bytes) -> str:
+    """The reason an entry is counted under in the DLQ's count-by-reason hash, found the
+    way ``dlq_recount.lua`` finds it (so it works for an entry that does not decode)."""
+    return _field(raw, "reason") or "unknown"
+
+
+def unreadable(raw: bytes, queue: str, why: str) -> DeadLetter:
+    """What the DLQ commands show for an entry that does not decode (written by hand or
+    by an old version): its bytes, so nothing is hidden, why it cannot be read, and its
+    task id and name when their text can still be found in it."""
+    return DeadLetter(
+        task_id=_field(raw, "task_id"), task=_field(raw, "task"), queue=queue,
+        reason=UNREADABLE,
+        error=f"this DLQ entry cannot be read: {why}", failed_at=0.0,
+        message=raw.decode("utf-8", errors="replace"),
+        message_raw=base64.b64encode(raw).decode("ascii"),
+    )

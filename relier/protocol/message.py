@@ -22,6 +22,8 @@ from typing import Any, Final
 import msgspec
 
 from relier.errors import PayloadError
+from relier.protocol import hostile
+from relier.protocol.keys import REQUEUE_QUEUE
 
 JSON_CONTENT_TYPE: Final = "application/json"
 DEFAULT_EMBED: Final[dict[str, Any]] = {
@@ -43,6 +45,8 @@ SENT_AT_HEADER: Final = "relier_sent_at"
 #: On a periodic run: the schedule's name and the tick (ms since the epoch) it is for.
 SCHEDULE_HEADER: Final = "relier_schedule"
 TICK_HEADER: Final = "relier_tick"
+#: How many times `relier dlq replay` has given this message another life.
+REPLAYS_HEADER: Final = "relier_replays"
 
 
 class Envelope(msgspec.Struct, kw_only=True):
@@ -118,6 +122,12 @@ class TaskMessage:
         return value if isinstance(value, int) else 0
 
     @property
+    def replays(self) -> int:
+        """How many times `relier dlq replay` has enqueued this message again."""
+        value = self.headers.get(REPLAYS_HEADER, 0)
+        return value if type(value) is int else 0
+
+    @property
     def origin_queue(self) -> str:
         """The queue this task belongs to, even after it travelled through ``re-queue``."""
         value = self.headers.get(ORIGIN_QUEUE_HEADER)
@@ -182,10 +192,7 @@ def _decode_payload(envelope: Envelope) -> Any:
         payload = envelope.body.encode()
     else:
         raise PayloadError("payload_invalid", f"unsupported body_encoding {encoding!r}")
-    try:
-        return _any_decoder.decode(payload)
-    except msgspec.DecodeError as exc:
-        raise PayloadError("not_json", f"body is not JSON: {exc}") from exc
+    return hostile.read(_any_decoder.decode, payload, "body")
 
 
 def decode(raw: bytes | str, *, max_bytes: int | None = None) -> TaskMessage:
@@ -202,20 +209,18 @@ def decode(raw: bytes | str, *, max_bytes: int | None = None) -> TaskMessage:
             f"message is {len(raw):,} bytes, over the limit of {max_bytes:,} "
             "(setting max_message_bytes); not decoded",
         )
-    try:
-        envelope = _envelope_decoder.decode(raw)
-    except msgspec.ValidationError as exc:
-        raise PayloadError("payload_invalid", f"envelope: {exc}") from exc
-    except msgspec.DecodeError as exc:
-        raise PayloadError("not_json", f"message is not JSON: {exc}") from exc
+    envelope = hostile.read(_envelope_decoder.decode, raw, "message")
     if envelope.content_type != JSON_CONTENT_TYPE:
         # Pickle is never accepted: decoding it would run code chosen by whoever can write
         # to the broker.
         raise PayloadError("not_json", f"content-type {envelope.content_type!r} is not JSON")
     payload = _decode_payload(envelope)
-    if "task" in envelope.headers:
-        return _from_v2(envelope, payload)
-    return _from_v1(envelope, payload)
+    try:
+        if "task" in envelope.headers:
+            return _from_v2(envelope, payload)
+        return _from_v1(envelope, payload)
+    except hostile.DECODE_ERRORS as exc:  # a header of a shape no check foresaw
+        raise PayloadError("payload_invalid", f"{type(exc).__name__}: {exc}") from exc
 
 
 def peek(raw: bytes | str) -> TaskMessage | None:
@@ -227,9 +232,11 @@ def peek(raw: bytes | str) -> TaskMessage | None:
     the body, which is not read here). The body is skipped, so this is cheap even for a
     message far over ``max_bytes``.
     """
-    try:
-        head = _head_decoder.decode(raw)
-    except msgspec.DecodeError:  # ValidationError included: not an envelope object
+    head = hostile.read_or_none(_head_decoder.decode, raw)
+    if head is None and isinstance(raw, bytes) and not hostile.is_utf8(raw):
+        # Invalid UTF-8 in some string: the rest may still name the task and its id.
+        head = hostile.read_or_none(_head_decoder.decode, raw.decode("utf-8", "replace"))
+    if head is None:
         return None
     task, task_id = head.headers.get("task"), head.headers.get("id")
     if not (isinstance(task, str) and task and isinstance(task_id, str) and task_id):
@@ -244,6 +251,19 @@ def peek(raw: bytes | str) -> TaskMessage | None:
         headers=head.headers,
         properties=head.properties,
     )
+
+
+def home_queue(taken_from: str, headers: dict[str, Any]) -> str:
+    """The queue a message belongs to: the list it was taken from, except for ``re-queue``,
+    where Phoenix put it, naming its own queue in ``relier_origin_queue``.
+
+    ``delivery_info`` is not trusted for this: a producer may name another queue there, or
+    none, and what goes wrong with the message must land where its queue's users look.
+    """
+    if taken_from != REQUEUE_QUEUE:
+        return taken_from
+    origin = headers.get(ORIGIN_QUEUE_HEADER)
+    return origin if isinstance(origin, str) and origin else taken_from
 
 
 def _routing_key(properties: dict[str, Any]) -> str:

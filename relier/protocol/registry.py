@@ -7,9 +7,16 @@ beating; the resurrector reads both.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from typing import Final
 
 import msgspec
+
+from relier.errors import PayloadError
+from relier.protocol import hostile
+
+log = logging.getLogger("relier.registry")
 
 ALIVE: Final = "alive"
 STOPPING: Final = "stopping"
@@ -65,7 +72,8 @@ def encode_running(tasks: list[RunningTask]) -> bytes:
 
 
 def decode_running(raw: bytes | str) -> list[RunningTask]:
-    return _running_decoder.decode(raw)
+    """A published running table; an unreadable one reads as empty (it is only a view)."""
+    return hostile.read_or_none(_running_decoder.decode, raw) or []
 
 
 def encode(info: WorkerInfo) -> bytes:
@@ -73,4 +81,18 @@ def encode(info: WorkerInfo) -> bytes:
 
 
 def decode(raw: bytes | str) -> WorkerInfo:
-    return _decoder.decode(raw)
+    """One registry entry; :class:`PayloadError` if it is not one."""
+    return hostile.read(_decoder.decode, raw, "worker registry entry")
+
+
+def readable(entries: Mapping[bytes | str, bytes | str]) -> list[WorkerInfo]:
+    """The entries of the ``relier:workers`` hash that decode; each one that does not is
+    logged and left out (it cannot be acted on: its queues are unknown)."""
+    found = []
+    for worker_id, raw in entries.items():
+        try:
+            found.append(decode(raw))
+        except PayloadError as exc:
+            log.warning("registry entry of worker %r is unreadable, ignored: %s",
+                        worker_id, exc.detail)
+    return found

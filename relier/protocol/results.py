@@ -13,6 +13,8 @@ from typing import Any, Final
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from relier.protocol import hostile
+
 SUCCESS: Final = "SUCCESS"
 FAILURE: Final = "FAILURE"
 RETRY: Final = "RETRY"
@@ -161,5 +163,5 @@ def encode(meta: ResultMeta) -> bytes:
 
 
 def decode(raw: bytes | str) -> ResultMeta:
-    """Decode a stored result; raises ``msgspec.DecodeError`` if it is not one."""
-    return _decoder.decode(raw)
+    """Decode a stored result; raises :class:`PayloadError` if it is not one."""
+    return hostile.read(_decoder.decode, raw, "stored result")

@@ -89,6 +89,8 @@ class Executor:
             self._recorder.started(delivery)
         try:
             await self._execute(delivery)
+        except Exception as exc:  # one message must never end the worker
+            await self._quarantine(delivery, exc)
         finally:
             self._capacity.release()
             if delivery.on_done is not None:
@@ -103,9 +105,10 @@ class Executor:
             log.error("dead-lettering an undecodable message from %r: %s", delivery.queue, exc)
             # Readable headers still name the task and id: the entry says which task it
             # was and its caller gets the failure instead of waiting for a result.
-            await self._dead_letter(delivery, wire.peek(delivery.raw), exc.reason, exc.detail,
+            await self._dead_letter(delivery, self._peek(delivery), exc.reason, exc.detail,
                                     None, failure=exc)
             return
+        _belongs_to(message, delivery.queue)
         try:
             canvas.read_canvas(message)
         except canvas.CanvasUnsupported as exc:
@@ -154,6 +157,34 @@ class Executor:
         with tracing.run_span(message, delivery, self._worker_id, self._tracing):
             await self._run(delivery, message, task, args, kwargs)
 
+    async def _quarantine(self, delivery: Delivery, error: Exception) -> None:
+        """The backstop: something about this message raised where nothing should (a
+        shape no check foresaw). Dead-letter it with the error, never retry it; the worker
+        goes on with the next message."""
+        if delivery.settled is not None:
+            log.exception("error after message from %r was settled", delivery.queue)
+            return
+        log.error("dead-lettering a message from %r that could not be handled: %r",
+                  delivery.queue, error)
+        tb = "".join(traceback.format_exception(error))
+        why = f"the worker could not handle this message: {type(error).__name__}: {error}"
+        # What the headers say may be what broke it: then the entry is built from the
+        # bytes alone.
+        for message in (self._peek(delivery), None):
+            try:
+                await self._dead_letter(delivery, message, "payload_invalid", why, tb)
+                return
+            except Exception:
+                log.exception("could not dead-letter a message from %r", delivery.queue)
+
+    @staticmethod
+    def _peek(delivery: Delivery) -> TaskMessage | None:
+        """What an undecodable message's headers still say, filed under its queue."""
+        message = wire.peek(delivery.raw)
+        if message is not None:
+            _belongs_to(message, delivery.queue)
+        return message
+
     async def _ran_before(self, delivery: Delivery, message: TaskMessage) -> bool:
         """An idempotent call that already succeeded is acked with that result, not run
         again (a redelivery after a resurrection, or a dispatch that outlived its record);
@@ -170,9 +201,13 @@ class Executor:
             return True
         payload, value = b"", None
         if earlier.result:
-            meta = results.decode(earlier.result)
-            meta.task_id = message.id
-            payload, value = results.encode(meta), meta.result
+            try:
+                meta = results.decode(earlier.result)
+                meta.task_id = message.id
+                payload, value = results.encode(meta), meta.result
+            except PayloadError as exc:
+                log.warning("the stored result of %s is unreadable (%s); acked without it",
+                            message.idempotency_key, exc)
         log.info("task %s[%s] already succeeded under idempotency key %s; not run again",
                  message.task, message.id, message.idempotency_key)
         # Its chain and callbacks go on with the earlier run's result.
@@ -392,6 +427,7 @@ class Executor:
             message=envelope,
             message_raw=envelope_raw,
             elapsed=elapsed,
+            replays=message.replays if message else 0,
         )
         if result is None and failure is not None and message is not None:
             result = results.failure(message.id, failure, tb)
@@ -421,6 +457,15 @@ def _plain_or_none(value: Any) -> Any:
         return msgspec.to_builtins(value)
     except (TypeError, msgspec.EncodeError):
         return None
+
+
+def _belongs_to(message: TaskMessage, taken_from: str) -> None:
+    """File the message under the queue it was taken from (see ``wire.home_queue``):
+    its retries, deferrals and dead letters go there, whatever ``delivery_info`` says."""
+    home = wire.home_queue(taken_from, message.headers)
+    message.queue = home
+    if wire.ORIGIN_QUEUE_HEADER in message.headers:
+        message.headers[wire.ORIGIN_QUEUE_HEADER] = home
 
 
 def _cancelled_from_outside() -> bool:

@@ -5,6 +5,11 @@ A thread with its own Redis connection re-arms the worker's heartbeat key (TTL
 hogging the loop does not stop it, so a CPU-heavy task never gets its worker declared
 dead; a loop that is truly stuck is the watchdog's business. A frozen or killed process
 stops beating, and the key's TTL tells the resurrector so.
+
+The same thread publishes the worker's table of running tasks: with every beat, and also
+soon after it changes (a task started or ended), at most once per ``PUBLISH_GAP_S``, so
+that `relier inspect` lists a task within a fraction of a second of its start at the
+cost of one write per gap however many tasks start in it, never one per task.
 """
 
 from __future__ import annotations
@@ -13,13 +18,17 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Final
 
 import redis
 
-from relier.protocol import keys, registry
+from relier.protocol import hostile, keys, registry
 from relier.protocol.registry import RunningTask, WorkerInfo
 
 log = logging.getLogger("relier.worker")
+
+#: Least time between two publications of a changed running table (coalescing a burst).
+PUBLISH_GAP_S: Final = 0.1
 
 
 class Heartbeat:
@@ -33,6 +42,7 @@ class Heartbeat:
         ttl_s: float,
         in_flight: Callable[[], int],
         running: Callable[[], list[RunningTask]] | None = None,
+        running_changed: threading.Event | None = None,
     ) -> None:
         self._client = client
         self._info = info
@@ -42,6 +52,8 @@ class Heartbeat:
         #: The executor's table of running tasks, published with every beat (the cheap
         #: way for `relier inspect` to see what runs: no Redis write per task).
         self._running = running
+        #: Set by the recorder when a task starts or ends (and by stop(), to wake us).
+        self._changed = running_changed or threading.Event()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="relier-heartbeat", daemon=True)
         self._failing = False
@@ -54,6 +66,7 @@ class Heartbeat:
     def stop(self, *, deregister: bool) -> None:
         """Stop beating; ``deregister`` removes the worker from the registry."""
         self._stopped.set()
+        self._changed.set()
         if self._thread.is_alive():
             self._thread.join(self._interval_s + 5)
         if deregister:
@@ -74,6 +87,7 @@ class Heartbeat:
         """Stop beating and delete the heartbeat key now, for a process about to end
         abruptly: Phoenix then recovers its tasks at its next sweep, not after the TTL."""
         self._stopped.set()
+        self._changed.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(2.0)  # a beat in progress would set the key again
         try:
@@ -83,23 +97,48 @@ class Heartbeat:
                         "when it expires", exc)
 
     def _run(self) -> None:
-        while not self._stopped.wait(self._interval_s):
-            try:
-                self._beat()
-            except Exception as exc:
-                # A dead heartbeat thread would get a working worker declared dead.
-                if not self._failing:
-                    log.warning("heartbeat failed (%r); retrying", exc)
-                self._failing = True
-                continue
-            if self._failing:
-                log.warning("heartbeat restored")
-                self._failing = False
+        next_beat = time.monotonic() + self._interval_s
+        while True:
+            changed = self._changed.wait(max(0.0, next_beat - time.monotonic()))
+            if self._stopped.is_set():
+                return
+            if time.monotonic() >= next_beat:
+                self._attempt(self._beat)
+                next_beat = time.monotonic() + self._interval_s
+            elif changed and self._running is None:
+                self._changed.clear()  # nothing to publish; do not spin on a set event
+            elif changed:
+                self._attempt(self._publish_running)
+                self._stopped.wait(PUBLISH_GAP_S)  # what changes meanwhile goes in one write
+
+    def _attempt(self, step: Callable[[], None]) -> None:
+        try:
+            step()
+        except Exception as exc:
+            # A dead heartbeat thread would get a working worker declared dead.
+            if not self._failing:
+                log.warning("heartbeat failed (%r); retrying", exc)
+            self._failing = True
+            return
+        if self._failing:
+            log.warning("heartbeat restored")
+            self._failing = False
+
+    def _publish_running(self) -> None:
+        assert self._running is not None
+        self._changed.clear()  # before reading: a change after this read wakes us again
+        self._client.set(keys.running(self._info.id), registry.encode_running(self._running()),
+                         ex=registry.RUNNING_TABLE_TTL_S)
+
+    def _declared_dead(self) -> bool:
+        previous = self._client.hget(keys.WORKERS, self._info.id)
+        info = hostile.read_or_none(registry.decode, previous) if previous is not None else None
+        return info is not None and info.state == registry.DEAD
 
     def _beat(self) -> None:
         worker_id = self._info.id
-        previous = self._client.hget(keys.WORKERS, worker_id)
-        if previous is not None and registry.decode(previous).state == registry.DEAD:
+        self._changed.clear()  # this beat publishes the running table too
+        if self._declared_dead():
             log.error("this worker was declared dead (frozen or cut off longer than the "
                       "heartbeat TTL); its tasks were resurrected elsewhere and any late "
                       "results of ours are refused")

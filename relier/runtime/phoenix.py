@@ -73,7 +73,7 @@ class Resurrector:
         """One pass: recover every dead worker's messages; returns how many moved."""
         client = self._broker.client
         entries = await client.hgetall(keys.WORKERS)
-        workers = [registry.decode(raw) for raw in entries.values()]
+        workers = registry.readable(entries)
         async with client.pipeline(transaction=False) as pipe:
             for info in workers:
                 pipe.exists(keys.heartbeat(info.id))
@@ -94,7 +94,7 @@ class Resurrector:
         moved: list[tuple[str, ScriptCall]] = []
         for queue in info.queues:
             held = await self._broker.client.lrange(keys.processing(queue, info.id), 0, -1)
-            calls = [self._recovery(queue, info.id, as_bytes(raw)) for raw in held]
+            calls = [self._safe_recovery(queue, info.id, as_bytes(raw)) for raw in held]
             if calls:
                 replies = await self._broker.call_many(calls)
                 moved += [(queue, c) for c, r in zip(calls, replies, strict=True)
@@ -114,17 +114,26 @@ class Resurrector:
                     len(moved))
         return len(moved)
 
+    def _safe_recovery(self, queue: str, dead_worker: str, raw: bytes) -> ScriptCall:
+        """:meth:`_recovery`, with anything unforeseen quarantining the message rather
+        than stopping the resurrector (which would leave every dead worker unrecovered)."""
+        try:
+            return self._recovery(queue, dead_worker, raw)
+        except Exception as exc:
+            error = PayloadError("payload_invalid", f"could not be recovered: {exc!r}")
+            return self._unreadable(queue, dead_worker, raw, error)
+
     def _recovery(self, queue: str, dead_worker: str, raw: bytes) -> ScriptCall:
         """The script call that moves one message on: re-queue, or quarantine as poison."""
         processing, fences = keys.processing(queue, dead_worker), keys.fences(queue)
         try:
             message = wire.decode(raw)
-        except PayloadError:
-            # Undecodable: hand it on untouched; the next worker dead-letters it.
-            return ScriptCall("resurrect", [processing, fences, keys.REQUEUE_QUEUE, "-", "-"],
-                              [raw, "", "requeue", raw, "", 0, ""])
+        except PayloadError as exc:
+            # Undecodable: quarantined now. Handed on, it could only be dead-lettered by
+            # the next worker, or take that worker down too if it is hostile enough.
+            return self._unreadable(queue, dead_worker, raw, exc)
         count = message.resurrections + 1
-        origin = message.origin_queue
+        origin = wire.home_queue(queue, message.headers)
         result_key = keys.result(message.id)
         if count >= self._settings.max_resurrections:
             log.error("task %s[%s] killed its worker %d times: quarantined as poison",
@@ -135,7 +144,7 @@ class Resurrector:
                 "resurrect", [processing, fences, keys.dead_letters(origin), result_key,
                               keys.dlq_reasons(origin), *([record] if record else [])],
                 [raw, message.id, "quarantine", self._poison_entry(message, raw, count,
-                                                                   dead_worker),
+                                                                   dead_worker, origin),
                  poison, self._settings.result_ttl, "poison"],
             )
             # Dead-lettered: its errbacks, the rest of its chain and its chord part go
@@ -151,18 +160,46 @@ class Resurrector:
             [raw, message.id, "requeue", wire.encode(message), "", 0, ""],
         )
 
+    def _unreadable(
+        self, queue: str, dead_worker: str, raw: bytes, error: PayloadError
+    ) -> ScriptCall:
+        """The call that quarantines a message nobody can decode: a DLQ entry with the
+        reason, naming the task and id if its headers still can, and its caller told."""
+        head = wire.peek(raw)
+        origin = wire.home_queue(queue, head.headers if head else {})
+        task_id = head.id if head else ""
+        log.error("a message %s held by dead worker %s cannot be decoded (%s): quarantined",
+                  task_id or "without a readable id", dead_worker, error)
+        envelope, envelope_raw = dead_letter.original_message(raw)
+        entry = dead_letter.encode(dead_letter.DeadLetter(
+            task_id=task_id or None, task=head.task if head else None, queue=origin,
+            reason=error.reason, error=error.detail, worker=dead_worker,
+            failed_at=time.time(), message=envelope, message_raw=envelope_raw,
+            resurrections=head.resurrections if head else 0,
+        ))
+        result = results.encode(results.failure(task_id, error, None)) if task_id else b""
+        return ScriptCall(
+            "resurrect", [keys.processing(queue, dead_worker), keys.fences(queue),
+                          keys.dead_letters(origin), keys.result(task_id or "unknown"),
+                          keys.dlq_reasons(origin)],
+            [raw, task_id, "quarantine", entry, result, self._settings.result_ttl,
+             error.reason],
+        )
+
     def _poison_entry(
-        self, message: wire.TaskMessage, raw: bytes, count: int, dead_worker: str
+        self, message: wire.TaskMessage, raw: bytes, count: int, dead_worker: str,
+        origin: str,
     ) -> bytes:
         envelope, envelope_raw = dead_letter.original_message(raw)
         return dead_letter.encode(dead_letter.DeadLetter(
             task_id=message.id,
             task=message.task,
-            queue=message.origin_queue,
+            queue=origin,
             reason="poison",
             error=f"the task's worker died {count} times while running it",
             attempts=message.retries + 1,
             resurrections=count,
+            replays=message.replays,
             worker=dead_worker,
             failed_at=time.time(),
             message=envelope,

@@ -230,7 +230,7 @@ class Worker:
                                       socket_connect_timeout=5)
         heartbeat = Heartbeat(client, info, settings.heartbeat_interval,
                               settings.heartbeat_ttl, lambda: self.capacity.in_use,
-                              telemetry.recorder.running)
+                              telemetry.recorder.running, telemetry.recorder.changed)
         await anyio.to_thread.run_sync(heartbeat.start)
         return heartbeat
 

@@ -69,11 +69,16 @@ async def record_start(marker: str, seconds: float) -> str:
 
 
 @app.task(name="basic.whoami")
-async def whoami(marker: str, seconds: float) -> str:
-    """Marks its start, sleeps, and returns the id of the worker that ran it."""
+async def whoami(marker: str, seconds: float, rerun_seconds: float | None = None) -> str:
+    """Marks its start, sleeps, and returns the id of the worker that ran it.
+
+    ``rerun_seconds`` (default: ``seconds``) is how long a resurrected run sleeps: a test
+    that kills the first run gives it a long ``seconds``, so that a slow machine cannot
+    finish it before the kill, and a short rerun."""
     client = app.broker().client
     await client.rpush(f"test:started:{marker}", current_task().id)
-    await asyncio.sleep(seconds)
+    first_run = current_task().resurrections == 0
+    await asyncio.sleep(seconds if first_run or rerun_seconds is None else rerun_seconds)
     return current_task().worker_id
 
 

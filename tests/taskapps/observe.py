@@ -22,10 +22,13 @@ async def boom(text: str) -> None:
 
 
 @app.task(name="observe.hold")
-async def hold(marker: str, seconds: float) -> str:
-    """Marks its start in Redis (so a test sees it running), then sleeps."""
+async def hold(marker: str, seconds: float, rerun_seconds: float | None = None) -> str:
+    """Marks its start in Redis (so a test sees it running), then sleeps; a resurrected
+    run sleeps ``rerun_seconds`` instead, when given (a test that kills the first run
+    makes that one long, so that a slow machine cannot finish it before the kill)."""
     await app.broker().client.rpush(f"test:started:{marker}", current_task().id)
-    await asyncio.sleep(seconds)
+    first_run = current_task().resurrections == 0
+    await asyncio.sleep(seconds if first_run or rerun_seconds is None else rerun_seconds)
     return current_task().worker_id
 
 
