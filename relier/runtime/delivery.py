@@ -30,7 +30,9 @@ from relier.broker import (
     is_transient,
     read_begin_reply,
 )
-from relier.protocol import keys
+from relier.canvas_store import settle_call
+from relier.protocol import canvas, keys
+from relier.protocol.canvas import FollowUps
 from relier.protocol.message import TaskMessage
 
 log = logging.getLogger("relier.worker")
@@ -175,34 +177,37 @@ class Delivery:
     on_done: Callable[[], None] | None = None
 
     async def ack(
-        self, message: TaskMessage, result: bytes, result_ttl: int, *, why: str = "success"
+        self, message: TaskMessage, result: bytes, result_ttl: int, *, why: str = "success",
+        follow_ups: FollowUps = canvas.NONE,
     ) -> bool:
         """Done: store the result (``b""`` for none) and drop the message.
 
-        False when a newer delivery of the task exists; nothing was written then. ``why``
-        names the outcome (``success``, or ``already_done`` for an idempotent call whose
-        earlier run succeeded).
+        False when a newer delivery of the task exists; nothing was written (or sent) then.
+        ``why`` names the outcome (``success``, or ``already_done`` for an idempotent call
+        whose earlier run succeeded). ``follow_ups`` (the next chain step, callbacks, the
+        chord part) are sent by the same script, only if the settle lands.
         """
         record = idempotency_record(message)
-        call = Broker.ack_call(
+        call = settle_call(Broker.ack_call(
             self.queue, self.worker_id, self.raw, self.token, fence_id(message), message.id,
             result, result_ttl, (record, message.idempotency_ttl) if record else None,
-        )
+        ), 7, follow_ups, result_ttl)
         accepted = bool(await self.settler.settle(call))
         self.settled = Settled("ack", accepted, message, why)
         return accepted
 
     async def dead_letter(
         self, message: TaskMessage | None, entry: bytes, result: bytes, result_ttl: int,
-        origin_queue: str,
+        origin_queue: str, follow_ups: FollowUps = canvas.NONE,
     ) -> bool:
-        """Will not run again: record the DLQ entry (under the task's own queue)."""
+        """Will not run again: record the DLQ entry (under the task's own queue), and send
+        ``follow_ups`` (errbacks, the chain's FAILURE, the chord part) in the same step."""
         summary = _summary_decoder.decode(entry)
-        call = Broker.dead_letter_call(
+        call = settle_call(Broker.dead_letter_call(
             self.queue, self.worker_id, self.raw, self.token, fence_id(message),
             message.id if message else "", entry, result, result_ttl, origin_queue,
             summary.reason, idempotency_record(message),
-        )
+        ), 8, follow_ups, result_ttl)
         accepted = bool(await self.settler.settle(call))
         self.settled = Settled("dead_letter", accepted, message, summary.reason, summary.error)
         return accepted

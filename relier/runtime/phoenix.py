@@ -31,9 +31,10 @@ from typing import Final
 import anyio
 
 from relier.broker import REDIS_ERRORS, Broker, ScriptCall, as_bytes
+from relier.canvas_store import settle_call
 from relier.errors import PayloadError
 from relier.observability.metrics import WorkerMetrics
-from relier.protocol import dead_letter, keys, registry, results
+from relier.protocol import canvas, dead_letter, keys, registry, results
 from relier.protocol import message as wire
 from relier.protocol.registry import WorkerInfo
 from relier.runtime import lane_store
@@ -191,13 +192,18 @@ class Resurrector:
             log.error("task %s[%s] killed its worker %d times while running alone: "
                       "quarantined as poison", message.task, message.id, lone)
             record = idempotency_record(message)
-            return ScriptCall(
+            poison = self._poison_result(message, lone)
+            call = ScriptCall(
                 "resurrect", [processing, fences, keys.dead_letters(origin), result_key,
                               keys.dlq_reasons(origin), *([record] if record else [])],
                 [raw, message.id, "quarantine", self._poison_entry(message, raw, count,
                                                                    lone, dead_worker, origin),
-                 self._poison_result(message, lone), self._settings.result_ttl, "poison"],
+                 poison, self._settings.result_ttl, "poison"],
             )
+            # Dead-lettered: its errbacks, the rest of its chain and its chord part go
+            # with the quarantine, as with any other dead letter.
+            return settle_call(call, 8, poison_follow_ups(message, poison, origin),
+                               self._settings.result_ttl)
         # Suspect: it just died alone, or it was at an earlier death too. A task at its
         # first shared death runs again at once, beside others, like any recovered work.
         suspect = alone or message.resurrections >= 1
@@ -270,3 +276,19 @@ async def server_run_id(broker: Broker) -> str:
     """The Redis server's run id (a new one after every restart)."""
     info = await broker.client.info("server")
     return str(info.get("run_id", ""))
+
+
+def poison_follow_ups(
+    message: wire.TaskMessage, poison: bytes, home: str
+) -> canvas.FollowUps:
+    """A quarantined task's canvas on failure; follow-ups go to its own queue (``home``)
+    when their signature names none (the resurrector does not know the tasks' queues)."""
+    if not any(message.embed.values()):
+        return canvas.NONE
+    try:
+        return canvas.after_failure(message, canvas.read_canvas(message),
+                                    results.decode(poison), lambda _sig: home)
+    except Exception:  # its canvas was refused before it ran, or a bug: never stop here
+        log.exception("task %s[%s]: its canvas is not sent with its quarantine",
+                      message.task, message.id)
+        return canvas.NONE
