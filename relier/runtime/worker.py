@@ -37,6 +37,7 @@ import redis
 from anyio.abc import TaskGroup
 from redis.exceptions import RedisError
 
+from relier import connections
 from relier.app import App
 from relier.broker import REDIS_ERRORS, Broker, call_sync
 from relier.config_errors import explain
@@ -226,7 +227,7 @@ class Worker:
             id=self.id, host=socket.gethostname(), pid=os.getpid(), queues=self.queues,
             concurrency=self.capacity.limit, started_at=now, last_heartbeat=now,
         )
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=5,
+        client = connections.sync_client(settings.redis_url, socket_timeout=5,
                                       socket_connect_timeout=5)
         heartbeat = Heartbeat(client, info, settings.heartbeat_interval,
                               settings.heartbeat_ttl, lambda: self.capacity.in_use,
@@ -285,7 +286,7 @@ class Worker:
         nothing), deregister, exit."""
         log.error("running tasks ignored their cancellation for %.0fs: giving their messages "
                   "back and exiting", CANCEL_BOUND_S)
-        client = redis.Redis.from_url(self.app.settings.redis_url, socket_timeout=5,
+        client = connections.sync_client(self.app.settings.redis_url, socket_timeout=5,
                                       socket_connect_timeout=5)
         try:
             for queue in self.queues:
