@@ -125,6 +125,24 @@ def _master_kwargs(target: SentinelTarget, options: dict[str, Any]) -> dict[str,
             "password": target.password}
 
 
+class _MasterPool(redis.sentinel.SentinelConnectionPool):
+    """The master's pool; closing it closes the clients of the sentinels it asks too."""
+
+    def disconnect(self, inuse_connections: bool = True) -> None:
+        super().disconnect(inuse_connections)
+        for sentinel in self.sentinel_manager.sentinels:
+            sentinel.close()
+
+
+class _AsyncMasterPool(aiosentinel.SentinelConnectionPool):
+    """The async twin of :class:`_MasterPool`."""
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        for sentinel in self.sentinel_manager.sentinels:
+            await sentinel.aclose()
+
+
 def sync_client(url: str, **options: Any) -> redis.Redis:
     """A blocking client: ``Redis.from_url``, or the Sentinel service's current master
     (it asks the sentinels again whenever a connection to the master breaks)."""
@@ -133,7 +151,8 @@ def sync_client(url: str, **options: Any) -> redis.Redis:
     target = parse_sentinel_url(url)
     sentinel = redis.sentinel.Sentinel(
         list(target.sentinels), sentinel_kwargs=_sentinel_kwargs(target, options))
-    return sentinel.master_for(target.service, **_master_kwargs(target, options))
+    return sentinel.master_for(target.service, connection_pool_class=_MasterPool,
+                               **_master_kwargs(target, options))
 
 
 def async_client(url: str, **options: Any) -> aioredis.Redis:
@@ -143,7 +162,8 @@ def async_client(url: str, **options: Any) -> aioredis.Redis:
     target = parse_sentinel_url(url)
     sentinel = aiosentinel.Sentinel(
         list(target.sentinels), sentinel_kwargs=_sentinel_kwargs(target, options))
-    return sentinel.master_for(target.service, **_master_kwargs(target, options))
+    return sentinel.master_for(target.service, connection_pool_class=_AsyncMasterPool,
+                               **_master_kwargs(target, options))
 
 
 @dataclass(frozen=True, slots=True)
