@@ -59,3 +59,86 @@ async def test_push_and_results_go_through_the_master(
     finally:
         await basic.app.aclose()
         basic.app.close()
+
+
+class Producer(threading.Thread):
+    """Pushes ``failover.note(n)`` every few milliseconds, noting when each push returned
+    (accepted) or raised (refused: the caller knows, so it is not lost)."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.accepted: list[tuple[str, float]] = []
+        self.refused = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        n = 0
+        while not self.done.wait(0.005):
+            n += 1
+            try:
+                self.accepted.append((failover.note.push(n).id, time.monotonic()))
+            except Exception:  # noqa: BLE001 - any refusal counts; the next push retries
+                self.refused += 1
+
+    def accepted_after(self, moment: float) -> list[str]:
+        return [task_id for task_id, at in self.accepted if at > moment]
+
+
+def _runs(log: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for line in log.read_text().splitlines() if log.exists() else []:
+        task_id = line.split()[0]
+        counts[task_id] = counts.get(task_id, 0) + 1
+    return counts
+
+
+#: What the test allows from a kill to the first push accepted by the new master, and to
+#: a task pushed then being run: detection (down-after-milliseconds, 1 s here) + election
+#: + promotion are about 2-3 s on this machine; the rest is margin for a loaded host.
+FOLLOW_BOUND_S = 30.0
+#: Replication is asynchronous: a push acknowledged by the old master less than this long
+#: before its death may not have reached the replica.
+REPLICATION_WINDOW_S = 1.0
+
+
+def test_workers_and_producers_follow_a_failover(
+        fresh_sentinel_setup: SentinelSetup, start_worker: StartWorker, tmp_path: Path) -> None:
+    setup, log = fresh_sentinel_setup, tmp_path / "runs.log"
+    failover.app.configure(redis_url=setup.url)
+    env = {"RELIER_TEST_RUN_LOG": str(log), "RELIER_HEARTBEAT_INTERVAL": "0.5",
+           "RELIER_HEARTBEAT_TTL": "10"}
+    producer = Producer()
+    try:
+        start_worker("tests.taskapps.failover:app", url=setup.url, env=env)
+        before = [failover.note.push(i) for i in range(20)]
+        assert [h.result(timeout=30) for h in before] == list(range(20))
+        producer.start()
+        poll(lambda: len(producer.accepted) >= 50, 30, "pushes under way")
+        old, killed_at = setup.kill_master()
+        setup.wait_failover(old)
+        resumed = poll(lambda: producer.accepted_after(killed_at), FOLLOW_BOUND_S,
+                       "a push accepted by the new master")[0]
+        poll(lambda: resumed in _runs(log), FOLLOW_BOUND_S, "the worker to run it")
+        follow_s = time.monotonic() - killed_at
+        producer.done.set()
+        producer.join(10)
+        lost = _wait_for_all_or_lost(producer, log)
+        runs = _runs(log)
+        assert all(runs[h.id] == 1 for h in before)  # acked before the failover: run once
+        late = set(producer.accepted_after(killed_at - REPLICATION_WINDOW_S))
+        assert set(lost) <= late, "lost a push acknowledged well before the master died"
+        print(f"failover: pushes and the worker resumed {follow_s:.2f}s after the kill; "
+              f"{len(producer.accepted)} pushes accepted, {producer.refused} refused, "
+              f"{len(lost)} lost; {sum(c - 1 for c in runs.values())} run twice")
+    finally:
+        producer.done.set()
+        failover.app.close()
+
+
+def _wait_for_all_or_lost(producer: Producer, log: Path) -> list[str]:
+    """Wait until every accepted push has run; what has not after a while is lost."""
+    wanted = {task_id for task_id, _ in producer.accepted}
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not wanted <= set(_runs(log)):
+        time.sleep(0.1)
+    return sorted(wanted - set(_runs(log)))
