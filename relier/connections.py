@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Final
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote
 
 import redis
 import redis.asyncio as aioredis
@@ -149,10 +149,11 @@ def sync_client(url: str, **options: Any) -> redis.Redis:
     if not is_sentinel_url(url):
         return redis.Redis.from_url(url, **options)
     target = parse_sentinel_url(url)
-    sentinel = redis.sentinel.Sentinel(
+    sentinel = redis.sentinel.Sentinel(  # type: ignore[no-untyped-call]
         list(target.sentinels), sentinel_kwargs=_sentinel_kwargs(target, options))
-    return sentinel.master_for(target.service, connection_pool_class=_MasterPool,
-                               **_master_kwargs(target, options))
+    master: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+        target.service, connection_pool_class=_MasterPool, **_master_kwargs(target, options))
+    return master
 
 
 def async_client(url: str, **options: Any) -> aioredis.Redis:
@@ -160,10 +161,11 @@ def async_client(url: str, **options: Any) -> aioredis.Redis:
     if not is_sentinel_url(url):
         return aioredis.from_url(url, **options)
     target = parse_sentinel_url(url)
-    sentinel = aiosentinel.Sentinel(
+    sentinel = aiosentinel.Sentinel(  # type: ignore[no-untyped-call]
         list(target.sentinels), sentinel_kwargs=_sentinel_kwargs(target, options))
-    return sentinel.master_for(target.service, connection_pool_class=_AsyncMasterPool,
-                               **_master_kwargs(target, options))
+    master: aioredis.Redis = sentinel.master_for(
+        target.service, connection_pool_class=_AsyncMasterPool, **_master_kwargs(target, options))
+    return master
 
 
 @dataclass(frozen=True, slots=True)

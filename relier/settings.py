@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Final, get_type_hints
@@ -159,6 +160,8 @@ def _parse_bool(text: str) -> bool:
 
 def redact(url: str) -> str:
     """The URL with its password replaced, fit for logs and error messages."""
+    # A Sentinel URL may carry the sentinels' password in its query.
+    url = re.sub(r"(sentinel_password=)[^&]*", r"\1***", url)
     scheme, sep, rest = url.partition("://")
     if not sep or "@" not in rest:
         return url

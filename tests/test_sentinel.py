@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -9,11 +12,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from relier import App
 from relier.connections import parse_sentinel_url
 from relier.errors import ConfigurationError
 from relier.settings import Settings
-from tests.conftest import StartWorker
+from tests.conftest import ROOT, StartWorker
 from tests.polling import poll
 from tests.taskapps import basic, failover
 from tests.topologies import SentinelSetup
@@ -77,7 +79,7 @@ class Producer(threading.Thread):
             n += 1
             try:
                 self.accepted.append((failover.note.push(n).id, time.monotonic()))
-            except Exception:  # noqa: BLE001 - any refusal counts; the next push retries
+            except Exception:  # any refusal counts; the next push retries
                 self.refused += 1
 
     def accepted_after(self, moment: float) -> list[str]:
@@ -142,3 +144,30 @@ def _wait_for_all_or_lost(producer: Producer, log: Path) -> list[str]:
     while time.monotonic() < deadline and not wanted <= set(_runs(log)):
         time.sleep(0.1)
     return sorted(wanted - set(_runs(log)))
+
+
+def test_doctor_says_what_the_sentinels_see(sentinel_setup: SentinelSetup) -> None:
+    url = sentinel_setup.url_for(6)
+    found = subprocess.run([sys.executable, "-m", "relier", "doctor", "--json",
+                            "--redis-url", url], capture_output=True, text=True, timeout=60,
+                           cwd=ROOT)
+    assert found.returncode == 0, found.stdout + found.stderr  # a warning, not a problem
+    checks = {c["name"]: c for c in json.loads(found.stdout)["checks"]}
+    sentinel = checks["sentinel"]
+    assert sentinel["status"] == "ok"
+    assert f"master 127.0.0.1:{sentinel_setup.master_port()}" in sentinel["detail"]
+    assert f"1 replica(s) (127.0.0.1:{sentinel_setup.replica.port})" in sentinel["detail"]
+    assert "3 sentinel(s), quorum 2" in sentinel["detail"]
+    assert "service mymaster" in sentinel["detail"]
+    replication = checks["replication"]
+    assert replication["status"] == "warn"
+    assert "asynchronous" in replication["detail"] and "1000 ms" in replication["detail"]
+
+
+def test_doctor_names_an_unknown_service_in_one_line(sentinel_setup: SentinelSetup) -> None:
+    url = sentinel_setup.url.replace("/mymaster/", "/nosuch/")
+    found = subprocess.run([sys.executable, "-m", "relier", "doctor", "--redis-url", url],
+                           capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert found.returncode != 0
+    assert "nosuch" in found.stderr and "Traceback" not in found.stderr
+    assert len(found.stderr.strip().splitlines()) == 1, found.stderr

@@ -11,7 +11,8 @@ from tests.topologies import SERVICE, Cluster, SentinelSetup
 
 
 def test_cluster_spreads_keys_over_its_three_masters(redis_cluster: Cluster) -> None:
-    cluster = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in redis_cluster.startup_nodes])
+    nodes = [ClusterNode(host, port) for host, port in redis_cluster.startup_nodes]
+    cluster = RedisCluster(startup_nodes=nodes)
     try:
         ports = {}
         for name in ("{a}", "{b}", "{c}", "{d}", "{e}", "{f}"):
