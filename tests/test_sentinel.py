@@ -127,6 +127,9 @@ def test_workers_and_producers_follow_a_failover(
         lost = _wait_for_all_or_lost(producer, log)
         runs = _runs(log)
         assert all(runs[h.id] == 1 for h in before)  # acked before the failover: run once
+        ran = [task_id for task_id in runs if task_id not in {h.id for h in before}]
+        poll(lambda: all(failover.app.result(t).state == "SUCCESS" for t in ran), 30,
+             "every run acked with its result on the new master")
         late = set(producer.accepted_after(killed_at - REPLICATION_WINDOW_S))
         assert set(lost) <= late, "lost a push acknowledged well before the master died"
         print(f"failover: pushes and the worker resumed {follow_s:.2f}s after the kill; "
