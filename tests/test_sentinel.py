@@ -71,6 +71,7 @@ class Producer(threading.Thread):
         super().__init__(daemon=True)
         self.accepted: list[tuple[str, float]] = []
         self.refused = 0
+        self.refusals: set[str] = set()
         self.done = threading.Event()
 
     def run(self) -> None:
@@ -79,8 +80,9 @@ class Producer(threading.Thread):
             n += 1
             try:
                 self.accepted.append((failover.note.push(n).id, time.monotonic()))
-            except Exception:  # any refusal counts; the next push retries
+            except Exception as exc:  # any refusal counts; the next push retries
                 self.refused += 1
+                self.refusals.add(type(exc).__name__)
 
     def accepted_after(self, moment: float) -> list[str]:
         return [task_id for task_id, at in self.accepted if at > moment]
@@ -132,6 +134,7 @@ def test_workers_and_producers_follow_a_failover(
              "every run acked with its result on the new master")
         late = set(producer.accepted_after(killed_at - REPLICATION_WINDOW_S))
         assert set(lost) <= late, "lost a push acknowledged well before the master died"
+        assert producer.refusals <= {"BrokerUnavailable"}  # the caller is told, clearly
         print(f"failover: pushes and the worker resumed {follow_s:.2f}s after the kill; "
               f"{len(producer.accepted)} pushes accepted, {producer.refused} refused, "
               f"{len(lost)} lost; {sum(c - 1 for c in runs.values())} run twice")
