@@ -14,6 +14,7 @@ from typing import Any, ParamSpec, Protocol, TypeVar, overload
 import redis
 import redis.asyncio as aioredis
 
+from relier import connections
 from relier.broker import Broker
 from relier.errors import ConfigurationError, UnknownTask
 from relier.handle import TaskHandle
@@ -165,8 +166,8 @@ class App:
         return self._broker
 
     def async_client(self, **options: Any) -> aioredis.Redis:
-        """A new async Redis client for this App's URL."""
-        return aioredis.from_url(
+        """A new async Redis client for this App's URL (a Sentinel URL's current master)."""
+        return connections.async_client(
             self.settings.redis_url,
             socket_connect_timeout=CONNECT_TIMEOUT_S,
             socket_keepalive=True,
@@ -176,7 +177,7 @@ class App:
     def sync_client(self) -> redis.Redis:
         """The blocking Redis client used by ``push`` and ``result``."""
         if self._sync is None:
-            self._sync = redis.Redis.from_url(
+            self._sync = connections.sync_client(
                 self.settings.redis_url,
                 socket_connect_timeout=CONNECT_TIMEOUT_S,
                 socket_keepalive=True,

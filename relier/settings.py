@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Final, get_type_hints
@@ -35,7 +36,8 @@ def _parse_queue_limits(text: str) -> dict[str, int]:
 class Settings:
     """Every knob, with the default a production deployment starts from."""
 
-    #: Broker and result store. ``rediss://`` for TLS; passwords and ACL users in the URL.
+    #: Broker and result store. ``rediss://`` for TLS; passwords and ACL users in the URL;
+    #: ``redis+sentinel://HOST:PORT[,HOST:PORT...]/SERVICE[/DB]`` for Sentinel.
     redis_url: str = "redis://localhost:6379/0"
     #: Depth limits per queue, enforced when a task is pushed: a push that would take a
     #: queue's waiting messages (ready and delayed) past its limit raises
@@ -159,6 +161,8 @@ def _parse_bool(text: str) -> bool:
 
 def redact(url: str) -> str:
     """The URL with its password replaced, fit for logs and error messages."""
+    # A Sentinel URL may carry the sentinels' password in its query.
+    url = re.sub(r"(sentinel_password=)[^&]*", r"\1***", url)
     scheme, sep, rest = url.partition("://")
     if not sep or "@" not in rest:
         return url

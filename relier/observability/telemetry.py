@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import anyio
 import redis
 
+from relier import connections
 from relier.app import App
 from relier.observability.events import EventSender
 from relier.observability.metrics import (
@@ -83,5 +84,5 @@ class Telemetry:
 def _scrape_client(app: App) -> redis.Redis:
     """A blocking client of its own for the scrape thread (short timeouts: a scrape must
     answer even when Redis does not)."""
-    return redis.Redis.from_url(app.settings.redis_url, socket_timeout=3,
+    return connections.sync_client(app.settings.redis_url, socket_timeout=3,
                                 socket_connect_timeout=3)

@@ -168,11 +168,11 @@ class Supervisor:
         settings = self._app.settings
         if settings.metrics_port <= 0:
             return
-        import redis
+        from relier import connections
 
         self._metrics_dir = tempfile.mkdtemp(prefix="relier-metrics-")
         registry = supervisor_registry(
-            lambda: redis.Redis.from_url(settings.redis_url, socket_timeout=3,
+            lambda: connections.sync_client(settings.redis_url, socket_timeout=3,
                                          socket_connect_timeout=3),
             self._metrics_dir)
         self._server = MetricsServer(registry, settings.metrics_host, settings.metrics_port)

@@ -37,6 +37,7 @@ import redis
 from anyio.abc import TaskGroup
 from redis.exceptions import RedisError
 
+from relier import connections
 from relier.app import App
 from relier.broker import REDIS_ERRORS, Broker, call_sync
 from relier.config_errors import explain
@@ -230,7 +231,7 @@ class Worker:
             concurrency=self.capacity.limit, started_at=now, last_heartbeat=now,
             tasks={name: task.version for name, task in self.app.tasks.items()},
         )
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=5,
+        client = connections.sync_client(settings.redis_url, socket_timeout=5,
                                       socket_connect_timeout=5)
         heartbeat = Heartbeat(client, info, settings.heartbeat_interval,
                               settings.heartbeat_ttl, lambda: self.capacity.in_use,
@@ -289,7 +290,7 @@ class Worker:
         nothing), deregister, exit."""
         log.error("running tasks ignored their cancellation for %.0fs: giving their messages "
                   "back and exiting", CANCEL_BOUND_S)
-        client = redis.Redis.from_url(self.app.settings.redis_url, socket_timeout=5,
+        client = connections.sync_client(self.app.settings.redis_url, socket_timeout=5,
                                       socket_connect_timeout=5)
         try:
             for queue in self.held_queues:
