@@ -91,8 +91,9 @@ class Resurrector:
         """False while live workers may still be re-arming heartbeats lost in an outage."""
         run_id = await server_run_id(self._broker)
         if self._server_run is not None and run_id != self._server_run:
-            log.info("Redis restarted: judging no worker for %.1fs",
-                     outage_grace(self._settings))
+            # A detail of recovery: the outage itself is the fetch loops' one line.
+            log.debug("Redis restarted: judging no worker for %.1fs",
+                      outage_grace(self._settings))
             self._after_outage()
         self._server_run = run_id
         return time.monotonic() >= self._quiet_until
