@@ -19,6 +19,7 @@ from relier.handle import TaskHandle
 from relier.lock import Lock
 from relier.schedules import ScheduleSpec, cron, every
 from relier.task import Task
+from relier.workflow import GroupHandle, Signature, chain, chord, group
 
 __all__ = [
     "AdmissionRejectedError",
@@ -26,6 +27,7 @@ __all__ = [
     "ArgumentError",
     "BrokerUnavailable",
     "ConfigurationError",
+    "GroupHandle",
     "Lock",
     "LockLost",
     "LockTimeout",
@@ -34,11 +36,15 @@ __all__ = [
     "ResultTimeout",
     "Retry",
     "ScheduleSpec",
+    "Signature",
     "Task",
     "TaskContext",
     "TaskFailed",
     "TaskHandle",
+    "chain",
+    "chord",
     "cron",
     "current_task",
     "every",
+    "group",
 ]

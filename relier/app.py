@@ -11,9 +11,6 @@ import inspect
 from collections.abc import Callable, Coroutine
 from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
-import redis
-import redis.asyncio as aioredis
-
 from relier.errors import ConfigurationError, UnknownTask
 from relier.handle import TaskHandle
 from relier.lock import Lock
@@ -22,7 +19,9 @@ from relier.producer import Producer
 from relier.protocol.declaration import Declaration
 from relier.schedules import ScheduleSpec, declaration
 from relier.settings import Settings
+from relier.store import connections
 from relier.store.broker import Broker
+from relier.store.clients import AsyncClient, SyncClient
 from relier.task import Task
 
 P = ParamSpec("P")
@@ -59,7 +58,7 @@ class App:
         self.producer = Producer(self)
         self._broker: Broker | None = None
         self._broker_loop: asyncio.AbstractEventLoop | None = None
-        self._sync: redis.Redis | None = None
+        self._sync: SyncClient | None = None
 
     @property
     def settings(self) -> Settings:
@@ -164,19 +163,19 @@ class App:
             self._broker_loop = loop
         return self._broker
 
-    def async_client(self, **options: Any) -> aioredis.Redis:
-        """A new async Redis client for this App's URL."""
-        return aioredis.from_url(
+    def async_client(self, **options: Any) -> AsyncClient:
+        """A new async Redis client for this App's URL (a Sentinel URL's current master)."""
+        return connections.async_client(
             self.settings.redis_url,
             socket_connect_timeout=CONNECT_TIMEOUT_S,
             socket_keepalive=True,
             **options,
         )
 
-    def sync_client(self) -> redis.Redis:
+    def sync_client(self) -> SyncClient:
         """The blocking Redis client used by ``push`` and ``result``."""
         if self._sync is None:
-            self._sync = redis.Redis.from_url(
+            self._sync = connections.sync_client(
                 self.settings.redis_url,
                 socket_connect_timeout=CONNECT_TIMEOUT_S,
                 socket_keepalive=True,

@@ -184,6 +184,21 @@ def _sync_client(redis_url: str | None) -> Any:
     return client
 
 
+def _sentinel_view(url: str) -> Any:
+    """What the sentinels say, for a ``redis+sentinel://`` URL; None for any other."""
+
+    from relier.config_errors import explain
+    from relier.store.connections import is_sentinel_url, sentinel_view
+
+    def ask() -> Any:
+        try:
+            return sentinel_view(url)
+        except StoreError as exc:
+            raise explain(url, exc) or exc from None
+
+    return guarded(ask) if is_sentinel_url(url) else None
+
+
 def _ping(client: Any, url: str) -> None:
 
     from relier.config_errors import explain
@@ -519,7 +534,8 @@ def doctor(
     from relier.settings import redact
 
     url = App(redis_url=redis_url).settings.redis_url
-    found = diagnose(_sync_client(redis_url), redact(url), stuck_after_s=stuck_after)
+    found = diagnose(_sync_client(redis_url), redact(url), stuck_after_s=stuck_after,
+                     sentinel=_sentinel_view(url))
     if json_output:
         import msgspec
 

@@ -15,6 +15,7 @@ DLQ_REASONS: Final = frozenset(
         "exception",
         "not_json",
         "expired",
+        "canvas_unsupported",
     }
 )
 

@@ -15,6 +15,9 @@ from typing import Any, Final, get_type_hints
 
 from relier.errors import ConfigurationError
 
+# Where URLs are shown redacted is the store's business; re-exported for older imports.
+from relier.store.connections import redact as redact
+
 ENV_PREFIX: Final = "RELIER_"
 
 
@@ -35,7 +38,8 @@ def _parse_queue_limits(text: str) -> dict[str, int]:
 class Settings:
     """Every knob, with the default a production deployment starts from."""
 
-    #: Broker and result store. ``rediss://`` for TLS; passwords and ACL users in the URL.
+    #: Broker and result store. ``rediss://`` for TLS; passwords and ACL users in the URL;
+    #: ``redis+sentinel://HOST:PORT[,HOST:PORT...]/SERVICE[/DB]`` for Sentinel.
     redis_url: str = "redis://localhost:6379/0"
     #: Depth limits per queue, enforced when a task is pushed: a push that would take a
     #: queue's waiting messages (ready and delayed) past its limit raises
@@ -155,13 +159,3 @@ def _parse_bool(text: str) -> bool:
     if value in ("0", "false", "no", "off", ""):
         return False
     raise ValueError("expected 1/0, true/false, yes/no or on/off")
-
-
-def redact(url: str) -> str:
-    """The URL with its password replaced, fit for logs and error messages."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in credentials else f"{scheme}://***@{host}"

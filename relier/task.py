@@ -22,6 +22,7 @@ from relier.validation import ArgumentSpec
 if TYPE_CHECKING:
     from relier.app import App
     from relier.context import TaskContext
+    from relier.protocol.canvas import Signature
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -165,6 +166,18 @@ class Task(Generic[P, R]):
         check_limits(self.name, bound.soft_timeout or self.soft_timeout,
                      bound.hard_timeout or self.hard_timeout)
         return BoundTask(self, bound)
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """A signature for a canvas (``relier.chain/group/chord``); in a chain the parent's
+        result is prepended to ``args``. ``.set(queue=..., countdown=...)`` adds options."""
+        from relier.workflow import signature_of
+        return signature_of(self, args, kwargs, immutable=False)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """An immutable signature: it runs with exactly these arguments, ignoring the
+        parent's result."""
+        from relier.workflow import signature_of
+        return signature_of(self, args, kwargs, immutable=True)
 
     def push(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
         """Send the task to a worker from sync code; returns its handle at once."""

@@ -23,6 +23,11 @@ import redis
 
 from relier import App
 from relier.embedded import EmbeddedServer
+from tests.topologies import (  # noqa: F401 - fixtures, started only by tests that use them
+    fresh_sentinel_setup,
+    redis_cluster,
+    sentinel_setup,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Databases on the session server; each test takes the next one, flushed.

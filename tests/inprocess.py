@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import anyio
 
 from relier import App
-from relier.broker import Broker
 from relier.runtime.capacity import Capacity
 from relier.runtime.delivery import Delivery, Settler
 from relier.runtime.executor import Executor
 from relier.runtime.hooks import TaskObserver
+from relier.store.broker import Broker
 
 #: Every in-process wait is bounded: a component that hangs fails its test.
 DEADLINE_S = 20.0

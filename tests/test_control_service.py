@@ -16,7 +16,6 @@ import pytest
 import redis
 
 from relier import App
-from relier.broker import Broker
 from relier.observability.recorder import TaskRecorder
 from relier.protocol import keys, pidbox
 from relier.runtime.capacity import Capacity
@@ -24,6 +23,7 @@ from relier.runtime.control import ControlService
 from relier.runtime.control_commands import WorkerFacts
 from relier.runtime.revoked import RevokedIds, Terminations
 from relier.store import control as control_store
+from relier.store.broker import Broker
 
 HOST = "relier@test-worker"
 REPLY_BINDINGS = "_kombu.binding.reply.celery.pidbox"

@@ -10,12 +10,12 @@ import pytest
 import redis
 
 from relier import App
-from relier.broker import as_bytes
 from relier.observability.recorder import TaskRecorder
 from relier.protocol import dead_letter, keys
 from relier.protocol import results as result_codec
 from relier.runtime.capacity import Capacity
 from relier.runtime.delivery import Delivery
+from relier.store.broker import as_bytes
 from relier.testing import AsyncTestWorker
 from tests.inprocess import runtime
 

@@ -36,11 +36,7 @@ KNOWN_UPWARD = {
     ("relier.producer", "relier.observability"),
 }
 #: Modules outside relier/store that still import redis, each with why.
-KNOWN_REDIS_IMPORTERS = {
-    # Client construction; being reworked for Sentinel (branch i15fix): move it into
-    # relier/store/clients.py after that lands.
-    "relier/app.py",
-}
+KNOWN_REDIS_IMPORTERS: set[str] = set()
 
 
 def _module(path: Path) -> str:

@@ -14,11 +14,11 @@ import anyio
 import pytest
 
 from relier import App
-from relier.broker import REDIS_ERRORS, Broker
 from relier.embedded import EmbeddedServer
 from relier.protocol import keys, registry
 from relier.runtime.phoenix import Resurrector, outage_grace
 from relier.settings import Settings
+from relier.store.broker import REDIS_ERRORS, Broker
 
 
 @pytest.fixture

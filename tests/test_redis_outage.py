@@ -44,7 +44,8 @@ def test_worker_resumes_after_redis_restart(
             time.sleep(0.01)
         client.close()
         durable_server.restart(kill=True)
-        worker.wait_for_line("Redis reachable again", timeout=30)
+        # A quick restart may be a blip to every loop (one failure each: debug lines), so
+        # no outage line is promised here; every task finishing is.
 
         client = redis.Redis.from_url(durable_server.url)
         deadline = time.monotonic() + 60

@@ -18,7 +18,6 @@ from rich.console import Console
 from relier.demo import invoices_v1, invoices_v2
 from relier.demo.runner import DemoWorker, wait_until
 from relier.protocol import message as wire
-from relier.protocol.headers import DEFERRALS_HEADER
 from relier.store import clients, keys
 from relier.store.broker import as_bytes
 from relier.store.clients import SyncClient
@@ -43,15 +42,13 @@ class _ReleaseWorker(DemoWorker):
         self.id = ""
 
 
-def _deferrals(client: SyncClient, task_id: str) -> int:
-    """How often the message has been deferred so far, read where a deferral parks it
-    (the queue's deferred set, where only a worker that can run it takes it out)."""
+def _deferred(client: SyncClient, task_id: str) -> bool:
+    """Whether the message waits in its queue's deferred set (for a capable worker)."""
     for raw in client.zrange(keys.deferred(invoices_v1.QUEUE), 0, -1):
-        message = wire.decode(as_bytes(raw))
-        if message.id == task_id:
-            count = message.headers.get(DEFERRALS_HEADER, 0)
-            return count if isinstance(count, int) else 0
-    return 0
+        message = wire.peek(as_bytes(raw))
+        if message is not None and message.id == task_id:
+            return True
+    return False
 
 
 def rolling_deploy(url: str, log_dir: str, console: Console) -> None:
@@ -70,22 +67,23 @@ def rolling_deploy(url: str, log_dir: str, console: Console) -> None:
         handle = invoices_v2.send_invoice.push("cus_42", invoices_v2.Money(1999, "EUR"))
         console.print(f"  a new producer pushes version 2 {handle.id[:8]} (amount: Money)")
         with console.status("  the old worker cannot run it; it defers it..."):
-            wait_until(lambda: _deferrals(client, handle.id) >= 1, 20, "a deferral")
-        console.print("  old deferred it to the queue's deferred set: "
+            wait_until(lambda: _deferred(client, handle.id), 20, "the deferral")
+        console.print("  old deferred it for a worker that can run it: "
                       "[bold]not run, not dead-lettered[/bold]")
 
         new = _ReleaseWorker("new", NEW, url, log_dir)
         workers.append(new)
         new.wait_ready()
         ready_at = time.monotonic()
-        console.print("  deploy: worker [bold]new[/bold] (version 2) is up; SIGTERM to old")
-        old.process.send_signal(signal.SIGTERM)
+        console.print("  deploy: worker [bold]new[/bold] (version 2) is up; old keeps running")
         names = {w.id: w.name for w in workers}
-        with console.status("  waiting for the message's next due time..."):
+        with console.status("  the new worker takes the deferred message..."):
             done = handle.result(timeout=60)
-        console.print(f"  {names.get(done['worker'], done['worker'])} ran it "
-                      f"{time.monotonic() - ready_at:.1f} s after starting: "
+        console.print(f"  {names.get(done['worker'], done['worker'])} took it at start and "
+                      f"ran it ({time.monotonic() - ready_at:.1f} s after its ready line): "
                       f"[bold green]{done['invoice']}[/bold green]")
+        console.print("  the deploy ends: SIGTERM to old")
+        old.process.send_signal(signal.SIGTERM)
 
         upgraded = invoices_v1.send_invoice.push("cus_7", 2500)
         done = upgraded.result(timeout=30)

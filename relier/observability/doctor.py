@@ -24,6 +24,7 @@ from relier.observability.inspect import (
 from relier.store import keys, scripts
 from relier.store.broker import SHAS, as_bytes
 from relier.store.clients import SyncClient
+from relier.store.connections import SentinelView
 from relier.store.errors import ErrorReply
 
 OK: Final = "ok"
@@ -68,14 +69,16 @@ class Diagnosis(msgspec.Struct, kw_only=True):
 
 
 def diagnose(client: SyncClient, url: str, *, stuck_after_s: float = 300.0,
-             pings: int = 20) -> Diagnosis:
-    """Run every check against ``client`` (``url`` is only reported, already redacted)."""
+             pings: int = 20, sentinel: SentinelView | None = None) -> Diagnosis:
+    """Run every check against ``client`` (``url`` is only reported, already redacted);
+    with ``sentinel`` (what the URL's sentinels said), the topology checks too."""
     info: dict[str, Any] = client.info()
     inspector = Inspector(client)
     queues = inspector.queues()
     workers = inspector.workers()
     checks = [
         _version(info),
+        *(_sentinel_checks(sentinel, info) if sentinel is not None else []),
         _eviction(info),
         _memory(info),
         _persistence(info, client),
@@ -258,3 +261,47 @@ def _queues(queues: list[QueueStats], workers: list[WorkerView], client: SyncCli
                            detail=", ".join(f"{n}: {c}" for n, c in sorted(dlq.items())),
                            fix="`relier dlq list` to see why, `relier dlq replay` to retry"))
     return found
+
+
+def _sentinel_checks(view: SentinelView, info: dict[str, Any]) -> list[Check]:
+    return [_sentinel(view), _replication(view, info)]
+
+
+def _sentinel(view: SentinelView) -> Check:
+    replicas = ", ".join(view.replicas) or "none"
+    detail = (f"service {view.service}: master {view.master or 'unknown'}, "
+              f"{len(view.replicas)} replica(s) ({replicas}), {view.sentinels} sentinel(s), "
+              f"quorum {view.quorum}; asked {view.asked}")
+    if view.master is None or "(down)" in view.master:
+        return Check(name="sentinel", status=FAIL, detail=detail,
+                     fix="the sentinels know no live master for this service: check the "
+                         "service name and the servers")
+    if not view.replicas or view.sentinels < 3:
+        return Check(name="sentinel", status=WARN, detail=detail,
+                     fix="a failover needs a replica to promote and a majority of at least "
+                         "three sentinels on separate hosts")
+    return Check(name="sentinel", status=OK, detail=detail)
+
+
+def _replication(view: SentinelView, info: dict[str, Any]) -> Check:
+    """Always a warning: asynchronous replication is a window a failover can lose."""
+    lag = _replica_lag_bytes(info)
+    now = f"a replica last confirmed {lag} byte(s) behind; " if lag is not None else ""
+    down = f"{view.down_after_ms} ms" if view.down_after_ms is not None else "unknown"
+    return Check(
+        name="replication", status=WARN,
+        detail=f"asynchronous: {now}a failover loses what the master acknowledged but had "
+               f"not yet sent to the replica it promotes (pushes, acks, results of the last "
+               f"moments); clients follow the new master after down-after-milliseconds "
+               f"({down}) plus an election",
+        fix="see the Scaling guide: a lost push cannot be recovered; a lost ack makes the "
+            "task run again (at-least-once, fenced)")
+
+
+def _replica_lag_bytes(info: dict[str, Any]) -> int | None:
+    offset = info.get("master_repl_offset")
+    replicas = [v for k, v in info.items() if k.startswith("slave") and isinstance(v, dict)]
+    offsets = [int(r["offset"]) for r in replicas if str(r.get("offset", "")).isdigit()]
+    if not isinstance(offset, int) or not offsets:
+        return None
+    return max(0, offset - min(offsets))

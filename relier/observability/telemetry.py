@@ -26,7 +26,7 @@ from relier.observability.metrics import (
     multiprocess_child,
 )
 from relier.observability.recorder import TaskRecorder
-from relier.store import clients
+from relier.store import connections
 from relier.store.clients import SyncClient
 
 if TYPE_CHECKING:
@@ -84,5 +84,5 @@ class Telemetry:
 def _scrape_client(app: App) -> SyncClient:
     """A blocking client of its own for the scrape thread (short timeouts: a scrape must
     answer even when Redis does not)."""
-    return clients.sync_client(app.settings.redis_url, socket_timeout=3,
+    return connections.sync_client(app.settings.redis_url, socket_timeout=3,
                                 socket_connect_timeout=3)

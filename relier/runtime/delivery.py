@@ -26,7 +26,9 @@ import anyio
 import msgspec
 
 from relier.errors import PayloadError
+from relier.protocol import canvas
 from relier.protocol import message as wire
+from relier.protocol.canvas import FollowUps
 from relier.protocol.message import TaskMessage
 from relier.store import runner, settles
 from relier.store.broker import Broker
@@ -216,30 +218,34 @@ class Delivery:
         return await self.settler.settle(op) is True
 
     async def ack(
-        self, message: TaskMessage, result: bytes, result_ttl: int, *, why: str = "success"
+        self, message: TaskMessage, result: bytes, result_ttl: int, *, why: str = "success",
+        follow_ups: FollowUps = canvas.NONE,
     ) -> bool:
         """Done: store the result (``b""`` for none) and drop the message.
 
-        False when a newer delivery of the task exists; nothing was written then. ``why``
-        names the outcome (``success``, or ``already_done`` for an idempotent call whose
-        earlier run succeeded).
+        False when a newer delivery of the task exists; nothing was written (or sent) then.
+        ``why`` names the outcome (``success``, or ``already_done`` for an idempotent call
+        whose earlier run succeeded). ``follow_ups`` (the next chain step, callbacks, the
+        chord part) are sent by the same script, only if the settle lands.
         """
         accepted = await self._landed(settles.ack(
             held=self.held, task_id=message.id, result=result, result_ttl_s=result_ttl,
-            record=idempotency_record(message)))
+            record=idempotency_record(message), follow_ups=follow_ups))
         self.settled = Settled("ack", accepted, message, why)
         return accepted
 
     async def dead_letter(
         self, message: TaskMessage | None, entry: bytes, result: bytes, result_ttl: int,
-        origin_queue: str,
+        origin_queue: str, follow_ups: FollowUps = canvas.NONE,
     ) -> bool:
-        """Will not run again: record the DLQ entry (under the task's own queue)."""
+        """Will not run again: record the DLQ entry (under the task's own queue), and send
+        ``follow_ups`` (errbacks, the chain's FAILURE, the chord part) in the same step."""
         summary = _summary_decoder.decode(entry)
         accepted = await self._landed(settles.dead_letter(
             held=self.held, task_id=message.id if message else "", entry=entry,
             reason=summary.reason, result=result, result_ttl_s=result_ttl,
-            dlq_queue=origin_queue, record=idempotency_record(message)))
+            dlq_queue=origin_queue, record=idempotency_record(message),
+            follow_ups=follow_ups))
         self.settled = Settled("dead_letter", accepted, message, summary.reason, summary.error)
         return accepted
 

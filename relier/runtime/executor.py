@@ -29,7 +29,7 @@ from relier.app import App
 from relier.context import TaskContext
 from relier.errors import PayloadError
 from relier.observability import tracing
-from relier.protocol import dead_letter, results
+from relier.protocol import canvas, dead_letter, results
 from relier.protocol import message as wire
 from relier.protocol.message import TaskMessage
 from relier.runtime import retry, versioning
@@ -116,6 +116,13 @@ class Executor:
                                     None, failure=exc)
             return
         _belongs_to(message, delivery.queue)
+        try:
+            canvas.read_canvas(message)
+        except canvas.CanvasUnsupported as exc:
+            log.error("task %s[%s] refused: %s", message.task, message.id, exc.detail)
+            await self._dead_letter(delivery, message, exc.reason, exc.detail, None,
+                                    failure=exc)
+            return
         now = time.time()
         if message.expires is not None and message.expires.timestamp() <= now:
             await self._expire(delivery, message)
@@ -199,19 +206,22 @@ class Executor:
             await self._settle(delivery.schedule(message, delivery.raw,
                                                  time.time() + BUSY_WAIT_S))
             return True
-        payload = b""
+        payload, value = b"", None
         if earlier.result:
             try:
                 meta = results.decode(earlier.result)
                 meta.task_id = message.id
-                payload = results.encode(meta)
+                payload, value = results.encode(meta), meta.result
             except PayloadError as exc:
                 log.warning("the stored result of %s is unreadable (%s); acked without it",
                             message.idempotency_key, exc)
         log.info("task %s[%s] already succeeded under idempotency key %s; not run again",
                  message.task, message.id, message.idempotency_key)
+        # Its chain and callbacks go on with the earlier run's result.
+        follow_ups = self._follow_ups(message, lambda c: canvas.after_success(
+            message, c, value, self._route(message), self._worker_id))
         await self._settle(delivery.ack(message, payload, self._settings.result_ttl,
-                                        why="already_done"))
+                                        why="already_done", follow_ups=follow_ups))
         return True
 
     async def _run(
@@ -238,16 +248,45 @@ class Executor:
             # its result is discarded.
             await self._skip_revoked(delivery, message, "terminated", facts)
             return
+        payload, plain = b"", None
         if ok:
             try:
-                payload = self._success(message, task, value, facts, elapsed)
+                payload, plain = self._success(message, task, value, facts, elapsed)
             except TypeError as exc:
                 ok, value = False, exc
         if not ok:
             await self._failed(delivery, message, task, value, elapsed, facts)
             return
         # Its outcome line (success, or stale) is the recorder's: observability/recorder.py.
-        await self._settle(delivery.ack(message, payload, self._settings.result_ttl))
+        follow_ups = self._follow_ups(message, lambda c: canvas.after_success(
+            message, c, plain, self._route(message), self._worker_id))
+        await self._settle(delivery.ack(message, payload, self._settings.result_ttl,
+                                        follow_ups=follow_ups))
+
+    def _route(self, message: TaskMessage) -> canvas.Route:
+        """Where a follow-up goes when its options name no queue: the queue of the task
+        as registered here, else the queue its parent came from."""
+        def route(sig: canvas.Signature) -> str:
+            task = self._app.tasks.get(sig.task)
+            return task.queue if task is not None else message.origin_queue
+        return route
+
+    @staticmethod
+    def _follow_ups(
+        message: TaskMessage | None, build: Callable[[canvas.Canvas], canvas.FollowUps],
+    ) -> canvas.FollowUps:
+        """What the settle sends with it; nothing for a message without a canvas (or one
+        refused for its canvas, which was checked before it ran)."""
+        if message is None or not any(message.embed.values()):
+            return canvas.NONE
+        try:
+            return build(canvas.read_canvas(message))
+        except canvas.CanvasUnsupported:
+            return canvas.NONE
+        except Exception:  # a bug here must not take the worker (and its tasks) down
+            log.exception("task %s[%s]: building what follows it failed; none of its "
+                          "canvas (chain, callbacks, chord) is sent", message.task, message.id)
+            return canvas.NONE
 
     async def _call(
         self, task: Task[Any, Any], args: list[Any], kwargs: dict[str, Any],
@@ -293,13 +332,18 @@ class Executor:
                                                       elapsed),
                                 elapsed=elapsed)
 
-    def _success(self, message: TaskMessage, task: Task[Any, Any], value: Any,
-                 facts: ResultFacts, runtime_s: float) -> bytes:
+    def _success(
+        self, message: TaskMessage, task: Task[Any, Any], value: Any, facts: ResultFacts,
+        runtime_s: float,
+    ) -> tuple[bytes, Any]:
+        """The stored result (``b""`` when ignored) and the value as plain JSON data (what
+        a chain's next step and the callbacks receive)."""
         if task.ignore_result or message.ignore_result:
-            return b""
+            return b"", _plain_or_none(value)
         try:
-            meta = results.success(message.id, msgspec.to_builtins(value))
-            return results.encode(facts.complete(meta, runtime_s))
+            plain = msgspec.to_builtins(value)
+            meta = results.success(message.id, plain)
+            return results.encode(facts.complete(meta, runtime_s)), plain
         except (TypeError, msgspec.EncodeError) as exc:
             raise TypeError(f"return value of {task.name} is not JSON-serialisable: {exc}") from exc
 
@@ -317,8 +361,11 @@ class Executor:
                     "" if reason == "revoked" else " to the end (its result is discarded)")
         facts = facts or ResultFacts(message, self._worker_id, self._settings.result_extended)
         meta = facts.complete(results.revoked(message.id, reason))
+        follow_ups = self._follow_ups(message, lambda c: canvas.after_revoke(
+            message, c, meta, self._route(message), self._worker_id))
         await self._settle(delivery.ack(message, results.encode(meta),
-                                        self._settings.result_ttl, why=reason))
+                                        self._settings.result_ttl, why=reason,
+                                        follow_ups=follow_ups))
 
     async def _defer_unknown(self, delivery: Delivery, message: TaskMessage, now: float) -> None:
         """An unknown task waits (a newer worker may be rolling out), then is dead-lettered
@@ -394,8 +441,14 @@ class Executor:
         if result is None and failure is not None and message is not None:
             result = results.failure(message.id, failure, tb)
         stored = results.encode(result) if result is not None and task_id else b""
+        follow_ups = canvas.NONE
+        if message is not None and result is not None:
+            final, route = result, self._route(message)
+            follow_ups = self._follow_ups(message, lambda c: canvas.after_failure(
+                message, c, final, route, self._worker_id))
         await self._settle(delivery.dead_letter(
-            message, dead_letter.encode(entry), stored, self._settings.result_ttl, entry.queue))
+            message, dead_letter.encode(entry), stored, self._settings.result_ttl, entry.queue,
+            follow_ups=follow_ups))
 
     async def _settle(self, settle: Any) -> bool:
         """Await a settle even if the task is being cancelled, within a bound."""
@@ -404,6 +457,15 @@ class Executor:
         log.error("a settle did not complete in %.0fs; Phoenix will recover the message",
                   SETTLE_TIMEOUT_S)
         return False
+
+
+def _plain_or_none(value: Any) -> Any:
+    """An ignored result as JSON data for a chain or callback; None when it is not JSON
+    (a task that keeps no result may return anything)."""
+    try:
+        return msgspec.to_builtins(value)
+    except (TypeError, msgspec.EncodeError):
+        return None
 
 
 def _belongs_to(message: TaskMessage, taken_from: str) -> None:

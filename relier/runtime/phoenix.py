@@ -31,7 +31,7 @@ from typing import Final
 import anyio
 
 from relier.errors import PayloadError
-from relier.protocol import dead_letter, registry, results
+from relier.protocol import canvas, dead_letter, registry, results
 from relier.protocol import message as wire
 from relier.protocol.registry import WorkerInfo
 from relier.runtime.delivery import idempotency_record
@@ -91,8 +91,9 @@ class Resurrector:
         """False while live workers may still be re-arming heartbeats lost in an outage."""
         run_id = await server_run_id(self._broker)
         if self._server_run is not None and run_id != self._server_run:
-            log.info("Redis restarted: judging no worker for %.1fs",
-                     outage_grace(self._settings))
+            # A detail of recovery: the outage itself is the fetch loops' one line.
+            log.debug("Redis restarted: judging no worker for %.1fs",
+                      outage_grace(self._settings))
             self._after_outage()
         self._server_run = run_id
         return time.monotonic() >= self._quiet_until
@@ -191,11 +192,15 @@ class Resurrector:
         if lone >= self._settings.max_resurrections:
             log.error("task %s[%s] killed its worker %d times while running alone: "
                       "quarantined as poison", message.task, message.id, lone)
+            poison = self._poison_result(message, lone)
+            # Dead-lettered: its errbacks, the rest of its chain and its chord part go
+            # with the quarantine, as with any other dead letter.
             return recovery.quarantine(
                 held=held, task_id=message.id, dlq_queue=origin,
                 entry=self._poison_entry(message, raw, count, lone, dead_worker, origin),
-                reason="poison", result=self._poison_result(message, lone),
-                result_ttl_s=self._settings.result_ttl, record=idempotency_record(message))
+                reason="poison", result=poison, result_ttl_s=self._settings.result_ttl,
+                record=idempotency_record(message),
+                follow_ups=poison_follow_ups(message, poison, origin))
         # Suspect: it just died alone, or it was at an earlier death too. A task at its
         # first shared death runs again at once, beside others, like any recovered work.
         suspect = alone or message.resurrections >= 1
@@ -262,3 +267,19 @@ async def server_run_id(broker: Broker) -> str:
     """The Redis server's run id (a new one after every restart)."""
     info = await broker.client.info("server")
     return str(info.get("run_id", ""))
+
+
+def poison_follow_ups(
+    message: wire.TaskMessage, poison: bytes, home: str
+) -> canvas.FollowUps:
+    """A quarantined task's canvas on failure; follow-ups go to its own queue (``home``)
+    when their signature names none (the resurrector does not know the tasks' queues)."""
+    if not any(message.embed.values()):
+        return canvas.NONE
+    try:
+        return canvas.after_failure(message, canvas.read_canvas(message),
+                                    results.decode(poison), lambda _sig: home)
+    except Exception:  # its canvas was refused before it ran, or a bug: never stop here
+        log.exception("task %s[%s]: its canvas is not sent with its quarantine",
+                      message.task, message.id)
+        return canvas.NONE

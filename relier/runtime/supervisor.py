@@ -43,7 +43,6 @@ from relier.observability.metrics import (
     MetricsServer,
     supervisor_registry,
 )
-from relier.store import clients
 
 log = logging.getLogger("relier.supervisor")
 
@@ -169,10 +168,11 @@ class Supervisor:
         settings = self._app.settings
         if settings.metrics_port <= 0:
             return
+        from relier.store import connections
 
         self._metrics_dir = tempfile.mkdtemp(prefix="relier-metrics-")
         registry = supervisor_registry(
-            lambda: clients.sync_client(settings.redis_url, socket_timeout=3,
+            lambda: connections.sync_client(settings.redis_url, socket_timeout=3,
                                          socket_connect_timeout=3),
             self._metrics_dir)
         self._server = MetricsServer(registry, settings.metrics_host, settings.metrics_port)

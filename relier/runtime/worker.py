@@ -54,7 +54,7 @@ from relier.runtime.phoenix import Resurrector
 from relier.runtime.progress import hostname
 from relier.runtime.scheduler import Scheduler
 from relier.runtime.watchdog import EXIT_LOOP_STALLED, Watchdog
-from relier.store import clients, keys
+from relier.store import connections, keys
 from relier.store.broker import REDIS_ERRORS, Broker, call_sync
 from relier.store.errors import StoreError
 from relier.store.errors import StoreError as RedisError
@@ -230,7 +230,7 @@ class Worker:
             concurrency=self.capacity.limit, started_at=now, last_heartbeat=now,
             tasks={name: task.version for name, task in self.app.tasks.items()},
         )
-        client = clients.sync_client(settings.redis_url, socket_timeout=5,
+        client = connections.sync_client(settings.redis_url, socket_timeout=5,
                                       socket_connect_timeout=5)
         heartbeat = Heartbeat(client, info, settings.heartbeat_interval,
                               settings.heartbeat_ttl, lambda: self.capacity.in_use,
@@ -289,7 +289,7 @@ class Worker:
         nothing), deregister, exit."""
         log.error("running tasks ignored their cancellation for %.0fs: giving their messages "
                   "back and exiting", CANCEL_BOUND_S)
-        client = clients.sync_client(self.app.settings.redis_url, socket_timeout=5,
+        client = connections.sync_client(self.app.settings.redis_url, socket_timeout=5,
                                       socket_connect_timeout=5)
         try:
             for queue in self.held_queues:

@@ -13,15 +13,17 @@ from typing import Any, TypeAlias
 import redis
 import redis.asyncio as aioredis
 
+from relier.store import connections
+
 SyncClient: TypeAlias = redis.Redis
 AsyncClient: TypeAlias = aioredis.Redis
 
 
 def sync_client(url: str, **options: Any) -> SyncClient:
-    """A blocking client for ``url`` (options as redis-py's ``Redis.from_url``)."""
-    return redis.Redis.from_url(url, **options)
+    """A blocking client for ``url`` (``redis-sentinel://`` too; see connections.py)."""
+    return connections.sync_client(url, **options)
 
 
 def async_client(url: str, **options: Any) -> AsyncClient:
-    """An asyncio client for ``url`` (options as redis-py's ``from_url``)."""
-    return aioredis.from_url(url, **options)
+    """An asyncio client for ``url`` (``redis-sentinel://`` too; see connections.py)."""
+    return connections.async_client(url, **options)

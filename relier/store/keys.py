@@ -170,3 +170,14 @@ def schedule_state(name: str) -> str:
     ``last_sent_ms``, ``last_task_id``, ``last_status``, ``sent``, ``missed``,
     ``last_missed_ms``, ``last_missed_reason``. Written only by the fenced tick scripts."""
     return f"relier:schedule:{name}"
+
+
+def taskset(group_id: str, suffix: str = "") -> str:
+    """Celery's group/chord keys: ``celery-taskset-meta-<gid>`` (a saved GroupResult) and,
+    with ``suffix``, a chord's join: ``.j`` results, ``.t`` extra size, ``.s`` size, ``.d``
+    seen parts, ``.c`` dispatch claim."""
+    return f"celery-taskset-meta-{group_id}{suffix}"
+
+
+#: The parts of a chord's join, in the order ``lib/chord.lua`` takes them.
+CHORD_SUFFIXES = (".j", ".t", ".s", ".d", ".c")

@@ -10,7 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from relier.protocol import canvas
+from relier.protocol.canvas import FollowUps
 from relier.store import keys
+from relier.store.canvas import settle_call
 from relier.store.runner import Op, ScriptCall
 from relier.store.settles import Held, Record
 
@@ -39,11 +42,15 @@ def requeue(*, held: Held, task_id: str, target_queue: str, message: bytes) -> R
 
 
 def quarantine(*, held: Held, task_id: str, dlq_queue: str, entry: bytes, reason: str,
-               result: bytes, result_ttl_s: int, record: Record | None = None) -> Recovery:
+               result: bytes, result_ttl_s: int, record: Record | None = None,
+               follow_ups: FollowUps = canvas.NONE) -> Recovery:
     """Move ``held`` to ``dlq_queue``'s DLQ as ``entry`` (counted under ``reason``), store
-    the final ``result`` and drop the idempotency ``record``."""
-    return Recovery("quarantine", task_id, Op(ScriptCall(
+    the final ``result``, drop the idempotency ``record`` and send ``follow_ups`` (its
+    errbacks, the rest of its chain, its chord part) with the quarantine."""
+    call = ScriptCall(
         "resurrect", [held.processing, keys.dead_letters(dlq_queue),
                       keys.result(task_id or "unknown"), keys.dlq_reasons(dlq_queue),
                       *([record.name] if record else [])],
-        [held.raw, task_id, "quarantine", entry, result, result_ttl_s, reason]), _moved))
+        [held.raw, task_id, "quarantine", entry, result, result_ttl_s, reason])
+    return Recovery("quarantine", task_id, Op(settle_call(call, 8, follow_ups, result_ttl_s),
+                                              _moved))

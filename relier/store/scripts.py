@@ -23,14 +23,14 @@ ScriptName = Literal[
     "enqueue", "idempotent_begin", "fetch", "claim", "ack", "dead_letter", "schedule",
     "requeue", "reclaim", "pump", "lease", "resurrect", "replay", "rate_limit", "lock_acquire",
     "lock_release", "lock_extend", "dlq_remove", "dlq_recount", "find", "purge", "undefer",
-    "revoke", "progress",
+    "revoke", "progress", "canvas_push",
     "tick", "tick_skip",
 ]
 SCRIPT_NAMES: Final[tuple[ScriptName, ...]] = (
     "enqueue", "idempotent_begin", "fetch", "claim", "ack", "dead_letter", "schedule",
     "requeue", "reclaim", "pump", "lease", "resurrect", "replay", "rate_limit", "lock_acquire",
     "lock_release", "lock_extend", "dlq_remove", "dlq_recount", "find", "purge", "undefer",
-    "revoke", "progress",
+    "revoke", "progress", "canvas_push",
     "tick", "tick_skip",
 )
 

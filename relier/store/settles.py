@@ -12,7 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from relier.protocol import canvas
+from relier.protocol.canvas import FollowUps
 from relier.store import keys
+from relier.store.canvas import settle_call
 from relier.store.runner import Op, ScriptCall
 
 
@@ -61,24 +64,27 @@ def _as_bytes(value: object) -> bytes:
 
 
 def ack(*, held: Held, task_id: str, result: bytes, result_ttl_s: int,
-        record: Record | None = None) -> Op[bool]:
-    """Done: store ``result`` (``b""``: none), mark ``record`` succeeded, drop the message."""
-    return Op(ScriptCall(
+        record: Record | None = None, follow_ups: FollowUps = canvas.NONE) -> Op[bool]:
+    """Done: store ``result`` (``b""``: none), mark ``record`` succeeded, drop the message,
+    and send ``follow_ups`` (chain step, callbacks, chord part) only if it lands."""
+    call = ScriptCall(
         "ack", [held.processing, keys.result(task_id), *([record.name] if record else [])],
-        [held.raw, task_id, result, result_ttl_s, record.ttl_s if record else 0],
-    ), _landed)
+        [held.raw, task_id, result, result_ttl_s, record.ttl_s if record else 0])
+    return Op(settle_call(call, 6, follow_ups, result_ttl_s), _landed)
 
 
 def dead_letter(*, held: Held, task_id: str, entry: bytes, reason: str, result: bytes,
-                result_ttl_s: int, dlq_queue: str, record: Record | None = None) -> Op[bool]:
+                result_ttl_s: int, dlq_queue: str, record: Record | None = None,
+                follow_ups: FollowUps = canvas.NONE) -> Op[bool]:
     """Will not run again: push the DLQ ``entry`` (counted under ``reason``) to
-    ``dlq_queue``'s DLQ, store the final ``result``, drop ``record``."""
-    return Op(ScriptCall(
+    ``dlq_queue``'s DLQ, store the final ``result``, drop ``record``, and send
+    ``follow_ups`` (errbacks, a chain's FAILURE, the chord part) in the same step."""
+    call = ScriptCall(
         "dead_letter",
         [held.processing, keys.dead_letters(dlq_queue), keys.result(task_id or "unknown"),
          keys.dlq_reasons(dlq_queue), *([record.name] if record else [])],
-        [held.raw, task_id, entry, result, result_ttl_s, reason],
-    ), _landed)
+        [held.raw, task_id, entry, result, result_ttl_s, reason])
+    return Op(settle_call(call, 7, follow_ups, result_ttl_s), _landed)
 
 
 def schedule(*, held: Held, new_raw: bytes, due_ms: int, target_queue: str,

@@ -67,3 +67,8 @@ def echo(self: Task, payload: dict[str, Any]) -> dict[str, Any]:
         "root_id": request.root_id,
         "routing_key": (request.delivery_info or {}).get("routing_key"),
     }
+
+
+@app.task(name="interop.celery_tsum")
+def tsum(values: list[int]) -> int:
+    return sum(values)

@@ -11,6 +11,9 @@ never run by Relier.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 import time
 from typing import NoReturn
 
@@ -86,3 +89,51 @@ def celery_custom_fail(message: str) -> int:
 @producer.task(name="interop.celery_echo")
 async def celery_echo(payload: dict[str, object]) -> dict[str, object]:
     raise NotImplementedError("runs on the Celery worker")
+
+
+# -- canvas (tests/test_canvas_interop.py) ------------------------------------------------
+
+#: Redis list each run of ``interop.step`` and each ``interop.record`` call appends to.
+STEP_RUNS = "test:canvas:runs"
+RECORDS = "test:canvas:records"
+
+
+@app.task(name="interop.tsum")
+async def tsum(values: list[int]) -> int:
+    return sum(values)
+
+
+@app.task(name="interop.record")
+async def record(*args: object, **kwargs: object) -> str:
+    """A link callback or errback: what it was called with, and its own ids."""
+    from relier import current_task
+
+    ctx = current_task()
+    entry = json.dumps({"id": ctx.id, "args": list(args), "kwargs": kwargs})
+    await app.broker().client.rpush(RECORDS, entry)
+    return ctx.id
+
+
+@app.task(name="interop.step")
+async def step(x: int, hold: float) -> int:
+    """One chain step: records its run (id, resurrections), holds ``hold`` seconds on its
+    first delivery only (long enough to be killed in), and returns ``x + 1``."""
+    from relier import current_task
+
+    ctx = current_task()
+    run = json.dumps({"id": ctx.id, "resurrections": ctx.resurrections})
+    await app.broker().client.rpush(STEP_RUNS, run)
+    if ctx.resurrections == 0 and hold:
+        await asyncio.sleep(hold)
+    return x + 1
+
+
+@producer.task(name="interop.celery_tsum")
+def celery_tsum(values: list[int]) -> int:
+    raise NotImplementedError("runs on the Celery worker")
+
+
+@app.task(name="interop.crash")
+async def crash() -> None:
+    """Ends its worker process, as a segfault or the OOM killer would."""
+    os._exit(1)
