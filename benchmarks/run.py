@@ -56,7 +56,7 @@ class Sizes:
         if args.quick:
             base = cls(noop=2_000, io=1_000, push=1_000, apush=2_000, bulk=10_000, latency=40)
         else:
-            base = cls(noop=20_000, io=10_000, push=5_000, apush=10_000, bulk=50_000,
+            base = cls(noop=20_000, io=5_000, push=5_000, apush=10_000, bulk=50_000,
                        latency=200)
         return cls(noop=args.n or base.noop, io=args.io_n or base.io,
                    push=args.push_n or base.push, apush=args.apush_n or base.apush,
@@ -200,7 +200,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--repeat", type=positive, help="runs of each measurement (default 3; 1 quick)")
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the figures here")
     p.add_argument("--n", type=positive, help="no-op tasks processed (default 20000)")
-    p.add_argument("--io-n", type=positive, help="I/O-bound tasks processed (default 10000)")
+    p.add_argument("--io-n", type=positive, help="I/O-bound tasks processed (default 5000)")
     p.add_argument("--push-n", type=positive, help="one-at-a-time pushes timed (default 5000)")
     p.add_argument("--apush-n", type=positive, help="concurrent apushes timed (default 10000)")
     p.add_argument("--bulk-n", type=positive, help="bulk pushes timed (default 50000)")
@@ -211,8 +211,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="Relier --concurrency per process (default 100)")
     p.add_argument("--celery-noop", type=celery_pool, default=CeleryPool("threads", 4),
                    metavar="POOL:C", help="each Celery worker's pool for no-op (threads:4)")
-    p.add_argument("--celery-io", type=celery_pool, default=CeleryPool("gevent", 100),
-                   metavar="POOL:C", help="each Celery worker's pool for I/O (gevent:100)")
+    p.add_argument("--celery-io", type=celery_pool, default=CeleryPool("threads", 100),
+                   metavar="POOL:C", help="each Celery worker's pool for I/O (threads:100)")
     p.add_argument("--cpu-baseline-us", type=positive_float,
                    help="worker CPU us per no-op task to judge 'at most half of' against")
     args = p.parse_args(argv)
