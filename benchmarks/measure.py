@@ -118,6 +118,17 @@ class Bench:
         self._check_length(queue_key, WARMUP_PUSHES + n)
         return run
 
+    def raw_enqueue(self, push: Callable[[int], raw.Timed], n: int, queue_key: str) -> Run:
+        """Like :meth:`enqueue`, timed by ``push`` itself (its set-up left out)."""
+        self.client.flushdb()
+        push(WARMUP_PUSHES)
+        cpu, redis_cpu = time.process_time(), self.meter.redis_cpu()
+        timed = push(n)
+        run = Run(timed.rate, (time.process_time() - cpu) / timed.seconds,
+                  cores(redis_cpu, self.meter.redis_cpu(), timed.seconds))
+        self._check_length(queue_key, WARMUP_PUSHES + n)
+        return run
+
     def raw_round_trips(self, n: int, queue_key: str) -> Run:
         self.client.flushdb()
         raw.round_trips(self.client, WARMUP_PUSHES)
@@ -202,9 +213,7 @@ class Bench:
         while True:
             queued, inflight = poll()
             seen = time.perf_counter()
-            # Confirmed 10 ms later: a Celery worker holds a message only in memory
-            # between its BRPOP and its write to ``unacked``.
-            if (queued, inflight) == (0, 0) and not time.sleep(0.01) and poll() == (0, 0):
+            if (queued, inflight) == (0, 0) and still_empty(poll):
                 return seen
             if worker.exited():
                 raise BenchError(f"workers exited with {queued} queued and {inflight} in "
@@ -225,6 +234,13 @@ class Bench:
                 return worker.output_tail() if worker.exited() else None
 
             return latency.measure(self.client, push, worker.process.pid, n, rate, alive)
+
+
+def still_empty(poll: Poll) -> bool:
+    """Empty again 10 ms later: a Celery worker holds a message only in memory between
+    its BRPOP and its write to ``unacked``, a moment a single poll could fall into."""
+    time.sleep(0.01)
+    return poll() == (0, 0)
 
 
 def per_task_us(before: float | None, after: float | None, n: int) -> float | None:

@@ -89,7 +89,8 @@ def push_concurrent(bench: Bench, systems: dict[str, System], with_raw: bool, n:
         measures["taskiq"] = lambda: bench.aenqueue(kiq, n, QUEUE, run_on=taskiq.run)
         configs["taskiq"] = f"await task.kiq(), {CONCURRENT_PUSHES} at once"
     if with_raw:
-        measures["raw"] = lambda: bench.enqueue(lambda k: raw.in_flight(bench.url, k), n, QUEUE)
+        measures["raw"] = lambda: bench.raw_enqueue(lambda k: raw.in_flight(bench.url, k), n,
+                                                    QUEUE)
         configs["raw"] = f"redis.asyncio LPUSH, {raw.IN_FLIGHT} in flight"
     row = Row("apush", f"{CONCURRENT_PUSHES} concurrent apush", n, configs)
     return interleave(row, measures, repeat, say)
