@@ -3,7 +3,7 @@
 Run from the repository root (see docs/benchmarks.md)::
 
     python -m benchmarks.run --quick                   # a smoke run, 1-2 minutes
-    python -m benchmarks.run --json results.json       # the full run, ~10 minutes on 2 cores
+    python -m benchmarks.run --json results.json       # the full run, 10-20 minutes on 2 cores
     python -m benchmarks.run --quick --systems relier,raw
 
 One private Redis server (``relier.embedded.EmbeddedServer``) serves every measurement,
