@@ -22,7 +22,7 @@ NOTES = (
     "and dramatiq without a result backend, taskiq's dummy backend).",
     "processing: the queue is filled first (each system's own producer, untimed), then the "
     "workers start; the clock runs from their first take until queue and in-flight are empty.",
-    "CPU us/task: the worker process group's CPU time over the timed run, per task.",
+    "CPU us/task: CPU time of every process of the workers' session over the timed run, per task.",
     "raw: redis-py alone against the same server (LPUSH of a message-sized payload).",
 )
 
