@@ -1,4 +1,4 @@
-"""What both sides of the benchmarks share; imports neither Relier nor Celery."""
+"""What every side of the benchmarks shares; imports none of the systems measured."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ QUEUE = "bench"
 IO_SLEEP_S = 0.01
 #: The list ``bench.stamp`` tasks append ``"<index> <time.time() at start>"`` to.
 STARTS_KEY = "bench:starts"
+#: Where peers without an in-flight record in Redis (taskiq) count finished tasks.
+DONE_KEY = "bench:done"
 
 
 class BenchError(RuntimeError):

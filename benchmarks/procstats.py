@@ -1,8 +1,9 @@
 """CPU and memory of worker processes, read from Linux's /proc (None elsewhere).
 
-A worker is measured as its whole process group (it is started in its own session):
-for Celery's prefork pool that is the main process and its pool children; for Relier
-and Celery's threads pool, one process.
+A worker is measured as its whole session (it is started in a session of its own):
+every process it starts stays in that session, also those that open a process group
+of their own (``relier worker --processes N`` puts each child in its own group).
+The ``pgid`` arguments below are that session's id, the worker's pid.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from types import TracebackType
 
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 _KIB_PER_MIB = 1024.0
+#: Index of the session id among the fields after "(comm)" in /proc/PID/stat.
+_SESSION = 3
 
 
 # -- CPU -----------------------------------------------------------------------------------
@@ -21,7 +24,7 @@ _KIB_PER_MIB = 1024.0
 def _stat_fields(pid: str) -> list[str] | None:
     try:
         with open(f"/proc/{pid}/stat") as stat:
-            # Fields after "(comm)": state ppid pgrp ... utime(12th) stime(13th).
+            # Fields after "(comm)": state ppid pgrp session ... utime(12th) stime(13th).
             return stat.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
@@ -41,7 +44,7 @@ def group_cpu(pgid: int) -> float | None:
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             fields = _stat_fields(pid)
-            if fields and int(fields[2]) == pgid:
+            if fields and int(fields[_SESSION]) == pgid:
                 total += (int(fields[11]) + int(fields[12])) / _TICKS
     return total
 
@@ -56,15 +59,16 @@ def cores(before: float | None, after: float | None, seconds: float) -> float | 
 # -- memory --------------------------------------------------------------------------------
 
 
-def group_pids(pgid: int) -> list[int]:
-    """The live processes of the group (empty where there is no /proc)."""
+def group_pids(pgid: int, live_only: bool = False) -> list[int]:
+    """The processes of the session (empty where there is no /proc); zombies too unless
+    ``live_only``."""
     if not os.path.isdir("/proc"):
         return []
     found = []
     for pid in os.listdir("/proc"):
         if pid.isdigit():
             fields = _stat_fields(pid)
-            if fields and int(fields[2]) == pgid:
+            if fields and int(fields[_SESSION]) == pgid and not (live_only and fields[0] == "Z"):
                 found.append(int(pid))
     return found
 
