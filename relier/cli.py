@@ -8,18 +8,29 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 
 from relier import logs
+from relier.cli_common import (
+    AppOption,
+    JsonOption,
+    LogFormatOption,
+    LogLevelOption,
+    RedisOption,
+    fail,
+    guarded,
+    ping,
+    print_json,
+    sync_client,
+)
+from relier.cli_dlq import dlq_cli
 from relier.cli_help import use_conventional_help
 from relier.errors import RelierError
 from relier.store import keys
 from relier.store.errors import StoreError
 
-T = TypeVar("T")
 log = logging.getLogger("relier.worker")
 use_conventional_help()
 
@@ -30,32 +41,6 @@ cli = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-
-AppOption = Annotated[
-    str | None,
-    typer.Option("-A", "--app", help="Task modules to import, or module:app (env RELIER_APP)."),
-]
-RedisOption = Annotated[
-    str | None,
-    typer.Option("--redis-url", help="Redis URL (env RELIER_REDIS_URL).", show_default=False),
-]
-LogLevelOption = Annotated[str, typer.Option(
-    "-l", "--loglevel", "--log-level", help="debug, info, warning, error.")]
-LogFormatOption = Annotated[str, typer.Option("--log-format", help="text or json.")]
-
-
-def _fail(message: str) -> None:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
-
-
-def guarded(action: Callable[[], T]) -> T:
-    """Run ``action``; a Relier error becomes one line on stderr and exit code 2."""
-    try:
-        return action()
-    except RelierError as exc:
-        _fail(str(exc))
-        raise AssertionError("unreachable") from exc
 
 
 def _print_version(value: bool) -> None:
@@ -121,7 +106,7 @@ def worker(
     names = [q.strip() for q in queues.split(",") if q.strip()]
     if processes is not None:
         # Fail here, not N times in the children.
-        _sync_client(guarded(lambda: relier_app.settings).redis_url)
+        sync_client(guarded(lambda: relier_app.settings).redis_url)
         child = [*(["-A", app] if app else []), "-Q", ",".join(names), "-c", str(concurrency),
                  *(["-E"] if events else []), *(["--redis-url", redis_url] if redis_url else []),
                  *(["--no-schedule"] if no_schedule else []),
@@ -165,23 +150,7 @@ def main(argv: list[str] | None = None) -> Any:
 
 # -- dlq ------------------------------------------------------------------------------
 
-dlq_cli = typer.Typer(help="The dead-letter queue: list, show, replay, purge.",
-                      no_args_is_help=True)
 cli.add_typer(dlq_cli, name="dlq")
-
-QueueFilter = Annotated[str | None, typer.Option("--queue", "-q", help="Only this queue.")]
-TaskFilter = Annotated[str | None, typer.Option("--task", help="Only this task name.")]
-ReasonFilter = Annotated[str | None, typer.Option("--reason", help="Only this reason.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON.")]
-
-
-def _sync_client(redis_url: str | None) -> Any:
-    from relier.app import App
-
-    app = App(redis_url=redis_url)
-    client = guarded(app.sync_client)
-    guarded(lambda: _ping(client, app.settings.redis_url))
-    return client
 
 
 def _sentinel_view(url: str) -> Any:
@@ -199,125 +168,6 @@ def _sentinel_view(url: str) -> Any:
     return guarded(ask) if is_sentinel_url(url) else None
 
 
-def _ping(client: Any, url: str) -> None:
-
-    from relier.config_errors import explain
-
-    try:
-        client.ping()
-    except (StoreError, OSError) as exc:
-        raise explain(url, exc) or exc from None
-
-
-def _print_json(value: Any) -> None:
-    import msgspec
-
-    typer.echo(msgspec.json.format(msgspec.json.encode(value)).decode())
-
-
-@dlq_cli.command("list")
-def dlq_list(
-    queue: QueueFilter = None,
-    task: TaskFilter = None,
-    reason: ReasonFilter = None,
-    limit: Annotated[int, typer.Option(help="Show at most this many (newest first).")] = 100,
-    json_output: JsonOption = False,
-    redis_url: RedisOption = None,
-) -> None:
-    """List dead-lettered tasks, newest first."""
-    from relier.dlq import DeadLetterQueue, Filter
-
-    entries = DeadLetterQueue(_sync_client(redis_url)).entries(Filter(queue, task, reason), limit)
-    if json_output:
-        _print_json(entries)
-        return
-    from relier.observability.render import dlq_table
-
-    dlq_table(entries)
-
-
-@dlq_cli.command("show")
-def dlq_show(
-    task_id: Annotated[str, typer.Argument(help="The task id of the entry (or its start).")],
-    json_output: JsonOption = False,
-    full_traceback: Annotated[bool, typer.Option(
-        "--full-traceback", help="Keep Relier's own frames in the traceback.")] = False,
-    redis_url: RedisOption = None,
-) -> None:
-    """Show one entry whole: error, arguments, traceback and original message."""
-    from relier.dlq import DeadLetterQueue, Filter
-    from relier.observability.dlq_view import with_decoded
-
-    dlq = DeadLetterQueue(_sync_client(redis_url))
-    entries = dlq.entries(Filter(task_id=_dlq_id(dlq, task_id)))
-    if json_output:
-        _print_json(with_decoded(entries[0]))
-        return
-    from relier.observability.render import dlq_entry
-
-    dlq_entry(entries[0], full_traceback=full_traceback)
-
-
-def _dlq_id(dlq: Any, wanted: str) -> str:
-    """The DLQ entry's whole task id for ``wanted`` or a unique start of it."""
-    from relier.observability.id_prefix import resolve_prefix
-
-    try:
-        return resolve_prefix(wanted, [e.task_id for e in dlq.entries() if e.task_id])
-    except LookupError as exc:
-        _fail(f"no DLQ entry for task {wanted}: {exc}")
-        raise AssertionError("unreachable") from exc
-
-
-@dlq_cli.command("replay")
-def dlq_replay(
-    task_id: Annotated[str | None, typer.Argument(help="Replay this task's entry.")] = None,
-    queue: QueueFilter = None,
-    task: TaskFilter = None,
-    reason: ReasonFilter = None,
-    all_entries: Annotated[bool, typer.Option("--all", help="Every matching entry.")] = False,
-    redis_url: RedisOption = None,
-) -> None:
-    """Enqueue dead-lettered tasks again (their original message, with fresh counters)."""
-    from relier.dlq import DeadLetterQueue, Filter
-
-    if task_id is None and not (all_entries or queue or task or reason):
-        _fail("name a task id, or use --all / --queue / --task / --reason")
-    dlq = DeadLetterQueue(_sync_client(redis_url))
-    if task_id is not None:
-        task_id = _dlq_id(dlq, task_id)
-    replayed = dlq.replay(Filter(queue, task, reason, task_id))
-    typer.echo(f"replayed {len(replayed.task_ids)} task(s)")
-    for replayed_id in replayed.task_ids:
-        typer.echo(f"  {replayed_id}")
-    for line in replayed.skipped:
-        typer.echo(f"not replayed: {line}", err=True)
-    if replayed.skipped:
-        raise typer.Exit(1)
-
-
-@dlq_cli.command("purge")
-def dlq_purge(
-    queue: QueueFilter = None,
-    task: TaskFilter = None,
-    reason: ReasonFilter = None,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
-    redis_url: RedisOption = None,
-) -> None:
-    """Delete dead-lettered entries for good."""
-    from relier.dlq import DeadLetterQueue, Filter
-
-    dlq = DeadLetterQueue(_sync_client(redis_url))
-    only = Filter(queue, task, reason)
-    count = len(dlq.entries(only))
-    if count == 0:
-        typer.echo("nothing to purge")
-        return
-    if not yes and not typer.confirm(f"delete {count} DLQ entr{'y' if count == 1 else 'ies'}?"):
-        raise typer.Exit(1)
-    typer.echo(f"purged {dlq.purge(only)} entr{'y' if count == 1 else 'ies'}")
-
-
 # -- inspect, top, queues, purge, doctor ------------------------------------------------
 
 inspect_cli = typer.Typer(help="What runs where: queues, workers, running tasks; or one task.",
@@ -328,7 +178,7 @@ cli.add_typer(inspect_cli, name="inspect")
 def _inspector(redis_url: str | None) -> Any:
     from relier.observability.inspect import Inspector
 
-    return Inspector(_sync_client(redis_url))
+    return Inspector(sync_client(redis_url))
 
 
 @inspect_cli.callback()
@@ -342,7 +192,7 @@ def inspect_all(
         return
     snapshot = _inspector(redis_url).snapshot()
     if json_output:
-        _print_json(snapshot)
+        print_json(snapshot)
         return
     from rich.console import Console
 
@@ -370,11 +220,11 @@ def inspect_task(
             full_id = resolve_prefix(task_id, candidates(inspector, task_id))
         except LookupError as exc:
             if "is the start of" in str(exc):
-                _fail(str(exc))
+                fail(str(exc))
         else:
             report = locator.report(full_id)
     if json_output:
-        _print_json(report)
+        print_json(report)
     else:
         from relier.observability.render import task_report
 
@@ -424,9 +274,9 @@ def schedules(
     """Periodic schedules: spec, next and last run, the last run's task and state, leader."""
     from relier.observability.schedules import report
 
-    found = report(_sync_client(redis_url))
+    found = report(sync_client(redis_url))
     if json_output:
-        _print_json(found)
+        print_json(found)
         return
     from rich.console import Console
 
@@ -444,7 +294,7 @@ def queues(
     inspector = _inspector(redis_url)
     found = inspector.queues()
     if json_output:
-        _print_json(found)
+        print_json(found)
         return
     from rich.console import Console
 
@@ -469,10 +319,10 @@ def revoke(
     from relier.app import App
 
     app = App(redis_url=redis_url)
-    guarded(lambda: _ping(app.sync_client(), app.settings.redis_url))
+    guarded(lambda: ping(app.sync_client(), app.settings.redis_url))
     for task_id in task_ids:
         if not task_id.strip():
-            _fail("a task id cannot be empty")
+            fail("a task id cannot be empty")
         handle = app.result(task_id)
         handle.revoke(terminate=terminate)
         typer.echo(f"revoked {task_id} (state now {handle.state})")
@@ -489,7 +339,7 @@ def purge(
     """Delete the messages waiting in a queue (running tasks are not touched)."""
     from relier.purge import purge_queue, waiting
 
-    client = _sync_client(redis_url)
+    client = sync_client(redis_url)
     count, everything = waiting(client, queue), waiting(client, queue, delayed=True)
     if everything == 0:
         _known_queue(client, queue)  # a list a Celery producer filled counts too
@@ -512,7 +362,7 @@ def _known_queue(client: Any, queue: str) -> None:
 
     known = sorted(as_bytes(q).decode() for q in client.smembers(keys.KNOWN_QUEUES))
     if queue not in known:
-        _fail(f"unknown queue {queue!r}{did_you_mean(queue, known)}; known queues: "
+        fail(f"unknown queue {queue!r}{did_you_mean(queue, known)}; known queues: "
               f"{', '.join(known) or 'none yet'}")
 
 
@@ -534,7 +384,7 @@ def doctor(
     from relier.settings import redact
 
     url = App(redis_url=redis_url).settings.redis_url
-    found = diagnose(_sync_client(redis_url), redact(url), stuck_after_s=stuck_after,
+    found = diagnose(sync_client(redis_url), redact(url), stuck_after_s=stuck_after,
                      sentinel=_sentinel_view(url))
     if json_output:
         import msgspec
@@ -560,7 +410,7 @@ def health(
     """Exit 0 if a worker on this host is heartbeating, else 1 (for container health checks)."""
     from relier.observability.health import check_host
 
-    found = check_host(_sync_client(redis_url), host)
+    found = check_host(sync_client(redis_url), host)
     typer.echo(found.summary(), err=not found.healthy)
     if not found.healthy:
         raise typer.Exit(1)
