@@ -17,6 +17,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -80,6 +81,32 @@ async def basic_app(redis_url: str) -> AsyncIterator[None]:
 
     async with pointed_at(redis_url, basic.app):
         yield
+
+
+@pytest.fixture
+async def control_app(redis_url: str) -> AsyncIterator[None]:
+    from tests.taskapps import control
+
+    async with pointed_at(redis_url, control.app):
+        yield
+
+
+@pytest.fixture
+def celery_client(redis_url: str) -> Iterator[Any]:
+    """A Celery app in this process, broker and backend on the test's database."""
+    from tests.taskapps.interop_celery import make_app
+    from tests.test_celery_interop import close_celery
+
+    app = make_app(redis_url, main="relier_tests")
+    yield app
+    close_celery(app)
+
+
+@pytest.fixture
+def durable_server() -> Iterator[EmbeddedServer]:
+    """A private server with the append-only file on, so a restart keeps the queues."""
+    with EmbeddedServer(appendonly=True) as server:
+        yield server
 
 
 @pytest.fixture

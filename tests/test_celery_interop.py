@@ -34,7 +34,7 @@ from relier import App, TaskFailed
 from relier.protocol import keys
 from tests.conftest import StartWorker, WorkerProcess
 from tests.taskapps import interop_relier
-from tests.taskapps.interop_celery import URL_ENV, make_app
+from tests.taskapps.interop_celery import URL_ENV
 
 RELIER_APP = "tests.taskapps.interop_relier:app"
 CELERY_APP = "tests.taskapps.interop_celery"
@@ -79,14 +79,6 @@ def close_celery(app: Celery) -> None:
     if app._pool is not None:
         app._pool.force_close_all()
     app.close()
-
-
-@pytest.fixture
-def celery_client(redis_url: str) -> Iterator[Celery]:
-    """A Celery app in this process, broker and backend on the test's database."""
-    app = make_app(redis_url, main="interop_client")
-    yield app
-    close_celery(app)
 
 
 # -- Celery worker subprocess --------------------------------------------------------------

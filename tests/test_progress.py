@@ -5,7 +5,6 @@ as Celery sees a custom state (a real Celery ``AsyncResult``) and by ``handle.st
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis
@@ -13,28 +12,13 @@ from celery import Celery
 
 from relier.protocol import keys, results
 from relier.store import control as control_store
-from tests.conftest import StartWorker, pointed_at
+from tests.conftest import StartWorker
 from tests.polling import poll
 from tests.taskapps import control
 from tests.taskapps.control import go_key
-from tests.taskapps.interop_celery import make_app
-from tests.test_celery_interop import close_celery
 
 APP = "tests.taskapps.control:app"
 RESULT_TIMEOUT = 30.0
-
-
-@pytest.fixture
-def celery_client(redis_url: str) -> Iterator[Celery]:
-    app = make_app(redis_url, main="progress_client")
-    yield app
-    close_celery(app)
-
-
-@pytest.fixture
-async def control_app(redis_url: str) -> AsyncIterator[None]:
-    async with pointed_at(redis_url, control.app):
-        yield
 
 
 @pytest.mark.parametrize("task, meta", [

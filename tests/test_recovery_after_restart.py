@@ -9,7 +9,7 @@ dead, nor wait a whole TTL after the outage: one beat is all a live worker needs
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 import redis
@@ -27,12 +27,6 @@ BOUND_S = 12.0
 OUTAGE_S = 7.0
 #: Heartbeat TTL at default settings: waiting that long after the outage is the old bug.
 TTL_S = 6.0
-
-
-@pytest.fixture
-def durable_server() -> Iterator[EmbeddedServer]:
-    with EmbeddedServer(appendonly=True) as server:
-        yield server
 
 
 @pytest.fixture(autouse=True)

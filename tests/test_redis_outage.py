@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 import redis
@@ -14,13 +14,6 @@ from tests.conftest import StartWorker
 from tests.taskapps import basic
 
 APP = "tests.taskapps.basic:app"
-
-
-@pytest.fixture
-def durable_server() -> Iterator[EmbeddedServer]:
-    """A private server with the append-only file on, so a restart keeps the queues."""
-    with EmbeddedServer(appendonly=True) as server:
-        yield server
 
 
 @pytest.fixture(autouse=True)

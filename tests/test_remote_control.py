@@ -13,7 +13,6 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +24,7 @@ from relier.protocol import keys, pidbox
 from tests.conftest import ROOT, StartWorker, WorkerProcess
 from tests.polling import poll
 from tests.taskapps.control import go_key, ran_key
-from tests.taskapps.interop_celery import URL_ENV, make_app
-from tests.test_celery_interop import close_celery
+from tests.taskapps.interop_celery import URL_ENV
 
 APP = "tests.taskapps.control:app"
 VECTORS = Path("/work/shared/celery-vectors")
@@ -45,13 +43,6 @@ def _vector(name: str) -> bytes:
 
 def _body(envelope: bytes) -> Any:
     return json.loads(base64.b64decode(json.loads(envelope)["body"]))
-
-
-@pytest.fixture
-def celery_client(redis_url: str) -> Iterator[Celery]:
-    app = make_app(redis_url, main="control_client")
-    yield app
-    close_celery(app)
 
 
 def start_listening(start_worker: StartWorker, queue: str, *extra: str,

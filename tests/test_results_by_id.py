@@ -9,14 +9,14 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from celery import Celery
 
 from relier import App, TaskFailed
-from tests.conftest import ROOT, StartWorker, pointed_at
+from tests.conftest import ROOT, StartWorker
 from tests.taskapps import control
 from tests.taskapps.interop_celery import make_app
 from tests.test_celery_interop import close_celery
@@ -31,12 +31,6 @@ def celery_client(redis_url: str) -> Iterator[Celery]:
     app.conf.result_extended = True
     yield app
     close_celery(app)
-
-
-@pytest.fixture
-async def control_app(redis_url: str) -> AsyncIterator[None]:
-    async with pointed_at(redis_url, control.app):
-        yield
 
 
 def relier_cli(redis_url: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
 import redis
@@ -19,28 +18,13 @@ from celery.exceptions import TaskRevokedError
 
 from relier import TaskFailed
 from relier.protocol import keys, results
-from tests.conftest import ROOT, StartWorker, WorkerProcess, pointed_at
+from tests.conftest import ROOT, StartWorker, WorkerProcess
 from tests.polling import poll
 from tests.taskapps import control
 from tests.taskapps.control import go_key, ran_key
-from tests.taskapps.interop_celery import make_app
-from tests.test_celery_interop import close_celery
 
 APP = "tests.taskapps.control:app"
 RESULT_TIMEOUT = 30.0
-
-
-@pytest.fixture
-def celery_client(redis_url: str) -> Iterator[Celery]:
-    app = make_app(redis_url, main="revoke_client")
-    yield app
-    close_celery(app)
-
-
-@pytest.fixture
-async def control_app(redis_url: str) -> AsyncIterator[None]:
-    async with pointed_at(redis_url, control.app):
-        yield
 
 
 def unique_queue() -> str:

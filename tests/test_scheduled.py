@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,8 +17,6 @@ from relier.protocol import dead_letter, keys
 from tests.conftest import StartWorker
 from tests.polling import poll
 from tests.taskapps import timeouts
-from tests.taskapps.interop_celery import make_app
-from tests.test_celery_interop import close_celery
 
 APP = "tests.taskapps.timeouts:app"
 #: How early a worker may start a task before its eta (its ETA_TOLERANCE_S).
@@ -38,13 +35,6 @@ def rss_bytes(pid: int) -> int:
 
 def dlq(client: redis.Redis, queue: str = "default") -> list[dead_letter.DeadLetter]:
     return [dead_letter.decode(raw) for raw in client.lrange(keys.dead_letters(queue), 0, -1)]
-
-
-@pytest.fixture
-def celery_client(redis_url: str) -> Iterator[Celery]:
-    app = make_app(redis_url, main="scheduled_client")
-    yield app
-    close_celery(app)
 
 
 def test_countdown_is_not_started_before_it_is_due(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import signal
 import uuid
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -19,8 +18,6 @@ from relier.runtime.abandoned import EXIT_RECYCLE
 from tests.conftest import StartWorker
 from tests.polling import poll
 from tests.taskapps import timeouts
-from tests.taskapps.interop_celery import make_app
-from tests.test_celery_interop import close_celery
 
 APP = "tests.taskapps.timeouts:app"
 #: Seconds past the hard deadline within which cancellation must have happened. Generous
@@ -84,13 +81,6 @@ def test_soft_timeout_alone_lets_the_task_finish(
     assert handle.result(timeout=30) == "finished"
     assert hook_calls(rclient, handle.id) == ["timeouts.hang 1"]
     assert dlq(rclient) == []
-
-
-@pytest.fixture
-def celery_client(redis_url: str) -> Iterator[Celery]:
-    app = make_app(redis_url, main="timeouts_client")
-    yield app
-    close_celery(app)
 
 
 def test_celery_sent_time_limits_are_honoured(
