@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from relier.errors import BrokerUnavailable, ConfigurationError, RelierError
 from relier.settings import redact
+from relier.store.cluster import is_cluster_url, parse_cluster_url
 from relier.store.connections import is_sentinel_url, parse_sentinel_url
 from relier.store.errors import AuthenticationError
 from relier.store.errors import ErrorReply as ResponseError
@@ -20,7 +21,7 @@ from relier.store.errors import StoreConnectionError as RedisConnectionError
 from relier.store.errors import StoreError as RedisError
 from relier.store.errors import StoreTimeoutError as RedisTimeoutError
 
-SCHEMES: Final = ("redis", "rediss", "unix", "redis+sentinel")
+SCHEMES: Final = ("redis", "rediss", "unix", "redis+sentinel", "redis+cluster")
 EXAMPLE_URL: Final = "redis://localhost:6379/0"
 #: Error replies (or their start) that mean "this server wants credentials".
 _AUTH_REPLIES: Final = ("NOAUTH", "WRONGPASS", "HELLO must be called", "invalid password",
@@ -44,7 +45,11 @@ def check_url(url: object) -> None:
         found = f"scheme {scheme!r}" if scheme else "no scheme"
         raise ConfigurationError(
             f"Redis URL {redact(url)!r} has {found}; it must start with redis://, rediss://, "
-            f"unix:// or redis+sentinel:// (did you mean {suggest_url(redact(url))}?)")
+            f"unix://, redis+sentinel:// or redis+cluster:// "
+            f"(did you mean {suggest_url(redact(url))}?)")
+    if is_cluster_url(url):
+        parse_cluster_url(url)  # raises its own one-line ConfigurationError
+        return
     if is_sentinel_url(url):
         parse_sentinel_url(url)  # raises its own one-line ConfigurationError
         return

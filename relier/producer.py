@@ -26,7 +26,8 @@ from relier.protocol import results
 from relier.protocol.results import ResultMeta
 from relier.settings import redact
 from relier.store import keys
-from relier.store.broker import Enqueued, Outgoing, call_sync, enqueue_call, read_enqueue_reply
+from relier.store.broker import Enqueued, Outgoing, enqueue_sync
+from relier.store.cluster import is_cluster_url, require_tags
 from relier.store.errors import ErrorReply as ResponseError
 from relier.store.errors import OutOfMemoryError, ReadOnlyError
 from relier.store.errors import StoreConnectionError as RedisConnectionError
@@ -66,6 +67,8 @@ class Producer:
         settings = self._app.settings
         now = datetime.now(UTC)
         queue = options.queue or task.queue
+        if is_cluster_url(settings.redis_url):
+            require_tags([queue])
         # A naive datetime is taken as UTC, the rule the worker applies when decoding.
         eta = wire.aware(options.eta) if options.eta is not None else None
         if options.countdown is not None:
@@ -92,7 +95,7 @@ class Producer:
                 key = options.idempotency_key or task.arguments.fingerprint(wire_args, wire_kwargs)
                 headers[wire.IDEMPOTENCY_HEADER] = key
                 headers[wire.IDEMPOTENCY_TTL_HEADER] = idempotency_ttl
-                records.append(keys.idempotency(task.name, key))
+                records.append(keys.idempotency(task.name, key, queue))
             message = wire.build(
                 task.name,
                 wire_args,
@@ -134,10 +137,9 @@ class Producer:
         with self._span(task, options) as span:
             batch = self.prepare(task, calls, options, span.headers)
             try:
-                reply = call_sync(self._app.sync_client(), enqueue_call(batch))
+                enqueued = enqueue_sync(self._app.sync_client(), batch)
             except (*REFUSALS, *MAYBE_CONFIG) as exc:
                 raise self._refused(batch, exc) from None
-            enqueued = read_enqueue_reply(batch, reply)
             span.sent(enqueued)
         return self._handles(task, enqueued)
 

@@ -27,8 +27,8 @@ import anyio
 
 from relier.protocol import pidbox
 from relier.runtime.control_commands import NO_REPLY, Handler, WorkerFacts, handlers
+from relier.store import cluster, keys
 from relier.store import control as control_store
-from relier.store import keys
 from relier.store.broker import REDIS_ERRORS
 from relier.store.clients import AsyncClient
 
@@ -69,6 +69,7 @@ class ControlService:
         await self._client.aclose()
 
     async def _listen(self) -> None:
+        await cluster.ready(self._client)
         async with self._client.pubsub() as pubsub:
             await pubsub.subscribe(self._channel)
             await pubsub.psubscribe(self._channel + "/*")

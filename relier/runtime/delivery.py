@@ -30,7 +30,7 @@ from relier.protocol import canvas
 from relier.protocol import message as wire
 from relier.protocol.canvas import FollowUps
 from relier.protocol.message import TaskMessage
-from relier.store import runner, settles
+from relier.store import ops, settles
 from relier.store.broker import Broker
 from relier.store.errors import REDIS_ERRORS, is_transient
 from relier.store.errors import ErrorReply as ResponseError
@@ -108,8 +108,7 @@ class Settler:
         delay = 0.1
         while todo:
             try:
-                answers = await runner.run_many(self._broker.client,
-                                                [batch[i].op.call for i in todo])
+                answers = await ops.run_all(self._broker.client, [batch[i].op for i in todo])
             except REDIS_ERRORS as exc:
                 answers = [exc] * len(todo)
             again = []
@@ -142,12 +141,14 @@ def _read(op: Op[T], answer: Any) -> T | SettleFailed:
     return failed
 
 
-def idempotency_record(message: TaskMessage | None) -> Record | None:
-    """The message's idempotency record, if it is an idempotent call."""
+def idempotency_record(message: TaskMessage | None, taken_from: str) -> Record | None:
+    """The message's idempotency record, if it is an idempotent call; ``taken_from`` is
+    the queue it was fetched from (its home queue scopes the record on a cluster)."""
     key = message.idempotency_key if message is not None else None
     if message is None or not key:
         return None
-    return Record(task=message.task, key=key, ttl_s=message.idempotency_ttl or 0)
+    return Record(task=message.task, key=key, ttl_s=message.idempotency_ttl or 0,
+                  queue=wire.home_queue(taken_from, message.headers))
 
 
 class _EntrySummary(msgspec.Struct):
@@ -230,7 +231,7 @@ class Delivery:
         """
         accepted = await self._landed(settles.ack(
             held=self.held, task_id=message.id, result=result, result_ttl_s=result_ttl,
-            record=idempotency_record(message), follow_ups=follow_ups))
+            record=idempotency_record(message, self.queue), follow_ups=follow_ups))
         self.settled = Settled("ack", accepted, message, why)
         return accepted
 
@@ -244,7 +245,7 @@ class Delivery:
         accepted = await self._landed(settles.dead_letter(
             held=self.held, task_id=message.id if message else "", entry=entry,
             reason=summary.reason, result=result, result_ttl_s=result_ttl,
-            dlq_queue=origin_queue, record=idempotency_record(message),
+            dlq_queue=origin_queue, record=idempotency_record(message, self.queue),
             follow_ups=follow_ups))
         self.settled = Settled("dead_letter", accepted, message, summary.reason, summary.error)
         return accepted
@@ -253,14 +254,15 @@ class Delivery:
         """For an idempotent call, before running it: ``done`` with the result an earlier
         run stored (``b""`` when it kept none), ``pending`` while another delivery of the
         call runs, or None: it may run, and its record now says running under this id."""
-        record = idempotency_record(message)
+        record = idempotency_record(message, self.queue)
         if record is None:
             return None
         # The record must outlive the run, or a new dispatch could start a second one.
         ttl = (message.idempotency_ttl or DEFAULT_IDEMPOTENCY_TTL_S) + math.ceil(
             message.hard_timeout or 0)
         reply = await self.settler.settle(settles.idempotent_begin(
-            record=Record(task=record.task, key=record.key, ttl_s=ttl), task_id=message.id))
+            record=Record(task=record.task, key=record.key, ttl_s=ttl, queue=record.queue),
+            task_id=message.id))
         # A begin that cannot run: at least once means running the task.
         return None if isinstance(reply, SettleFailed) else reply
 

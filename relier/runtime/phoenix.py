@@ -37,7 +37,7 @@ from relier.protocol.registry import WorkerInfo
 from relier.runtime.delivery import idempotency_record
 from relier.runtime.hooks import RecoveryMetrics
 from relier.settings import Settings
-from relier.store import keys, lanes, recovery, runner
+from relier.store import keys, lanes, ops, recovery
 from relier.store.broker import REDIS_ERRORS, Broker, as_bytes
 from relier.store.settles import Held
 
@@ -133,7 +133,7 @@ class Resurrector:
         for queue, held in held_by_queue.items():
             plans = [self._safe_recovery(queue, info.id, raw, alone=alone) for raw in held]
             if plans:
-                replies = await runner.run_many(self._broker.client, [p.op.call for p in plans])
+                replies = await ops.run_all(self._broker.client, [p.op for p in plans])
                 for failed in (r for r in replies if isinstance(r, Exception)):
                     log.error("could not recover a message of worker %s: %s", info.id, failed)
                 moved += [(queue, p) for p, r in zip(plans, replies, strict=True)
@@ -199,7 +199,7 @@ class Resurrector:
                 held=held, task_id=message.id, dlq_queue=origin,
                 entry=self._poison_entry(message, raw, count, lone, dead_worker, origin),
                 reason="poison", result=poison, result_ttl_s=self._settings.result_ttl,
-                record=idempotency_record(message),
+                record=idempotency_record(message, queue),
                 follow_ups=poison_follow_ups(message, poison, origin))
         # Suspect: it just died alone, or it was at an earlier death too. A task at its
         # first shared death runs again at once, beside others, like any recovered work.

@@ -27,10 +27,12 @@ class Scheduler:
     """Pumps the delayed sets of ``queues`` every ``interval_s``."""
 
     def __init__(
-        self, broker: Broker, queues: Sequence[str], interval_s: float, on_due: Callable[[], None]
+        self, broker: Broker, queues: Sequence[str], interval_s: float, on_due: Callable[[], None],
+        held: Sequence[str] = (),
     ) -> None:
         self._broker = broker
         self._queues = list(queues)
+        self._held = list(held or queues)
         self._interval_s = interval_s
         self._on_due = on_due
 
@@ -44,6 +46,7 @@ class Scheduler:
                 ticks += 1
                 if ticks % DEFERRED_EVERY == 0:  # window ends need no finer grain
                     moved += await self._pump_deferred()
+                    await self._sweep_outboxes()
                 if moved:
                     log.debug("moved %d due message(s) into their queues", moved)
                     self._on_due()
@@ -51,6 +54,12 @@ class Scheduler:
                 # The fetcher reports outages; the pump simply tries again next tick.
                 log.debug("pump failed: %s", exc)
             await anyio.sleep(self._interval_s)
+
+    async def _sweep_outboxes(self) -> None:
+        """On a cluster, finish settles a stopped worker left half-applied (see
+        relier/store/outbox.py), for every queue this worker holds, lanes included."""
+        for queue in self._held:
+            await self._broker.sweep_outbox(queue)
 
     async def _pump_deferred(self) -> int:
         moved = 0

@@ -54,12 +54,15 @@ from relier.runtime.phoenix import Resurrector
 from relier.runtime.progress import hostname
 from relier.runtime.scheduler import Scheduler
 from relier.runtime.watchdog import EXIT_LOOP_STALLED, Watchdog
-from relier.store import connections, keys
+from relier.store import cluster, connections, keys
 from relier.store.broker import REDIS_ERRORS, Broker, call_sync
+from relier.store.cluster import is_cluster
 from relier.store.errors import StoreError
 from relier.store.errors import StoreError as RedisError
 
 log = logging.getLogger("relier.worker")
+#: Relier's own lanes: on a cluster they keep one list each (see keys.queue_lists).
+LANES = (keys.REQUEUE_QUEUE, keys.SUSPECT_QUEUE)
 
 #: Seconds cancelled tasks get to end before the worker gives their messages back and exits
 #: (longer than a shielded settle may take, so that one still in flight can land).
@@ -98,6 +101,8 @@ class Worker:
         #: Every queue whose processing list this worker may hold messages in: its own and
         #: the suspect lane (what Phoenix recovers and a graceful stop gives back).
         self.held_queues = list(dict.fromkeys([*self.queues, keys.SUSPECT_QUEUE]))
+        if cluster.is_cluster_url(app.settings.redis_url):
+            cluster.require_tags([q for q in self.queues if q not in LANES])
         self.id = worker_id or new_worker_id()
         self.capacity = Capacity(concurrency)
         settings = app.settings
@@ -151,7 +156,7 @@ class Worker:
                                       self._spawner(executors, executor),
                                       settings.orphan_check_interval, self.app)
                     scheduler = Scheduler(broker, self.queues, settings.pump_interval,
-                                          fetcher.wake)
+                                          fetcher.wake, held=self.held_queues)
                     services.start_soon(scheduler.run, name="relier pump")
                     log.info("worker %s consuming %s with concurrency %d",
                              self.id, ",".join(self.queues), self.capacity.limit)
@@ -293,7 +298,8 @@ class Worker:
                                       socket_connect_timeout=5)
         try:
             for queue in self.held_queues:
-                call_sync(client, Broker.requeue_call(queue, self.id))
+                call_sync(client, Broker.requeue_call(queue, self.id,
+                                                      cluster=is_cluster(client)))
             if heartbeat is not None:
                 heartbeat.stop(deregister=True)
         except StoreError as exc:

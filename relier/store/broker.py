@@ -15,14 +15,15 @@ import redis
 import redis.asyncio as aioredis
 
 from relier.errors import AdmissionRejectedError
-from relier.store import keys, runner, scripts
+from relier.store import keys, outbox, runner, scripts
+from relier.store.cluster import is_cluster
 from relier.store.errors import REDIS_ERRORS, is_transient
 from relier.store.runner import ScriptCall
 from relier.store.scripts import SHAS, ScriptName
 
 __all__ = [
     "PUMP_BATCH", "REDIS_ERRORS", "SHAS", "Broker", "Enqueued", "Outgoing", "ScriptCall",
-    "Taken", "as_bytes", "call_sync", "enqueue_call", "is_transient",
+    "Taken", "as_bytes", "call_sync", "enqueue_call", "enqueue_sync", "is_transient",
     "read_enqueue_reply", "scripts",
 ]
 
@@ -75,8 +76,9 @@ def as_bytes(value: object) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
 
 
-def enqueue_call(batch: Outgoing) -> ScriptCall:
-    """The ``enqueue.lua`` call for one batch."""
+def enqueue_call(batch: Outgoing, *, cluster: bool = False) -> ScriptCall:
+    """The ``enqueue.lua`` call for one batch; on a ``cluster`` it touches only the
+    queue's slot (the caller registers the queue in the known-queues set itself)."""
     q = batch.queue
     target = keys.queue_list(q, batch.priority) if batch.due_ms is None else keys.delayed(q)
     args: list[str | bytes | int | float] = [
@@ -87,7 +89,8 @@ def enqueue_call(batch: Outgoing) -> ScriptCall:
         args += [raw, task_id]
     return ScriptCall(
         "enqueue",
-        [target, keys.KNOWN_QUEUES, keys.stats(q), *keys.queue_lists(q), keys.delayed(q),
+        [target, keys.stats(q) if cluster else keys.KNOWN_QUEUES, keys.stats(q),
+         *keys.queue_lists(q), keys.delayed(q),
          *batch.idempotency_records],
         args,
     )
@@ -108,6 +111,15 @@ def read_enqueue_reply(batch: Outgoing, reply: list[Any]) -> list[Enqueued]:
     ]
 
 
+def enqueue_sync(client: redis.Redis, batch: Outgoing) -> list[Enqueued]:
+    """Enqueue a batch on a blocking client; see :class:`Outgoing`."""
+    cluster = is_cluster(client)
+    if cluster:
+        # Registered first: a queue holding messages is always one `inspect` can find.
+        client.sadd(keys.KNOWN_QUEUES, batch.queue)
+    return read_enqueue_reply(batch, runner.run_sync(client, enqueue_call(batch, cluster=cluster)))
+
+
 def call_sync(client: redis.Redis, call: ScriptCall) -> Any:
     """Run one script on a blocking client (see :func:`relier.store.runner.run_sync`)."""
     return runner.run_sync(client, call)
@@ -118,6 +130,8 @@ class Broker:
 
     def __init__(self, client: aioredis.Redis) -> None:
         self.client = client
+        #: On a cluster every call touches one queue's slot (see relier.store.cluster).
+        self.cluster = is_cluster(client)
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -140,7 +154,9 @@ class Broker:
 
     async def enqueue(self, batch: Outgoing) -> list[Enqueued]:
         """Enqueue a batch in one round trip; see :class:`Outgoing`."""
-        call = enqueue_call(batch)
+        if self.cluster:
+            await self.client.sadd(keys.KNOWN_QUEUES, batch.queue)  # see enqueue_sync
+        call = enqueue_call(batch, cluster=self.cluster)
         return read_enqueue_reply(batch, await self.call(call.name, call.keys, call.args))
 
 
@@ -150,10 +166,21 @@ class Broker:
         """Move up to ``want`` messages into this worker's processing lists, in the order
         kombu would serve them (priority bucket first, then the queues in the order given).
         """
+        if self.cluster:
+            # One queue per call (each lives on its own slot), in the order given.
+            taken: list[Taken] = []
+            for queue in queues:
+                if len(taken) >= want:
+                    break
+                taken += await self._fetch([queue], worker_id, want - len(taken))
+            return taken
+        return await self._fetch(queues, worker_id, want)
+
+    async def _fetch(self, queues: Sequence[str], worker_id: str, want: int) -> list[Taken]:
         key_groups: list[str] = []
         for queue in queues:
             key_groups += [keys.processing(queue, worker_id), keys.stats(queue)]
-            key_groups += keys.queue_lists(queue)
+            key_groups += keys.queue_lists(queue, cluster=self.cluster)
         flat = await self.call("fetch", key_groups, [want])
         return [Taken(as_bytes(flat[i]), queues[int(flat[i + 1])])
                 for i in range(0, len(flat), 2)]
@@ -171,20 +198,25 @@ class Broker:
         )
         return None if raw is None else as_bytes(raw)
 
+    async def sweep_outbox(self, queue: str) -> int:
+        """On a cluster, apply what settles of ``queue`` left undone when their worker
+        stopped (:func:`relier.store.outbox.sweep`); nothing to do on one server."""
+        return await outbox.sweep(self.client, queue) if self.cluster else 0
+
     async def claim(self, queue: str) -> None:
         """Count a message :meth:`block_fetch` took (the drain rate admission reads)."""
         await self.call("claim", [keys.stats(queue)], [])
 
     async def requeue_all(self, queue: str, worker_id: str) -> int:
         """Give back everything this worker holds for ``queue`` (graceful shutdown)."""
-        call = self.requeue_call(queue, worker_id)
+        call = self.requeue_call(queue, worker_id, cluster=self.cluster)
         return int(await self.call(call.name, call.keys, call.args))
 
     @staticmethod
-    def requeue_call(queue: str, worker_id: str) -> ScriptCall:
+    def requeue_call(queue: str, worker_id: str, *, cluster: bool = False) -> ScriptCall:
         """The ``requeue.lua`` call that gives back everything a worker holds for ``queue``."""
-        return ScriptCall(
-            "requeue", [keys.processing(queue, worker_id), *keys.queue_lists(queue)], [])
+        return ScriptCall("requeue", [keys.processing(queue, worker_id),
+                                      *keys.queue_lists(queue, cluster=cluster)], [])
 
     async def processing_lists(
         self, queues: Sequence[str], worker_id: str
@@ -199,14 +231,16 @@ class Broker:
     async def reclaim(self, queue: str, worker_id: str, raw: bytes) -> bool:
         """Give back one message this worker holds but does not run; False if gone."""
         return bool(await self.call(
-            "reclaim", [keys.processing(queue, worker_id), *keys.queue_lists(queue)], [raw]))
+            "reclaim", [keys.processing(queue, worker_id),
+                        *keys.queue_lists(queue, cluster=self.cluster)], [raw]))
 
     async def pump(self, queue: str) -> int:
         """Move due messages from the delayed set into the queue; returns how many."""
         now_ms = int(time.time() * 1000)
         return int(
             await self.call(
-                "pump", [keys.delayed(queue), *keys.queue_lists(queue)], [now_ms, PUMP_BATCH]
+                "pump", [keys.delayed(queue), *keys.queue_lists(queue, cluster=self.cluster)],
+                [now_ms, PUMP_BATCH]
             )
         )
 

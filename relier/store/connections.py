@@ -1,4 +1,5 @@
-"""Redis clients from a URL: a plain server, or the master a set of Sentinels names.
+"""Redis clients from a URL: a plain server, the master a set of Sentinels names, or a
+Redis Cluster (``redis+cluster://``, see :mod:`relier.store.cluster`).
 
 Every client Relier makes (the App's sync and async clients, a worker's heartbeat and
 scrape clients, the CLI's) comes from here, so following a Sentinel failover is one
@@ -28,6 +29,7 @@ import redis.asyncio.sentinel as aiosentinel
 import redis.sentinel
 
 from relier.errors import ConfigurationError
+from relier.store import cluster
 
 SENTINEL_SCHEME: Final = "redis+sentinel"
 SENTINEL_EXAMPLE: Final = "redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster/0"
@@ -144,7 +146,10 @@ class _AsyncMasterPool(aiosentinel.SentinelConnectionPool):
 
 def sync_client(url: str, **options: Any) -> redis.Redis:
     """A blocking client: ``Redis.from_url``, or the Sentinel service's current master
-    (it asks the sentinels again whenever a connection to the master breaks)."""
+    (it asks the sentinels again whenever a connection to the master breaks), or a
+    cluster client."""
+    if cluster.is_cluster_url(url):
+        return cluster.sync_client(url, **options)
     if not is_sentinel_url(url):
         return redis.Redis.from_url(url, **options)
     target = parse_sentinel_url(url)
@@ -157,6 +162,8 @@ def sync_client(url: str, **options: Any) -> redis.Redis:
 
 def async_client(url: str, **options: Any) -> aioredis.Redis:
     """The async twin of :func:`sync_client`."""
+    if cluster.is_cluster_url(url):
+        return cluster.async_client(url, **options)
     if not is_sentinel_url(url):
         return aioredis.from_url(url, **options)
     target = parse_sentinel_url(url)

@@ -20,6 +20,7 @@ from relier.protocol import results
 from relier.store import keys
 from relier.store.broker import ScriptCall, as_bytes, call_sync
 from relier.store.clients import AsyncClient, SyncClient
+from relier.store.cluster import is_cluster
 
 #: kombu's separator inside a binding-set member.
 _BINDING_SEP: Final = b"\x06\x16"
@@ -110,5 +111,8 @@ async def abroadcast(client: AsyncClient, envelope: bytes) -> int:
 
 
 def db_of(client: SyncClient | AsyncClient) -> int:
-    """The database number a client uses (kombu prefixes fanout channels with it)."""
+    """The database number a client uses (kombu prefixes fanout channels with it); a
+    cluster has only database 0."""
+    if is_cluster(client):
+        return 0
     return int(client.connection_pool.connection_kwargs.get("db", 0) or 0)

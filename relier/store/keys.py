@@ -31,6 +31,25 @@ WORKERS: Final = "relier:workers"
 RESURRECTOR_LOCK: Final = "relier:resurrector:leader"
 
 
+def hash_tag(name: str) -> str | None:
+    """The part of ``name`` a Redis Cluster hashes when it is a key (what lies between its
+    first ``{`` and the next ``}``, if not empty), or None when the whole name is hashed."""
+    start = name.find("{")
+    end = name.find("}", start + 1) if start >= 0 else -1
+    return name[start + 1:end] if end > start + 1 else None
+
+
+def _space(queue: str) -> str:
+    """The prefix of queue ``queue``'s own keys, hashed like its lists.
+
+    An untagged name is wrapped (``relier:{emails}``: the tag is the name, as the bare list
+    ``emails`` is hashed whole). A name that carries its own tag (``{emails}``, as queues
+    on a cluster must) keeps it (``relier:q:{emails}``), so that its priority lists, which
+    hash only by their tag, share the slot too.
+    """
+    return f"relier:q:{queue}" if hash_tag(queue) else f"relier:{{{queue}}}"
+
+
 def priority_bucket(priority: int | None) -> int:
     """kombu's bucket for a priority: clamp to 0..9, then the largest step not above it."""
     value = min(max(priority or 0, 0), 9)
@@ -43,8 +62,14 @@ def queue_list(queue: str, priority: int | None = None) -> str:
     return queue if bucket == 0 else f"{queue}{PRIORITY_SEPARATOR}{bucket}"
 
 
-def queue_lists(queue: str) -> tuple[str, str, str, str]:
-    """The queue's four lists, in the order kombu consumes them (bucket 0 first)."""
+def queue_lists(queue: str, *, cluster: bool = False) -> tuple[str, str, str, str]:
+    """The queue's four lists, in the order kombu consumes them (bucket 0 first).
+
+    On a ``cluster``, a name without a hash tag (only Relier's own lanes, ``re-queue`` and
+    its suspect lane: user queues must carry one) has no priority lists, which would land
+    in other slots: its one list stands for all four (work is only ever pushed there)."""
+    if cluster and not hash_tag(queue):
+        return (queue, queue, queue, queue)
     return (
         queue,
         f"{queue}{PRIORITY_SEPARATOR}3",
@@ -55,30 +80,30 @@ def queue_lists(queue: str) -> tuple[str, str, str, str]:
 
 def processing(queue: str, worker_id: str) -> str:
     """The list holding the messages one worker has taken from one queue."""
-    return f"relier:{{{queue}}}:processing:{worker_id}"
+    return f"{_space(queue)}:processing:{worker_id}"
 
 
 def delayed(queue: str) -> str:
     """Sorted set of messages due later (countdown, eta, retry, deferral), by due time in ms."""
-    return f"relier:{{{queue}}}:delayed"
+    return f"{_space(queue)}:delayed"
 
 
 def deferred(queue: str) -> str:
     """Sorted set of messages no worker that saw them could run yet (unknown task name,
     newer payload version), by the end of their ``defer_window`` in ms. Only a worker that
     can run one takes it out early; the pump moves the rest back to the queue at that end."""
-    return f"relier:{{{queue}}}:deferred"
+    return f"{_space(queue)}:deferred"
 
 
 def dead_letters(queue: str) -> str:
     """List of DLQ entries (JSON) for messages of this queue that will not run again."""
-    return f"relier:{{{queue}}}:dlq"
+    return f"{_space(queue)}:dlq"
 
 
 def dlq_reasons(queue: str) -> str:
     """Hash: DLQ reason -> how many of the queue's DLQ entries have it, kept by the scripts
     that add and remove entries (so a scrape reads one hash instead of every entry)."""
-    return f"relier:{{{queue}}}:dlq:reasons"
+    return f"{_space(queue)}:dlq:reasons"
 
 
 def stats(queue: str) -> str:
@@ -89,16 +114,24 @@ def stats(queue: str) -> str:
     idempotency record), and the drain-rate window ``rate`` (messages/s), ``window_start_ms``
     and ``window_count`` that admission control's ``retry_after`` is estimated from.
     """
-    return f"relier:{{{queue}}}:stats"
+    return f"{_space(queue)}:stats"
 
 
-def idempotency(task: str, key: str) -> str:
+def outbox(queue: str) -> str:
+    """List of what settles in the queue's slot left to do in other slots (on a cluster
+    only; see relier/store/outbox.py): msgpack entries, newest at the head."""
+    return f"{_space(queue)}:outbox"
+
+
+def idempotency(task: str, key: str, queue: str = "") -> str:
     """Hash recording one idempotent call of ``task``: ``state`` (pending, running,
     succeeded), ``id`` (the task id that owns it) and, once succeeded, ``result``.
 
     Keys are scoped by task name, so ``idempotency_key="order-17"`` on two different
-    tasks names two different calls."""
-    return f"relier:idem:{task}:{key}"
+    tasks names two different calls. A call to a hash-tagged queue (on a cluster) keeps
+    its record in that queue's slot, where the enqueue that checks it runs, so there the
+    record is scoped by queue too."""
+    return f"{_space(queue)}:idem:{task}:{key}" if hash_tag(queue) else f"relier:idem:{task}:{key}"
 
 
 def rate_limit(task_name: str) -> str:

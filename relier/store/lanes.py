@@ -51,4 +51,5 @@ async def pump_deferred(broker: Broker, *, queue: str, batch: int) -> int:
     next worker runs or dead-letters them; returns how many moved."""
     now_ms = int(time.time() * 1000)
     return int(await broker.call(
-        "pump", [keys.deferred(queue), *keys.queue_lists(queue)], [now_ms, batch]))
+        "pump", [keys.deferred(queue), *keys.queue_lists(queue, cluster=broker.cluster)],
+        [now_ms, batch]))

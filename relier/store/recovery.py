@@ -14,8 +14,9 @@ from relier.protocol import canvas
 from relier.protocol.canvas import FollowUps
 from relier.store import keys
 from relier.store.canvas import settle_call
+from relier.store.outbox import Fenced, Push
 from relier.store.runner import Op, ScriptCall
-from relier.store.settles import Held, Record
+from relier.store.settles import Held, Record, dead_letter_effects, fenced_settle
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +39,9 @@ def requeue(*, held: Held, task_id: str, target_queue: str, message: bytes) -> R
         "resurrect", [held.processing, keys.queue_list(target_queue), keys.result(task_id or
                                                                                  "unknown"),
                       keys.dlq_reasons(target_queue)],
-        [held.raw, task_id, "requeue", message, "", 0, ""]), _moved))
+        [held.raw, task_id, "requeue", message, "", 0, ""]), _moved,
+        Fenced.of(queue=held.queue, processing=held.processing, raw=held.raw,
+                  effects=[Push(keys.queue_list(target_queue), message, consuming_end=True)])))
 
 
 def quarantine(*, held: Held, task_id: str, dlq_queue: str, entry: bytes, reason: str,
@@ -52,5 +55,9 @@ def quarantine(*, held: Held, task_id: str, dlq_queue: str, entry: bytes, reason
                       keys.result(task_id or "unknown"), keys.dlq_reasons(dlq_queue),
                       *([record.name] if record else [])],
         [held.raw, task_id, "quarantine", entry, result, result_ttl_s, reason])
-    return Recovery("quarantine", task_id, Op(settle_call(call, 8, follow_ups, result_ttl_s),
-                                              _moved))
+    effects = dead_letter_effects(
+        dlq_queue=dlq_queue, task_id=task_id, entry=entry, reason=reason, result=result,
+        result_ttl_s=result_ttl_s, record=record)
+    return Recovery("quarantine", task_id, Op(
+        settle_call(call, 8, follow_ups, result_ttl_s), _moved,
+        fenced_settle(held, effects, follow_ups, result_ttl_s)))

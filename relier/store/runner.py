@@ -9,20 +9,29 @@ argument's place.
 A Redis that restarted or failed over has an empty script cache: a call that meets
 ``NOSCRIPT`` loads the scripts it needs and is sent again; in a pipeline only the calls
 that did not run are re-sent.
+
+On a Redis Cluster, redis-py refuses scripts in a pipeline (each may go to another node),
+so "many calls in one round trip" becomes many calls in flight at once, and a script is
+loaded on every primary.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import redis
 import redis.asyncio as aioredis
 
 from relier.store import scripts
+from relier.store.cluster import is_cluster
 from relier.store.errors import is_noscript
 from relier.store.scripts import ScriptName
+
+if TYPE_CHECKING:
+    from relier.store.outbox import Fenced
 
 T = TypeVar("T")
 Arg = str | bytes | int | float
@@ -39,10 +48,14 @@ class ScriptCall:
 
 @dataclass(frozen=True, slots=True)
 class Op(Generic[T]):
-    """A script call and the reading of its reply (which raises on a malformed one)."""
+    """A script call and the reading of its reply (which raises on a malformed one).
+
+    ``fenced`` is the same operation as a Redis Cluster runs it, when ``call`` spans slots
+    (a settle: see :mod:`relier.store.outbox`); :func:`relier.store.ops.run_all` picks."""
 
     call: ScriptCall
     read: Callable[[Any], T]
+    fenced: Fenced | None = None
 
 
 def _evalsha_args(call: ScriptCall) -> tuple[Any, ...]:
@@ -50,7 +63,12 @@ def _evalsha_args(call: ScriptCall) -> tuple[Any, ...]:
 
 
 async def load(client: aioredis.Redis, names: Sequence[ScriptName] = scripts.SCRIPT_NAMES) -> None:
-    """Load scripts into the server's cache (all of them by default) in one round trip."""
+    """Load scripts into the server's cache (all of them by default) in one round trip
+    (into every primary's, on a cluster)."""
+    if is_cluster(client):
+        for name in dict.fromkeys(names):
+            await client.script_load(scripts.source(name))
+        return
     async with client.pipeline(transaction=False) as pipe:
         for name in dict.fromkeys(names):
             pipe.script_load(scripts.source(name))
@@ -75,7 +93,7 @@ def run_sync(client: redis.Redis, call: ScriptCall) -> Any:
     except Exception as exc:
         if not is_noscript(exc):
             raise
-        client.script_load(scripts.source(call.name))
+        client.script_load(scripts.source(call.name))  # every primary's cache, on a cluster
         return client.evalsha(*_evalsha_args(call))
 
 
@@ -92,10 +110,17 @@ async def run_many(client: aioredis.Redis, calls: Sequence[ScriptCall]) -> list[
 
 
 async def _pipeline(client: aioredis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
+    if is_cluster(client):
+        return list(await asyncio.gather(*(_evalsha(client, c) for c in calls),
+                                         return_exceptions=True))
     async with client.pipeline(transaction=False) as pipe:
         for call in calls:
             pipe.evalsha(*_evalsha_args(call))
         return list(await pipe.execute(raise_on_error=False))
+
+
+async def _evalsha(client: aioredis.Redis, call: ScriptCall) -> Any:
+    return await client.evalsha(*_evalsha_args(call))
 
 
 async def perform(client: aioredis.Redis, op: Op[T]) -> T:

@@ -16,6 +16,7 @@ from relier.protocol import canvas
 from relier.protocol.canvas import FollowUps
 from relier.store import keys
 from relier.store.canvas import settle_call
+from relier.store.outbox import Count, DropRecord, Effect, Fenced, Park, Push, Store, Succeeded
 from relier.store.runner import Op, ScriptCall
 
 
@@ -34,15 +35,17 @@ class Held:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Record:
-    """An idempotent call's record: the task, its idempotency key, the record's TTL."""
+    """An idempotent call's record: the task, its idempotency key, the record's TTL, and
+    the queue the call was pushed to (which scopes it when that queue is hash-tagged)."""
 
     task: str
     key: str
     ttl_s: int = 0
+    queue: str = ""
 
     @property
     def name(self) -> str:
-        return keys.idempotency(self.task, self.key)
+        return keys.idempotency(self.task, self.key, self.queue)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +66,22 @@ def _as_bytes(value: object) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
 
 
+def fenced_settle(held: Held, effects: list[Effect], follow_ups: FollowUps,
+            result_ttl_s: int) -> Fenced | None:
+    """The cluster form of a settle (see relier/store/outbox.py); None for a chord part,
+    which a cluster cannot join (Relier refuses to send chords to one)."""
+    if follow_ups.chord is not None:
+        return None
+    effects += [Push(m.target, m.raw) for m in follow_ups.messages]
+    effects += [Store(keys.result(i), v, result_ttl_s) for i, v in follow_ups.results]
+    return Fenced.of(queue=held.queue, processing=held.processing, raw=held.raw,
+                     effects=effects)
+
+
+def _stored(task_id: str, result: bytes, ttl_s: int) -> list[Effect]:
+    return [Store(keys.result(task_id), result, ttl_s)] if result else []
+
+
 def ack(*, held: Held, task_id: str, result: bytes, result_ttl_s: int,
         record: Record | None = None, follow_ups: FollowUps = canvas.NONE) -> Op[bool]:
     """Done: store ``result`` (``b""``: none), mark ``record`` succeeded, drop the message,
@@ -70,7 +89,11 @@ def ack(*, held: Held, task_id: str, result: bytes, result_ttl_s: int,
     call = ScriptCall(
         "ack", [held.processing, keys.result(task_id), *([record.name] if record else [])],
         [held.raw, task_id, result, result_ttl_s, record.ttl_s if record else 0])
-    return Op(settle_call(call, 6, follow_ups, result_ttl_s), _landed)
+    effects = _stored(task_id, result, result_ttl_s)
+    if record:
+        effects.append(Succeeded(record.name, task_id, result, record.ttl_s))
+    return Op(settle_call(call, 6, follow_ups, result_ttl_s), _landed,
+              fenced_settle(held, effects, follow_ups, result_ttl_s))
 
 
 def dead_letter(*, held: Held, task_id: str, entry: bytes, reason: str, result: bytes,
@@ -84,7 +107,23 @@ def dead_letter(*, held: Held, task_id: str, entry: bytes, reason: str, result: 
         [held.processing, keys.dead_letters(dlq_queue), keys.result(task_id or "unknown"),
          keys.dlq_reasons(dlq_queue), *([record.name] if record else [])],
         [held.raw, task_id, entry, result, result_ttl_s, reason])
-    return Op(settle_call(call, 7, follow_ups, result_ttl_s), _landed)
+    return Op(settle_call(call, 7, follow_ups, result_ttl_s), _landed,
+              fenced_settle(held, dead_letter_effects(
+                  dlq_queue=dlq_queue, task_id=task_id, entry=entry, reason=reason,
+                  result=result, result_ttl_s=result_ttl_s, record=record),
+                  follow_ups, result_ttl_s))
+
+
+def dead_letter_effects(*, dlq_queue: str, task_id: str, entry: bytes, reason: str,
+                        result: bytes, result_ttl_s: int,
+                        record: Record | None) -> list[Effect]:
+    """What ``lib/dead_letter.lua`` writes, as outbox effects (a cluster's dead letter)."""
+    effects: list[Effect] = [Push(keys.dead_letters(dlq_queue), entry),
+                             Count(keys.dlq_reasons(dlq_queue), reason)]
+    effects += _stored(task_id, result, result_ttl_s)
+    if record:
+        effects.append(DropRecord(record.name, task_id))
+    return effects
 
 
 def schedule(*, held: Held, new_raw: bytes, due_ms: int, target_queue: str,
@@ -94,10 +133,13 @@ def schedule(*, held: Held, new_raw: bytes, due_ms: int, target_queue: str,
     ``deferred``) until ``due_ms``; ``result`` (a retry's ``RETRY`` state) is stored for
     ``task_id`` when not empty."""
     parked = keys.deferred(target_queue) if deferred else keys.delayed(target_queue)
+    effects: list[Effect] = [Park(parked, due_ms, new_raw),
+                             *_stored(task_id, result, result_ttl_s)]
     return Op(ScriptCall(
         "schedule", [held.processing, parked, keys.result(task_id or "unknown")],
         [held.raw, new_raw, due_ms, result, result_ttl_s],
-    ), _landed)
+    ), _landed, Fenced.of(queue=held.queue, processing=held.processing, raw=held.raw,
+                          effects=effects))
 
 
 def idempotent_begin(*, record: Record, task_id: str) -> Op[Earlier | None]:

@@ -2,7 +2,8 @@
 -- the same atomic step, so two producers racing on one call can never both enqueue it.
 --
 -- KEYS[1] target: the queue's list for this priority, or its delayed set when due later
--- KEYS[2] the known-queues set, KEYS[3] the queue's stats hash
+-- KEYS[2] the known-queues set (or, on a cluster, where that set is in another slot, the
+-- stats hash again: the caller registers the queue itself), KEYS[3] the queue's stats hash
 -- KEYS[4..7] the queue's four priority lists, KEYS[8] its delayed set (for the depth)
 -- KEYS[9..] one idempotency record per message, only when the batch is idempotent
 -- ARGV[1] queue name, ARGV[2] due time in ms ('' = now), ARGV[3] depth limit (0 = none)
@@ -110,5 +111,5 @@ for i = 1, count do
     end
   end
 end
-redis.call('SADD', KEYS[2], queue)
+if KEYS[2] ~= stats then redis.call('SADD', KEYS[2], queue) end
 return out

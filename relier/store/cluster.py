@@ -1,0 +1,130 @@
+"""Redis Cluster: its URL, its clients, and what the store must do differently there.
+
+A cluster URL names one or more nodes to discover the cluster from::
+
+    redis+cluster://[[USER]:PASSWORD@]HOST[:PORT][,HOST[:PORT]...][/0]
+
+A cluster has one database, so the path is empty or ``/0``. redis-py's ``RedisCluster``
+asks the nodes for the slot map and sends each command to the node serving its key.
+
+A Lua script may only touch keys of one hash slot. Relier's scripts work on one queue at
+a time, and every key of queue ``q`` hashes like ``q``'s own list, so on a cluster a queue
+name must carry a hash tag (``{emails}``): then kombu's priority lists (``{emails}\\x06\\x163``
+...) and Relier's ``relier:{emails}:...`` keys share its slot. What a delivery does beyond
+its queue's slot (a result, an idempotency record, a follow-up on another queue) goes
+through the queue's outbox (:mod:`relier.store.outbox`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final, cast
+from urllib.parse import unquote
+
+import redis
+import redis.asyncio as aioredis
+import redis.asyncio.cluster as aiocluster
+import redis.cluster
+
+from relier.errors import ConfigurationError
+from relier.store.keys import hash_tag
+
+CLUSTER_SCHEME: Final = "redis+cluster"
+CLUSTER_EXAMPLE: Final = "redis+cluster://127.0.0.1:7000,127.0.0.1:7001"
+DEFAULT_PORT: Final = 6379
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterTarget:
+    """What a cluster URL says: nodes to start discovery from, and the credentials."""
+
+    nodes: tuple[tuple[str, int], ...]
+    username: str | None = None
+    password: str | None = None
+
+
+def is_cluster_url(url: str) -> bool:
+    """Whether ``url`` uses the ``redis+cluster://`` scheme."""
+    return url.lower().startswith(CLUSTER_SCHEME + "://")
+
+
+def parse_cluster_url(url: str) -> ClusterTarget:
+    """Read a ``redis+cluster://`` URL; ``ConfigurationError`` (one line) when it is wrong."""
+    rest = url.split("://", 1)[1]
+    credentials, _, location = rest.rpartition("@")
+    location, _, query = location.partition("?")
+    hosts, _, path = location.partition("/")
+    if query:
+        raise _refuse(url, f"options are not read here (?{query}); pass them to the App")
+    if path.strip("/") not in ("", "0"):
+        raise _refuse(url, f"a cluster has only database 0, not /{path.strip('/')}")
+    user, sep, password = credentials.partition(":")
+    return ClusterTarget(
+        nodes=tuple(_address(url, item) for item in hosts.split(",")),
+        username=unquote(user) or None, password=unquote(password) if sep else None)
+
+
+def _refuse(url: str, problem: str) -> ConfigurationError:
+    from relier.store.connections import redact  # one redaction rule for every URL
+    return ConfigurationError(
+        f"cluster URL {redact(url)!r}: {problem} (expected like {CLUSTER_EXAMPLE})")
+
+
+def _address(url: str, item: str) -> tuple[str, int]:
+    host, _, port = item.strip().rpartition(":") if ":" in item else (item.strip(), "", "")
+    if not host:
+        raise _refuse(url, f"node address {item!r} has no host")
+    if port and not (port.isdigit() and 0 < int(port) < 65536):
+        raise _refuse(url, f"node address {item!r} has an invalid port")
+    return host, int(port) if port else DEFAULT_PORT
+
+
+def sync_client(url: str, **options: Any) -> redis.Redis:
+    """A blocking cluster client.
+
+    Typed as ``redis.Redis``: ``RedisCluster`` offers the same command methods, and the
+    few things that differ (scripts in a pipeline, SCAN, which node to ask) are the
+    store's to handle, behind :func:`is_cluster`.
+    """
+    target = parse_cluster_url(url)
+    client = redis.cluster.RedisCluster(
+        startup_nodes=[redis.cluster.ClusterNode(h, p)  # type: ignore[no-untyped-call]
+                       for h, p in target.nodes],
+        username=target.username, password=target.password, **options)
+    return cast(redis.Redis, client)
+
+
+def async_client(url: str, **options: Any) -> aioredis.Redis:
+    """The async twin of :func:`sync_client`."""
+    target = parse_cluster_url(url)
+    client = aiocluster.RedisCluster(
+        startup_nodes=[aiocluster.ClusterNode(h, p) for h, p in target.nodes],
+        username=target.username, password=target.password, **options)
+    return cast(aioredis.Redis, client)
+
+
+def is_cluster(client: object) -> bool:
+    """Whether ``client`` talks to a cluster (either face)."""
+    return isinstance(client, redis.cluster.RedisCluster | aiocluster.RedisCluster)
+
+
+async def ready(client: aioredis.Redis) -> None:
+    """Make sure an async cluster client has read the slot map: its pub/sub needs it and,
+    unlike a command, does not fetch it first. Nothing to do for any other client."""
+    if isinstance(client, aiocluster.RedisCluster):
+        await client.initialize()
+
+
+def untagged(queues: list[str] | tuple[str, ...]) -> list[str]:
+    """The queue names that carry no hash tag (each needs one on a cluster)."""
+    return [q for q in queues if hash_tag(q) is None]
+
+
+def require_tags(queues: list[str] | tuple[str, ...]) -> None:
+    """Refuse, in one line, queue names a cluster cannot keep in one slot."""
+    missing = untagged(queues)
+    if missing:
+        q = missing[0]
+        raise ConfigurationError(
+            f"queue {q!r} has no hash tag: on a Redis Cluster every queue name carries one, "
+            f"like '{{{q}}}', so that its lists and keys share one slot (docs/scaling.md)")

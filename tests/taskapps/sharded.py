@@ -1,0 +1,47 @@
+"""Tasks on hash-tagged queues, for the Redis Cluster tests (-A tests.taskapps.sharded:app).
+
+The three queues are chosen so that each lands on a different master of the test cluster
+(``tests/test_cluster.py`` asserts it)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from relier import App
+
+app = App()
+
+#: Each on its own shard of the 3-master test cluster: slots 865, 9053 and 15419.
+ALPHA, BETA, GAMMA = "{alpha}", "{delta}", "{beta}"
+
+
+@app.task(name="sharded.add", queue=ALPHA)
+async def add(x: int, y: int) -> int:
+    return x + y
+
+
+@app.task(name="sharded.echo", queue=BETA)
+async def echo(value: str) -> str:
+    return value
+
+
+@app.task(name="sharded.charge", queue=GAMMA, idempotent=True)
+async def charge(order_id: str, cents: int) -> dict[str, object]:
+    await app.broker().client.incr(f"test:charges:{{{order_id}}}")
+    return {"order": order_id, "cents": cents}
+
+
+@app.task(name="sharded.fail", queue=BETA)
+async def fail(why: str) -> None:
+    raise ValueError(why)
+
+
+@app.task(name="sharded.sleep", queue=ALPHA)
+async def sleep(seconds: float) -> str:
+    await asyncio.sleep(seconds)
+    return "slept"
+
+
+@app.task(name="sharded.tick", queue=GAMMA, rate_limit="5/s")
+async def tick(n: int) -> int:
+    return n
