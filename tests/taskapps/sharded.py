@@ -6,6 +6,7 @@ The three queues are chosen so that each lands on a different master of the test
 from __future__ import annotations
 
 import asyncio
+import time
 
 from relier import App
 
@@ -42,6 +43,21 @@ async def sleep(seconds: float) -> str:
     return "slept"
 
 
+#: When each run of ``tick`` started (a list, in the rate-limited queue's slot).
+TICK_STARTS = "test:starts:{beta}"
+
+
 @app.task(name="sharded.tick", queue=GAMMA, rate_limit="5/s")
 async def tick(n: int) -> int:
+    await app.broker().client.rpush(TICK_STARTS, time.time())
     return n
+
+
+@app.task(name="sharded.stalls_once", queue=ALPHA)
+async def stalls_once(key: str) -> int:
+    """Hangs on its first run (long enough to be killed), returns its run count after."""
+    runs = int(await app.broker().client.incr(f"test:runs:{{{key}}}"))
+    if runs == 1:
+        await app.broker().client.set(f"test:started:{{{key}}}", "1")
+        await asyncio.sleep(120)
+    return runs

@@ -1,0 +1,233 @@
+"""The core contract on a real 3-master Redis Cluster, with queues on different shards.
+
+Push, fetch and ack; results (read by Celery's own client too); idempotency; admission;
+rate limits; the DLQ; Phoenix after ``kill -9``; the outbox that carries a settle's
+writes beyond its queue's slot; and the one-line refusals of what a cluster cannot hold.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+
+import msgspec
+import pytest
+import redis
+from redis.cluster import ClusterNode, RedisCluster
+
+from relier import AdmissionRejectedError, ConfigurationError, TaskFailed
+from relier.store import keys, outbox, runner
+from relier.store.broker import Broker
+from relier.store.clients import async_client
+from tests.conftest import FAST, StartWorker, pointed_at
+from tests.polling import poll
+from tests.taskapps import sharded
+from tests.topologies import Cluster
+
+APP = "tests.taskapps.sharded:app"
+QUEUES = (sharded.ALPHA, sharded.BETA, sharded.GAMMA)
+#: Workers consume the three queues and the recovery lane (Phoenix's re-queue).
+CONSUME = ",".join([*QUEUES, keys.REQUEUE_QUEUE])
+
+
+def cluster_url(cluster: Cluster) -> str:
+    return "redis+cluster://" + ",".join(f"{h}:{p}" for h, p in cluster.startup_nodes)
+
+
+@pytest.fixture
+def url(redis_cluster: Cluster) -> str:
+    """The cluster's URL, every node flushed (a cluster has one database)."""
+    for _, port in redis_cluster.startup_nodes:
+        with redis.Redis(port=port) as node:
+            node.flushall()
+    return cluster_url(redis_cluster)
+
+
+@pytest.fixture
+def rc(redis_cluster: Cluster) -> Iterator[RedisCluster]:
+    client = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in redis_cluster.startup_nodes])
+    yield client
+    client.close()
+
+
+@pytest.fixture
+async def app(url: str) -> AsyncIterator[None]:
+    async with pointed_at(url, sharded.app):
+        yield
+
+
+def relier(url: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "relier", *args, "--redis-url", url],
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_each_queue_keeps_all_its_keys_on_its_own_shard(
+    redis_cluster: Cluster, rc: RedisCluster
+) -> None:
+    shards = {}
+    for queue in QUEUES:
+        slot = rc.keyslot(queue)
+        names = [*keys.queue_lists(queue), keys.processing(queue, "w1"), keys.stats(queue),
+                 keys.delayed(queue), keys.deferred(queue), keys.dead_letters(queue),
+                 keys.dlq_reasons(queue), keys.outbox(queue),
+                 keys.idempotency("t", "k", queue)]
+        assert {rc.keyslot(name) for name in names} == {slot}, queue
+        shards[queue] = redis_cluster.node_for_slot(slot)
+    assert len(set(shards.values())) == 3, f"queues share a shard: {shards}"
+
+
+@pytest.mark.usefixtures("app")
+def test_push_run_and_results_across_three_shards(
+    start_worker: StartWorker, url: str, rc: RedisCluster
+) -> None:
+    start_worker(APP, url=url, queues=CONSUME)
+    handles = [sharded.add.push(2, 3), sharded.echo.push("hi"), sharded.tick.push(7)]
+    assert [h.result(timeout=20) for h in handles] == [5, "hi", 7]
+    for queue in QUEUES:
+        assert rc.llen(queue) == 0
+        assert rc.llen(keys.outbox(queue)) == 0, "every settle's outbox entry was applied"
+        assert int(rc.hget(keys.stats(queue), "fetched") or 0) >= 1
+
+
+@pytest.mark.usefixtures("app")
+def test_celery_reads_the_results(start_worker: StartWorker, url: str,
+                                  redis_cluster: Cluster, rc: RedisCluster) -> None:
+    from tests.taskapps.interop_celery import make_app
+
+    start_worker(APP, url=url, queues=CONSUME)
+    good, bad = sharded.add.push(20, 22), sharded.fail.push("no")
+    assert good.result(timeout=20) == 42
+    with pytest.raises(TaskFailed):
+        bad.result(timeout=20)
+    # Celery has no cluster client of its own: its Redis backend is handed one.
+    host, port = redis_cluster.startup_nodes[0]
+    celery = make_app(f"redis://{host}:{port}/0", main="cluster_reader")
+    celery.backend.client = rc
+    assert celery.AsyncResult(good.id).state == "SUCCESS"
+    assert celery.AsyncResult(good.id).result == 42
+    failed = celery.AsyncResult(bad.id)
+    assert failed.state == "FAILURE"
+    assert "no" in str(failed.result)
+
+
+@pytest.mark.usefixtures("app")
+def test_an_idempotent_call_runs_once_and_replays_its_result(
+    start_worker: StartWorker, url: str, rc: RedisCluster
+) -> None:
+    start_worker(APP, url=url, queues=CONSUME)
+    first = sharded.charge.push("o-17", 500)
+    assert first.result(timeout=20) == {"order": "o-17", "cents": 500}
+    again = sharded.charge.push("o-17", 500)
+    assert again.result(timeout=20) == {"order": "o-17", "cents": 500}
+    assert rc.get("test:charges:{o-17}") == b"1", "the card was charged once"
+    records = [k for k in rc.scan_iter(match="relier:q:{beta}:idem:*")]
+    assert len(records) == 1
+    assert rc.hget(records[0], "state") == b"succeeded"
+
+
+async def test_admission_refuses_a_full_queue(url: str) -> None:
+    async with pointed_at(url, sharded.app):
+        sharded.app.configure(redis_url=url, queue_limits={sharded.ALPHA: 2})
+        await sharded.add.apush(1, 1)
+        await sharded.add.apush(1, 2)
+        with pytest.raises(AdmissionRejectedError) as refused:
+            await sharded.add.apush(1, 3)
+        assert refused.value.queue == sharded.ALPHA
+        # The other shards' queues are not limited.
+        await sharded.echo.apush("still fine")
+
+
+@pytest.mark.usefixtures("app")
+def test_the_rate_limit_spaces_runs_across_the_cluster(
+    start_worker: StartWorker, url: str, rc: RedisCluster
+) -> None:
+    start_worker(APP, url=url, queues=CONSUME)
+    handles = sharded.tick.push_many([((i,), {}) for i in range(10)])
+    assert [h.result(timeout=60) for h in handles] == list(range(10))
+    assert rc.exists(keys.rate_limit("sharded.tick")), "one global bucket, on the cluster"
+    starts = sorted(float(t) for t in rc.lrange(sharded.TICK_STARTS, 0, -1))
+    # 10 tokens at 5/s: the last is due 9 x 200 ms after the first (unlimited, all ten
+    # would start within a few milliseconds).
+    assert len(starts) == 10
+    assert starts[-1] - starts[0] >= 1.5
+
+
+@pytest.mark.usefixtures("app")
+def test_a_failure_lands_in_its_queues_dlq_and_replays(
+    start_worker: StartWorker, url: str, rc: RedisCluster
+) -> None:
+    start_worker(APP, url=url, queues=CONSUME)
+    failed = sharded.fail.push("kaput")
+    with pytest.raises(TaskFailed):
+        failed.result(timeout=20)
+    assert rc.llen(keys.dead_letters(sharded.BETA)) == 1
+    assert rc.hget(keys.dlq_reasons(sharded.BETA), "exception") == b"1"
+    listed = relier(url, "dlq", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    entries = json.loads(listed.stdout)
+    assert [e["task_id"] for e in entries] == [failed.id]
+    assert entries[0]["queue"] == sharded.BETA
+
+
+@pytest.mark.usefixtures("app")
+def test_phoenix_reruns_a_killed_workers_task_on_another(
+    start_worker: StartWorker, url: str, rc: RedisCluster
+) -> None:
+    victim = start_worker(APP, url=url, queues=CONSUME, env=FAST)
+    handle = sharded.stalls_once.push("k1")
+    poll(lambda: rc.get("test:started:{k1}"), 20, "the first run to start")
+    rescuer = start_worker(APP, url=url, queues=CONSUME, env=FAST)
+    victim.kill()
+    assert handle.result(timeout=60) == 2, "the task ran again after its worker died"
+    assert rescuer.process.poll() is None
+    assert rc.llen(keys.outbox(sharded.ALPHA)) == 0
+    assert rc.llen(keys.outbox(keys.REQUEUE_QUEUE)) == 0
+
+
+async def test_the_outbox_sweep_applies_what_a_stopped_settler_left(
+    url: str, rc: RedisCluster
+) -> None:
+    broker = Broker(async_client(url))
+    try:
+        assert broker.cluster
+        queue = sharded.ALPHA
+        processing = keys.processing(queue, "gone-worker")
+        rc.lpush(processing, b"the message")
+        stored = b'{"status": "SUCCESS"}'
+        effects: list[outbox.Effect] = [outbox.Store(keys.result("t-1"), stored, 60)]
+        fenced = outbox.Fenced.of(queue=queue, processing=processing, raw=b"the message",
+                                  effects=effects)
+        # The fence lands and the settler stops before applying its entry.
+        assert await runner.run(broker.client, fenced.call) == 1
+        assert rc.llen(processing) == 0 and rc.llen(keys.outbox(queue)) == 1
+        assert await broker.sweep_outbox(queue) == 0, "too young: its settler may be at it"
+        later = outbox.SWEEP_AFTER_MS + 1 + int(msgspec.msgpack.decode(
+            rc.lindex(keys.outbox(queue), 0))[0])
+        assert await outbox.sweep(broker.client, queue, now_ms=later) == 1
+        assert rc.get(keys.result("t-1")) == stored
+        assert rc.llen(keys.outbox(queue)) == 0
+        # A zombie's fence writes nothing: its message is gone.
+        assert await runner.run(broker.client, fenced.call) == 0
+        assert rc.llen(keys.outbox(queue)) == 0
+        # Hostile bytes in an outbox are removed, not applied, and the sweep goes on.
+        rc.rpush(keys.outbox(queue), b"\xc1 not msgpack")
+        assert await outbox.sweep(broker.client, queue, now_ms=later) == 0
+        assert rc.llen(keys.outbox(queue)) == 0
+    finally:
+        await broker.aclose()
+
+
+def test_a_worker_refuses_a_queue_without_a_hash_tag(url: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "relier", "worker", "-A", APP, "-Q", "emails",
+                           "--redis-url", url], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    lines = [line for line in done.stderr.splitlines() if "hash tag" in line]
+    assert lines and "'{emails}'" in lines[0], done.stderr
+
+
+async def test_a_push_to_a_queue_without_a_hash_tag_is_refused(url: str) -> None:
+    async with pointed_at(url, sharded.app):
+        with pytest.raises(ConfigurationError, match=r"'\{emails\}'"):
+            await sharded.add.options(queue="emails").apush(1, 2)
