@@ -28,8 +28,8 @@ from relier.protocol import canvas
 from relier.protocol import message as wire
 from relier.protocol.canvas import Lineage, Outbound, Signature
 from relier.settings import redact
-from relier.store.broker import call_sync
-from relier.store.canvas import CanvasPush, canvas_push_call
+from relier.store import canvas as store_canvas
+from relier.store.canvas import CanvasPush
 from relier.store.errors import StoreConnectionError as RedisConnectionError
 from relier.store.errors import StoreTimeoutError as RedisTimeoutError
 
@@ -68,14 +68,14 @@ def _handle(app: App, sig: Signature) -> TaskHandle[Any]:
 
 def _send(app: App, push: CanvasPush) -> None:
     try:
-        call_sync(app.sync_client(), canvas_push_call(push))
+        store_canvas.send_sync(app.sync_client(), push)
     except (RedisConnectionError, RedisTimeoutError) as exc:
         raise BrokerUnavailable(redact(app.settings.redis_url), exc) from None
 
 
 async def _asend(app: App, push: CanvasPush) -> None:
     try:
-        await app.broker().run(canvas_push_call(push))
+        await store_canvas.send(app.broker().client, push)
     except (RedisConnectionError, RedisTimeoutError) as exc:
         raise BrokerUnavailable(redact(app.settings.redis_url), exc) from None
 

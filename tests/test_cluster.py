@@ -17,6 +17,7 @@ import pytest
 import redis
 from redis.cluster import ClusterNode, RedisCluster
 
+import relier as relier_api
 from relier import AdmissionRejectedError, ConfigurationError, TaskFailed
 from relier.store import keys, outbox, runner
 from relier.store.broker import Broker
@@ -58,6 +59,12 @@ async def app(url: str) -> AsyncIterator[None]:
         yield
 
 
+def outboxes_empty(rc: RedisCluster, *queues: str) -> None:
+    """Every settle's outbox entry is cleared (just after its effects: a result may be
+    read a moment before its entry goes)."""
+    poll(lambda: all(rc.llen(keys.outbox(q)) == 0 for q in queues), 10, "empty outboxes")
+
+
 def relier(url: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "relier", *args, "--redis-url", url],
                           capture_output=True, text=True, timeout=60)
@@ -85,9 +92,9 @@ def test_push_run_and_results_across_three_shards(
     start_worker(APP, url=url, queues=CONSUME)
     handles = [sharded.add.push(2, 3), sharded.echo.push("hi"), sharded.tick.push(7)]
     assert [h.result(timeout=20) for h in handles] == [5, "hi", 7]
+    outboxes_empty(rc, *QUEUES)
     for queue in QUEUES:
         assert rc.llen(queue) == 0
-        assert rc.llen(keys.outbox(queue)) == 0, "every settle's outbox entry was applied"
         assert int(rc.hget(keys.stats(queue), "fetched") or 0) >= 1
 
 
@@ -182,8 +189,7 @@ def test_phoenix_reruns_a_killed_workers_task_on_another(
     victim.kill()
     assert handle.result(timeout=60) == 2, "the task ran again after its worker died"
     assert rescuer.process.poll() is None
-    assert rc.llen(keys.outbox(sharded.ALPHA)) == 0
-    assert rc.llen(keys.outbox(keys.REQUEUE_QUEUE)) == 0
+    outboxes_empty(rc, sharded.ALPHA, keys.REQUEUE_QUEUE)
 
 
 async def test_the_outbox_sweep_applies_what_a_stopped_settler_left(
@@ -231,3 +237,23 @@ async def test_a_push_to_a_queue_without_a_hash_tag_is_refused(url: str) -> None
     async with pointed_at(url, sharded.app):
         with pytest.raises(ConfigurationError, match=r"'\{emails\}'"):
             await sharded.add.options(queue="emails").apush(1, 2)
+
+
+@pytest.mark.usefixtures("app")
+def test_a_chain_and_a_group_cross_shards(start_worker: StartWorker, url: str,
+                                          rc: RedisCluster) -> None:
+    start_worker(APP, url=url, queues=CONSUME)
+    # add runs on {alpha}'s shard, echo (with add's result) on {delta}'s.
+    last = relier_api.chain(sharded.add.s(1, 2), sharded.add.s(10), sharded.echo.s()).push()
+    assert last.result(timeout=30) == 13
+    members = relier_api.group(sharded.add.s(i, i) for i in range(3))
+    assert members.push().results(timeout=30) == [0, 2, 4]
+    outboxes_empty(rc, *QUEUES)
+
+
+async def test_a_chord_is_refused_on_a_cluster(url: str, rc: RedisCluster) -> None:
+    async with pointed_at(url, sharded.app):
+        header = [sharded.add.s(1, 1), sharded.add.s(2, 2)]
+        with pytest.raises(ConfigurationError, match="chords are not supported"):
+            await relier_api.chord(header, sharded.echo.s()).apush()
+    assert all(rc.llen(q) == 0 for q in QUEUES), "nothing of the chord was sent"

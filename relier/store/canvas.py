@@ -11,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from relier.errors import ConfigurationError
 from relier.protocol import canvas
 from relier.protocol.canvas import ChordPart, FollowUps, Outbound
 from relier.protocol.message import encode_json
-from relier.store import keys
+from relier.store import keys, runner
+from relier.store.clients import AsyncClient, SyncClient
+from relier.store.cluster import is_cluster, require_tags
 from relier.store.runner import ScriptCall
 
 Arg = str | bytes | int | float
@@ -89,3 +92,42 @@ def canvas_push_call(push: CanvasPush) -> ScriptCall:
         [push.ttl, push.group_value, "" if push.chord_size is None else push.chord_size,
          *[x for m in push.messages for x in (m.queue, m.raw)]],
     )
+
+
+def send_sync(client: SyncClient, push: CanvasPush) -> None:
+    """Send one canvas (see :class:`CanvasPush`): one atomic script on one server.
+
+    On a cluster its messages may live on several shards, so they go one by one (the
+    group record first, so a member never runs before its group exists): a push that
+    fails part-way raises, and the members sent before the failure run. A chord is
+    refused: its join spans slots."""
+    if not is_cluster(client):
+        runner.run_sync(client, canvas_push_call(push))
+        return
+    _check_for_cluster(push)
+    if push.group_id is not None and push.group_value:
+        client.set(keys.taskset(push.group_id), push.group_value, ex=push.ttl)
+    for message in push.messages:
+        client.sadd(keys.KNOWN_QUEUES, message.queue)
+        client.lpush(message.target, message.raw)
+
+
+async def send(client: AsyncClient, push: CanvasPush) -> None:
+    """:func:`send_sync` from async code."""
+    if not is_cluster(client):
+        await runner.run(client, canvas_push_call(push))
+        return
+    _check_for_cluster(push)
+    if push.group_id is not None and push.group_value:
+        await client.set(keys.taskset(push.group_id), push.group_value, ex=push.ttl)
+    for message in push.messages:
+        await client.sadd(keys.KNOWN_QUEUES, message.queue)
+        await client.lpush(message.target, message.raw)
+
+
+def _check_for_cluster(push: CanvasPush) -> None:
+    if push.chord_size is not None:
+        raise ConfigurationError(
+            "chords are not supported on a Redis Cluster: their join spans hash slots "
+            "(chains and groups are; see docs/scaling.md)")
+    require_tags([m.queue for m in push.messages])

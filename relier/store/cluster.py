@@ -25,6 +25,7 @@ import redis
 import redis.asyncio as aioredis
 import redis.asyncio.cluster as aiocluster
 import redis.cluster
+from redis.crc import key_slot
 
 from relier.errors import ConfigurationError
 from relier.store.keys import hash_tag
@@ -128,3 +129,68 @@ def require_tags(queues: list[str] | tuple[str, ...]) -> None:
         raise ConfigurationError(
             f"queue {q!r} has no hash tag: on a Redis Cluster every queue name carries one, "
             f"like '{{{q}}}', so that its lists and keys share one slot (docs/scaling.md)")
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """One master of a cluster: where it is, which slots it serves, its replicas."""
+
+    address: str
+    ranges: tuple[tuple[int, int], ...]
+    replicas: tuple[str, ...]
+    up: bool
+
+    @property
+    def slots(self) -> int:
+        return sum(last - first + 1 for first, last in self.ranges)
+
+    def serves(self, slot: int) -> bool:
+        return any(first <= slot <= last for first, last in self.ranges)
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterView:
+    """What a cluster says about itself (for ``relier doctor``)."""
+
+    state: str
+    slots_ok: int
+    shards: tuple[Shard, ...]
+
+    def shard_of(self, name: str) -> Shard | None:
+        """The master serving key (or queue) ``name``; None if no master serves its slot."""
+        slot = key_slot(name.encode())
+        return next((s for s in self.shards if s.serves(slot)), None)
+
+
+def view(client: redis.Redis) -> ClusterView:
+    """Ask a cluster client (see :func:`sync_client`) for the cluster's state and its
+    masters; a field the server left out or spelled oddly reads as unknown rather than
+    failing."""
+    cluster = cast(redis.cluster.RedisCluster, client)
+    info: dict[str, Any] = cluster.cluster_info()
+    nodes: dict[str, dict[str, Any]] = cluster.cluster_nodes()
+    masters = {n.get("node_id"): (address, n) for address, n in nodes.items()
+               if "master" in str(n.get("flags", ""))}
+    replicas: dict[str, list[str]] = {}
+    for address, n in nodes.items():
+        if n.get("master_id") in masters:
+            replicas.setdefault(str(n["master_id"]), []).append(address)
+    shards = tuple(sorted(
+        (Shard(address=address, ranges=_ranges(n.get("slots")),
+               replicas=tuple(sorted(replicas.get(str(node_id), []))),
+               up="fail" not in str(n.get("flags", "")) and bool(n.get("connected", True)))
+         for node_id, (address, n) in masters.items()),
+        key=lambda s: s.ranges[:1]))
+    slots_ok = info.get("cluster_slots_ok", 0)
+    return ClusterView(state=str(info.get("cluster_state", "unknown")),
+                       slots_ok=int(slots_ok) if str(slots_ok).isdigit() else 0,
+                       shards=shards)
+
+
+def _ranges(slots: object) -> tuple[tuple[int, int], ...]:
+    found = []
+    for item in slots if isinstance(slots, list) else []:
+        if isinstance(item, list | tuple) and len(item) == 2 and all(
+                str(x).isdigit() for x in item):
+            found.append((int(item[0]), int(item[1])))
+    return tuple(sorted(found))

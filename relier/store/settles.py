@@ -9,6 +9,7 @@ worker's processing list: the one fence that refuses a zombie's write.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -18,6 +19,8 @@ from relier.store import keys
 from relier.store.canvas import settle_call
 from relier.store.outbox import Count, DropRecord, Effect, Fenced, Park, Push, Store, Succeeded
 from relier.store.runner import Op, ScriptCall
+
+log = logging.getLogger("relier.store")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,11 +70,14 @@ def _as_bytes(value: object) -> bytes:
 
 
 def fenced_settle(held: Held, effects: list[Effect], follow_ups: FollowUps,
-            result_ttl_s: int) -> Fenced | None:
-    """The cluster form of a settle (see relier/store/outbox.py); None for a chord part,
-    which a cluster cannot join (Relier refuses to send chords to one)."""
+            result_ttl_s: int) -> Fenced:
+    """The cluster form of a settle (see relier/store/outbox.py). A chord part is not
+    sent: a chord's join spans slots, Relier refuses to send chords to a cluster and Celery
+    cannot use one, so only a foreign message can ask for it; that is logged."""
     if follow_ups.chord is not None:
-        return None
+        log.error("message %s is part of chord %s, which a Redis Cluster cannot join: the "
+                  "part is settled, the chord's callback will not run",
+                  follow_ups.chord.task_id, follow_ups.chord.group_id)
     effects += [Push(m.target, m.raw) for m in follow_ups.messages]
     effects += [Store(keys.result(i), v, result_ttl_s) for i, v in follow_ups.results]
     return Fenced.of(queue=held.queue, processing=held.processing, raw=held.raw,

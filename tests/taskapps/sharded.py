@@ -22,7 +22,7 @@ async def add(x: int, y: int) -> int:
 
 
 @app.task(name="sharded.echo", queue=BETA)
-async def echo(value: str) -> str:
+async def echo(value: str | int) -> str | int:
     return value
 
 
