@@ -138,7 +138,8 @@ async def test_missed_run_policies_after_an_outage(app: App, rclient: redis.Redi
     assert "minutely-skip" not in sent
     assert sent["minutely-once"] == [last]
     assert sent["minutely-all"] == list(range(last - 99 * 60_000, last + 1, 60_000))
-    found = store.states_sync(rclient, ["minutely-skip", "minutely-once", "minutely-all"])
+    found = store.states_sync(rclient, dict.fromkeys(
+        ["minutely-skip", "minutely-once", "minutely-all"], "default"))
     assert (found["minutely-skip"].missed, found["minutely-once"].missed,
             found["minutely-all"].missed) == (180, 179, 80)
     assert all(s.last_tick_ms == last for s in found.values())
@@ -165,7 +166,7 @@ async def test_a_tick_refused_by_admission_is_recorded_as_missed(
         await bounded.apush()  # the queue is now full
         clock.now += 1.0
         await beat.run_pass(lock.value)
-        state = store.states_sync(rclient, ["beat.bounded"])["beat.bounded"]
+        state = store.states_sync(rclient, {"beat.bounded": "default"})["beat.bounded"]
         assert state.missed == 1 and state.sent == 0
         assert state.last_tick_ms == int(clock.now * 1000)
         assert "admission refused (depth" in (state.last_missed_reason or "")
@@ -221,7 +222,7 @@ async def test_schedules_command_shows_spec_runs_state_and_leader(
     await beat.run_pass(lock.value)
     clock.now += 300.0
     await beat.run_pass(lock.value)
-    tick_id = store.states_sync(rclient, ["five"])["five"].last_task_id
+    tick_id = store.states_sync(rclient, {"five": "default"})["five"].last_task_id
     assert tick_id
 
     result = CliRunner().invoke(cli, ["schedules", "--json", "--redis-url", redis_url])

@@ -86,8 +86,9 @@ def test_a_restart_after_an_outage_sends_once_and_records_the_rest_missed(
     hour_ago = int((time.time() - 3600) * 1000)
     rclient.hset(keys.schedule_state("sched.tick"), "last_tick_ms", hour_ago)
     worker = start_worker(APP, queues="default", env=ENV)
-    state = poll(lambda: (s := store.states_sync(rclient, ["sched.tick"])["sched.tick"]).missed
-                 and s, timeout=30, what="the outage recorded as missed")
+    queues = {"sched.tick": "default"}
+    state = poll(lambda: (s := store.states_sync(rclient, queues)["sched.tick"]).missed and s,
+                 timeout=30, what="the outage recorded as missed")
     # missed="once" (the default): the hour's 3600 late ticks are not sent; only the few
     # ticks younger than two leases (a failover's worth) are.
     assert state.missed >= 3600 - 2 * LEASE_S - SLACK_S - 1

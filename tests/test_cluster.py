@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import msgspec
@@ -19,8 +20,8 @@ from redis.cluster import ClusterNode, RedisCluster
 
 import relier as relier_api
 from relier import AdmissionRejectedError, ConfigurationError, TaskFailed
-from relier.store import keys, outbox, runner
-from relier.store.broker import Broker
+from relier.store import keys, outbox, runner, schedules
+from relier.store.broker import Broker, Outgoing
 from relier.store.clients import async_client
 from tests.conftest import FAST, StartWorker, pointed_at
 from tests.polling import poll
@@ -257,3 +258,40 @@ async def test_a_chord_is_refused_on_a_cluster(url: str, rc: RedisCluster) -> No
         with pytest.raises(ConfigurationError, match="chords are not supported"):
             await relier_api.chord(header, sharded.echo.s()).apush()
     assert all(rc.llen(q) == 0 for q in QUEUES), "nothing of the chord was sent"
+
+
+@pytest.mark.usefixtures("app")
+def test_a_schedule_ticks_on_a_cluster_and_shows_in_the_cli(
+    start_worker: StartWorker, url: str, rc: RedisCluster
+) -> None:
+    start_worker(APP, url=url, queues=CONSUME, env=FAST)
+    state = keys.schedule_state("sharded.every_second", sharded.BETA)
+    assert rc.keyslot(state) == rc.keyslot(sharded.BETA), "state and queue share a slot"
+    poll(lambda: int(rc.hget(state, "sent") or 0) >= 2, 30, "two ticks sent")
+    assert rc.hget(state, "leader_token") is not None, "the ticks were fenced by token"
+    shown = relier(url, "schedules", "--json")
+    assert shown.returncode == 0, shown.stderr
+    listed = json.loads(shown.stdout)
+    views = {s["name"]: s for s in listed["schedules"]}
+    assert views["sharded.every_second"]["sent"] >= 2
+
+
+async def test_a_stale_leader_cannot_tick_after_a_newer_one(url: str) -> None:
+    broker = Broker(async_client(url))
+    try:
+        def batch() -> Outgoing:
+            return Outgoing(queue=sharded.BETA, messages=[(b"{}", f"t-{uuid.uuid4()}")])
+
+        newer = await schedules.tick(broker, holder="w2 7", name="s", tick_ms=2_000,
+                                     now_ms=2_000, batch=batch())
+        assert newer.status == "sent"
+        stale = await schedules.tick(broker, holder="w1 6", name="s", tick_ms=3_000,
+                                     now_ms=3_000, batch=batch())
+        assert stale.status == "stale", "token 6 after token 7 must be refused"
+        assert await schedules.skip(broker, holder="w1 6", name="s", queue=sharded.BETA,
+                                    through_ms=4_000, count=1, reason="x") is False
+        again = await schedules.tick(broker, holder="w2 7", name="s", tick_ms=2_000,
+                                     now_ms=2_500, batch=batch())
+        assert again.status == "done", "a tick is recorded once"
+    finally:
+        await broker.aclose()

@@ -188,7 +188,8 @@ class Beat:
         chosen = merge(await store.registrations(self.broker.client))
         if not chosen:
             return self.lease_s / 3
-        found = await store.states(self.broker.client, list(chosen))
+        found = await store.states(self.broker.client,
+                                   {n: d.queue for n, d in chosen.items()})
         now_ms = self._now_ms()
         for name, declared in chosen.items():
             await self._advance(holder, declared, found[name], now_ms)
@@ -206,7 +207,8 @@ class Beat:
     ) -> None:
         name = declared.name
         if state.last_tick_ms is None:
-            _check(await store.baseline(self.broker, holder=holder, name=name, now_ms=now_ms))
+            _check(await store.baseline(self.broker, holder=holder, name=name,
+                                        queue=declared.queue, now_ms=now_ms))
             log.info("schedule %s (%s): first seen; next run at %s", name, declared.cadence,
                      _iso(cadence.next_after(declared.cadence, now_ms)))
             return
@@ -217,15 +219,17 @@ class Beat:
         plan = catch_up.plan(due, now_ms=now_ms, policy=declared.missed,  # type: ignore[arg-type]
                              late_after_ms=self.late_after_ms)
         if plan.missed:
-            await self._miss(holder, name, plan.missed_through, plan.missed,
+            await self._miss(holder, declared, plan.missed_through, plan.missed,
                              f"no scheduler ran (missed={declared.missed})", "outage")
         for tick in plan.send:
             await self._send(holder, declared, tick)
 
     async def _miss(
-        self, holder: str, name: str, through_ms: int, count: int, reason: str, kind: str
+        self, holder: str, declared: Declaration, through_ms: int, count: int, reason: str,
+        kind: str,
     ) -> None:
-        written = await store.skip(self.broker, holder=holder, name=name,
+        name = declared.name
+        written = await store.skip(self.broker, holder=holder, name=name, queue=declared.queue,
                                    through_ms=through_ms, count=count, reason=reason)
         _check(written)
         if written:
@@ -238,7 +242,7 @@ class Beat:
         try:
             batch = self._outgoing(declared, tick_ms)
         except RelierError as exc:
-            await self._miss(holder, declared.name, tick_ms, 1, f"not sent: {exc}", "invalid")
+            await self._miss(holder, declared, tick_ms, 1, f"not sent: {exc}", "invalid")
             return
         outcome = await store.tick(self.broker, holder=holder, name=declared.name,
                                    tick_ms=tick_ms, now_ms=self._now_ms(), batch=batch)

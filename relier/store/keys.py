@@ -197,12 +197,16 @@ def schedule_declaration(worker_id: str) -> str:
     return f"relier:schedules:declared:{worker_id}"
 
 
-def schedule_state(name: str) -> str:
+def schedule_state(name: str, queue: str = "") -> str:
     """Hash of one schedule's progress: ``last_tick_ms`` (the newest tick done, sent or
     missed; or when it was first seen), ``last_run_ms`` (the newest tick sent),
     ``last_sent_ms``, ``last_task_id``, ``last_status``, ``sent``, ``missed``,
-    ``last_missed_ms``, ``last_missed_reason``. Written only by the fenced tick scripts."""
-    return f"relier:schedule:{name}"
+    ``last_missed_ms``, ``last_missed_reason`` and, on a cluster, ``leader_token``. Written
+    only by the fenced tick scripts.
+
+    On a cluster (a hash-tagged ``queue``, the one the schedule sends to) it lives in that
+    queue's slot, where the tick script that records it also enqueues."""
+    return f"{_space(queue)}:schedule:{name}" if hash_tag(queue) else f"relier:schedule:{name}"
 
 
 def taskset(group_id: str, suffix: str = "") -> str:

@@ -11,7 +11,7 @@ that does not parse is reported and left out, never guessed at.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -20,6 +20,7 @@ from relier.protocol.declaration import DeclarationError, Registration
 from relier.store import keys
 from relier.store.broker import Broker, Enqueued, Outgoing, ScriptCall, as_bytes, enqueue_call
 from relier.store.clients import AsyncClient, SyncClient
+from relier.store.cluster import is_cluster
 
 log = logging.getLogger("relier.beat")
 
@@ -61,8 +62,10 @@ class TickOutcome:
 # -- declarations -------------------------------------------------------------------------
 
 async def declare(client: AsyncClient, registration: Registration, ttl_ms: int) -> None:
-    """Publish (or renew) one worker's declarations, atomically with its set membership."""
-    async with client.pipeline(transaction=True) as pipe:
+    """Publish (or renew) one worker's declarations, atomically with its set membership
+    (on a cluster, where the two live in different slots, one after the other: a
+    declaration missing from the set is added by the next renewal)."""
+    async with client.pipeline(transaction=not is_cluster(client)) as pipe:
         pipe.set(keys.schedule_declaration(registration.worker),
                  declaration.encode(registration), px=ttl_ms)
         pipe.sadd(keys.SCHEDULE_DECLARERS, registration.worker)
@@ -71,7 +74,7 @@ async def declare(client: AsyncClient, registration: Registration, ttl_ms: int) 
 
 async def withdraw(client: AsyncClient, worker_id: str) -> None:
     """Remove a stopping worker's declarations at once (not waiting for the TTL)."""
-    async with client.pipeline(transaction=True) as pipe:
+    async with client.pipeline(transaction=not is_cluster(client)) as pipe:
         pipe.delete(keys.schedule_declaration(worker_id))
         pipe.srem(keys.SCHEDULE_DECLARERS, worker_id)
         await pipe.execute()
@@ -82,7 +85,9 @@ async def registrations(client: AsyncClient) -> list[Registration]:
     ids = sorted(as_bytes(m).decode() for m in await client.smembers(keys.SCHEDULE_DECLARERS))
     if not ids:
         return []
-    raws = await client.mget([keys.schedule_declaration(i) for i in ids])
+    names = [keys.schedule_declaration(i) for i in ids]
+    raws = await (client.mget_nonatomic(names) if is_cluster(client)  # type: ignore[attr-defined]
+                  else client.mget(names))
     gone = [i for i, raw in zip(ids, raws, strict=True) if raw is None]
     if gone:
         await client.srem(keys.SCHEDULE_DECLARERS, *gone)
@@ -92,7 +97,11 @@ async def registrations(client: AsyncClient) -> list[Registration]:
 def registrations_sync(client: SyncClient) -> list[Registration]:
     """:func:`registrations` through a blocking client (read-only: prunes nothing)."""
     ids = sorted(as_bytes(m).decode() for m in client.smembers(keys.SCHEDULE_DECLARERS))
-    return _decoded(ids, client.mget([keys.schedule_declaration(i) for i in ids])) if ids else []
+    if not ids:
+        return []
+    names = [keys.schedule_declaration(i) for i in ids]
+    return _decoded(ids, client.mget_nonatomic(names) if is_cluster(client)  # type: ignore[attr-defined]
+                    else client.mget(names))
 
 
 def _decoded(ids: Sequence[str], raws: Sequence[Any]) -> list[Registration]:
@@ -109,21 +118,23 @@ def _decoded(ids: Sequence[str], raws: Sequence[Any]) -> list[Registration]:
 
 # -- state ----------------------------------------------------------------------------------
 
-async def states(client: AsyncClient, names: Sequence[str]) -> dict[str, ScheduleState]:
-    """Each named schedule's state, in one round trip."""
+async def states(client: AsyncClient, queues: Mapping[str, str]) -> dict[str, ScheduleState]:
+    """Each schedule's state (``queues``: schedule name -> the queue it sends to), in one
+    round trip."""
     async with client.pipeline(transaction=False) as pipe:
-        for name in names:
-            pipe.hgetall(keys.schedule_state(name))
+        for name, queue in queues.items():
+            pipe.hgetall(keys.schedule_state(name, queue))
         found = await pipe.execute()
-    return {name: parse_state(raw) for name, raw in zip(names, found, strict=True)}
+    return {name: parse_state(raw) for name, raw in zip(queues, found, strict=True)}
 
 
-def states_sync(client: SyncClient, names: Sequence[str]) -> dict[str, ScheduleState]:
+def states_sync(client: SyncClient, queues: Mapping[str, str]) -> dict[str, ScheduleState]:
+    """:func:`states` through a blocking client."""
     with client.pipeline(transaction=False) as pipe:
-        for name in names:
-            pipe.hgetall(keys.schedule_state(name))
+        for name, queue in queues.items():
+            pipe.hgetall(keys.schedule_state(name, queue))
         found = pipe.execute()
-    return {name: parse_state(raw) for name, raw in zip(names, found, strict=True)}
+    return {name: parse_state(raw) for name, raw in zip(queues, found, strict=True)}
 
 
 def parse_state(raw: dict[Any, Any]) -> ScheduleState:
@@ -165,18 +176,28 @@ def parse_leader(raw: Any) -> Leader | None:
 
 # -- the fenced moves -----------------------------------------------------------------------
 
-def _lock_and_state(name: str) -> list[str]:
-    return [keys.lock(keys.SCHEDULER_LOCK), keys.schedule_state(name)]
+def _lock_and_state(broker: Broker, name: str, queue: str) -> list[str]:
+    """The keys the fence reads: the lock and the state, or on a cluster the state twice
+    (the lock is in another slot: the lead is checked by fencing token, lib/leads.lua)."""
+    state = keys.schedule_state(name, queue)
+    return [state if broker.cluster else keys.lock(keys.SCHEDULER_LOCK), state]
+
+
+def _fence_mode(broker: Broker) -> str:
+    return "token" if broker.cluster else "lock"
 
 
 async def tick(
     broker: Broker, *, holder: str, name: str, tick_ms: int, now_ms: int, batch: Outgoing
 ) -> TickOutcome:
-    """Send one tick's message and record the tick, if ``holder`` still leads."""
-    inner = enqueue_call(batch)
+    """Send one tick's message (``batch``, to its queue) and record the tick, if
+    ``holder`` still leads."""
+    inner = enqueue_call(batch, cluster=broker.cluster)
+    if broker.cluster:
+        await broker.client.sadd(keys.KNOWN_QUEUES, batch.queue)  # see enqueue_sync
     reply = await broker.run(ScriptCall(
-        "tick", [*_lock_and_state(name), *inner.keys],
-        [holder, tick_ms, now_ms, *inner.args]))
+        "tick", [*_lock_and_state(broker, name, batch.queue), *inner.keys],
+        [holder, tick_ms, now_ms, _fence_mode(broker), *inner.args]))
     status = as_bytes(reply[0])
     if status in (b"stale", b"done"):
         return TickOutcome(status.decode())  # type: ignore[arg-type]
@@ -190,18 +211,23 @@ async def tick(
 
 
 async def skip(
-    broker: Broker, *, holder: str, name: str, through_ms: int, count: int, reason: str
+    broker: Broker, *, holder: str, name: str, queue: str, through_ms: int, count: int,
+    reason: str,
 ) -> bool | None:
     """Record ``count`` ticks up to ``through_ms`` as missed. True: written; None: they
     were already past; False: ``holder`` no longer leads (nothing written)."""
     return _fenced(await broker.run(ScriptCall(
-        "tick_skip", _lock_and_state(name), [holder, "missed", through_ms, count, reason])))
+        "tick_skip", _lock_and_state(broker, name, queue),
+        [holder, "missed", through_ms, count, reason, _fence_mode(broker)])))
 
 
-async def baseline(broker: Broker, *, holder: str, name: str, now_ms: int) -> bool | None:
+async def baseline(
+    broker: Broker, *, holder: str, name: str, queue: str, now_ms: int
+) -> bool | None:
     """Start a schedule seen for the first time at ``now_ms`` (nothing earlier is due)."""
     return _fenced(await broker.run(ScriptCall(
-        "tick_skip", _lock_and_state(name), [holder, "baseline", now_ms, 0, ""])))
+        "tick_skip", _lock_and_state(broker, name, queue),
+        [holder, "baseline", now_ms, 0, "", _fence_mode(broker)])))
 
 
 def _fenced(reply: Any) -> bool | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import relier
 from relier import App
 
 app = App()
@@ -61,3 +62,8 @@ async def stalls_once(key: str) -> int:
         await app.broker().client.set(f"test:started:{{{key}}}", "1")
         await asyncio.sleep(120)
     return runs
+
+
+@app.task(name="sharded.every_second", queue=BETA, schedule=relier.every(seconds=1))
+async def every_second() -> str:
+    return "tick"

@@ -4,12 +4,15 @@
 -- last recorded one is sent. The enqueue itself is enqueue.lua's, unchanged (admission,
 -- idempotency); a tick that admission refuses is recorded as missed, with the reason.
 --
--- KEYS[1] the scheduler lock ("<holder> <token>"), KEYS[2] the schedule's state hash,
--- KEYS[3..] enqueue.lua's keys. ARGV[1] the leader's lock value, ARGV[2] the tick (ms),
--- ARGV[3] now (ms), ARGV[4..] enqueue.lua's arguments.
+-- KEYS[1] the scheduler lock ("<holder> <token>"; on a cluster, the state hash again: see
+-- lib/leads.lua), KEYS[2] the schedule's state hash, KEYS[3..] enqueue.lua's keys.
+-- ARGV[1] the leader's lock value, ARGV[2] the tick (ms), ARGV[3] now (ms), ARGV[4] 'lock'
+-- or 'token' (how the caller's lead is checked), ARGV[5..] enqueue.lua's arguments.
 --
 -- Returns {'stale'} (not the leader: nothing written), {'done'} (that tick, or a newer
 -- one, was already recorded: nothing written), or enqueue.lua's reply.
+
+--!include leads
 
 local function enqueue(KEYS, ARGV)
 --!script enqueue
@@ -17,13 +20,13 @@ end
 
 local lock, state = KEYS[1], KEYS[2]
 local holder, tick, now = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-if redis.call('GET', lock) ~= holder then return {'stale'} end
+if not still_leads(lock, state, holder, ARGV[4]) then return {'stale'} end
 local last = tonumber(redis.call('HGET', state, 'last_tick_ms'))
 if last and tick <= last then return {'done'} end
 
 local inner_keys, inner_args = {}, {}
 for i = 3, #KEYS do inner_keys[#inner_keys + 1] = KEYS[i] end
-for i = 4, #ARGV do inner_args[#inner_args + 1] = ARGV[i] end
+for i = 5, #ARGV do inner_args[#inner_args + 1] = ARGV[i] end
 local reply = enqueue(inner_keys, inner_args)
 
 if reply[1] == 'rejected' then
