@@ -153,6 +153,20 @@ def main(argv: list[str] | None = None) -> Any:
 cli.add_typer(dlq_cli, name="dlq")
 
 
+def _cluster_view(url: str, client: Any) -> Any:
+    """What the cluster says of itself, for a ``redis+cluster://`` URL; None for any other."""
+    from relier.config_errors import explain
+    from relier.store import cluster
+
+    def ask() -> Any:
+        try:
+            return cluster.view(client)
+        except StoreError as exc:
+            raise explain(url, exc) or exc from None
+
+    return guarded(ask) if cluster.is_cluster_url(url) else None
+
+
 def _sentinel_view(url: str) -> Any:
     """What the sentinels say, for a ``redis+sentinel://`` URL; None for any other."""
 
@@ -384,8 +398,9 @@ def doctor(
     from relier.settings import redact
 
     url = App(redis_url=redis_url).settings.redis_url
-    found = diagnose(sync_client(redis_url), redact(url), stuck_after_s=stuck_after,
-                     sentinel=_sentinel_view(url))
+    client = sync_client(redis_url)
+    found = diagnose(client, redact(url), stuck_after_s=stuck_after,
+                     sentinel=_sentinel_view(url), cluster=_cluster_view(url, client))
     if json_output:
         import msgspec
 

@@ -39,7 +39,9 @@ class Settings:
     """Every knob, with the default a production deployment starts from."""
 
     #: Broker and result store. ``rediss://`` for TLS; passwords and ACL users in the URL;
-    #: ``redis+sentinel://HOST:PORT[,HOST:PORT...]/SERVICE[/DB]`` for Sentinel.
+    #: ``redis+sentinel://HOST:PORT[,HOST:PORT...]/SERVICE[/DB]`` for Sentinel;
+    #: ``redis+cluster://HOST:PORT[,HOST:PORT...]`` for a Redis Cluster (queue names then
+    #: carry a hash tag, ``{emails}``: see docs/scaling.md).
     redis_url: str = "redis://localhost:6379/0"
     #: Depth limits per queue, enforced when a task is pushed: a push that would take a
     #: queue's waiting messages (ready and delayed) past its limit raises

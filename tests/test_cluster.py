@@ -295,3 +295,23 @@ async def test_a_stale_leader_cannot_tick_after_a_newer_one(url: str) -> None:
         assert again.status == "done", "a tick is recorded once"
     finally:
         await broker.aclose()
+
+
+@pytest.mark.usefixtures("app")
+def test_doctor_says_what_the_cluster_is_and_where_each_queue_lives(
+    url: str, rc: RedisCluster, redis_cluster: Cluster
+) -> None:
+    sharded.add.push(1, 2), sharded.echo.push("x"), sharded.tick.push(1)  # one per queue
+    rc.sadd(keys.KNOWN_QUEUES, "emails")  # as a push from an older, cluster-blind release
+    done = relier(url, "doctor", "--json")
+    checks = {c["name"]: c for c in json.loads(done.stdout)["checks"]}
+    cluster = checks["cluster"]
+    assert cluster["status"] == "warn", "no master has a replica"
+    assert "3 master(s), 0 replica(s), 16384/16384 slots served, state ok" in cluster["detail"]
+    shards = dict(part.split(" -> ") for part in checks["queue shards"]["detail"].split("; "))
+    for queue in QUEUES:
+        port = redis_cluster.node_for_slot(rc.keyslot(queue))
+        assert shards[queue] == f"127.0.0.1:{port}", queue
+    assert checks["queue names"]["status"] == "warn"
+    assert "emails" in checks["queue names"]["detail"]
+    assert "'{emails}'" in checks["queue names"]["fix"]

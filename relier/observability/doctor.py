@@ -24,8 +24,10 @@ from relier.observability.inspect import (
 from relier.store import keys, scripts
 from relier.store.broker import SHAS, as_bytes
 from relier.store.clients import SyncClient
+from relier.store.cluster import ClusterView
 from relier.store.connections import SentinelView
 from relier.store.errors import ErrorReply
+from relier.store.keys import hash_tag
 
 OK: Final = "ok"
 INFO: Final = "info"
@@ -69,9 +71,12 @@ class Diagnosis(msgspec.Struct, kw_only=True):
 
 
 def diagnose(client: SyncClient, url: str, *, stuck_after_s: float = 300.0,
-             pings: int = 20, sentinel: SentinelView | None = None) -> Diagnosis:
+             pings: int = 20, sentinel: SentinelView | None = None,
+             cluster: ClusterView | None = None) -> Diagnosis:
     """Run every check against ``client`` (``url`` is only reported, already redacted);
-    with ``sentinel`` (what the URL's sentinels said), the topology checks too."""
+    with ``sentinel`` (what the URL's sentinels said) or ``cluster`` (what the cluster
+    says of itself), the topology checks too. On a cluster, the server checks (version,
+    memory, persistence...) read the node the client asks first."""
     info: dict[str, Any] = client.info()
     inspector = Inspector(client)
     queues = inspector.queues()
@@ -79,6 +84,7 @@ def diagnose(client: SyncClient, url: str, *, stuck_after_s: float = 300.0,
     checks = [
         _version(info),
         *(_sentinel_checks(sentinel, info) if sentinel is not None else []),
+        *(_cluster_checks(cluster, queues) if cluster is not None else []),
         _eviction(info),
         _memory(info),
         _persistence(info, client),
@@ -305,3 +311,46 @@ def _replica_lag_bytes(info: dict[str, Any]) -> int | None:
     if not isinstance(offset, int) or not offsets:
         return None
     return max(0, offset - min(offsets))
+
+
+def _cluster_checks(view: ClusterView, queues: list[QueueStats]) -> list[Check]:
+    return [_cluster(view), *_placement(view, queues)]
+
+
+def _cluster(view: ClusterView) -> Check:
+    replicas = sum(len(s.replicas) for s in view.shards)
+    detail = (f"{len(view.shards)} master(s), {replicas} replica(s), "
+              f"{view.slots_ok}/16384 slots served, state {view.state}: "
+              + "; ".join(f"{s.address} ({s.slots} slots, "
+                          f"{len(s.replicas)} replica(s){'' if s.up else ', DOWN'})"
+                          for s in view.shards))
+    if view.state != "ok" or view.slots_ok < 16384:
+        return Check(name="cluster", status=FAIL, detail=detail,
+                     fix="every slot needs a live master: bring the failed master back, "
+                         "promote its replica, or assign the missing slots")
+    if any(not s.replicas for s in view.shards):
+        return Check(name="cluster", status=WARN, detail=detail,
+                     fix="a master without a replica takes its slots, and the queues in them, "
+                         "offline when it dies: give each master a replica")
+    return Check(name="cluster", status=OK, detail=detail)
+
+
+def _placement(view: ClusterView, queues: list[QueueStats]) -> list[Check]:
+    """Which shard each known queue lives on, and the queues a cluster cannot hold."""
+    found = []
+    untagged = [q.name for q in queues if hash_tag(q.name) is None
+                and q.name not in (keys.REQUEUE_QUEUE, keys.SUSPECT_QUEUE)]
+    if untagged:
+        found.append(Check(
+            name="queue names", status=WARN,
+            detail=f"no hash tag: {', '.join(untagged)} (their priority lists and Relier's "
+                   "keys for them sit in different slots; workers and pushes refuse them)",
+            fix=f"name them with a tag, like '{{{untagged[0]}}}' (see the Scaling guide)"))
+    placed = []
+    for queue in queues:
+        shard = view.shard_of(queue.name)
+        placed.append(f"{queue.name} -> {shard.address if shard else 'no master'}")
+    if placed:
+        found.append(Check(name="queue shards", status=INFO, detail="; ".join(placed),
+                           fix="one queue lives on one shard: spread load with more queues"))
+    return found
