@@ -12,6 +12,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import msgspec
 import pytest
@@ -315,3 +316,30 @@ def test_doctor_says_what_the_cluster_is_and_where_each_queue_lives(
     assert checks["queue names"]["status"] == "warn"
     assert "emails" in checks["queue names"]["detail"]
     assert "'{emails}'" in checks["queue names"]["fix"]
+
+
+def inspect_json(url: str, *args: str) -> Any:
+    done = relier(url, "inspect", *args, "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.mark.usefixtures("app")
+def test_inspect_sees_every_shard(start_worker: StartWorker, url: str,
+                                  rc: RedisCluster) -> None:
+    later = sharded.echo.options(countdown=300).push("later")
+    waiting = sharded.tick.push_many([((i,), {}) for i in range(3)])
+    worker = start_worker(APP, url=url, queues=f"{sharded.ALPHA},{keys.REQUEUE_QUEUE}")
+    running = sharded.stalls_once.push("inspect")
+    poll(lambda: rc.get("test:started:{inspect}"), 20, "the run to start")
+    snap = inspect_json(url)
+    queues = {q["name"]: q for q in snap["queues"]}
+    assert queues[sharded.GAMMA]["depth"] == 3
+    assert queues[sharded.BETA]["delayed"] == 1
+    assert queues[sharded.ALPHA]["in_flight"] == 1
+    assert [r["task_id"] for r in snap["running"]] == [running.id]
+    assert [w["pid"] for w in snap["workers"]] == [worker.pid]
+    assert inspect_json(url, "task", later.id)["state"] == "delayed"
+    assert inspect_json(url, "task", waiting[0].id)["state"] == "queued"
+    report = inspect_json(url, "task", running.id)
+    assert report["state"] == "running" and report["queue"] == sharded.ALPHA
