@@ -89,6 +89,24 @@ class AdmissionRejectedError(RelierError):
         self.reason = reason
 
 
+class ReplicationTimeout(RelierError, TimeoutError):
+    """A push reached the master, but fewer replicas than ``replica_acks`` confirmed it
+    within ``replica_ack_timeout``: the tasks are queued, yet a failover now could lose
+    them. Pushing again is safe for an idempotent call (``idempotency_key=``)."""
+
+    def __init__(self, task_ids: list[str], wanted: int, confirmed: int,
+                 timeout: float) -> None:
+        super().__init__(
+            f"{len(task_ids)} task(s) queued but confirmed by {confirmed} of {wanted} "
+            f"replica(s) within {timeout}s: a failover now could lose them (first id "
+            f"{task_ids[0] if task_ids else '-'}; push again with an idempotency key to be "
+            "sure)")
+        self.task_ids = task_ids
+        self.wanted = wanted
+        self.confirmed = confirmed
+        self.timeout = timeout
+
+
 class ResultTimeout(RelierError, TimeoutError):
     """No result arrived within the timeout. The task may still run later."""
 

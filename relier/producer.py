@@ -18,7 +18,12 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from relier.config_errors import explain
-from relier.errors import AdmissionRejectedError, ArgumentError, BrokerUnavailable
+from relier.errors import (
+    AdmissionRejectedError,
+    ArgumentError,
+    BrokerUnavailable,
+    ConfigurationError,
+)
 from relier.handle import TaskHandle
 from relier.observability import tracing
 from relier.protocol import message as wire
@@ -128,6 +133,8 @@ class Producer:
             memory_limit=settings.broker_memory_limit,
             idempotency_records=records,
             idempotency_ttl=idempotency_ttl,
+            replicas=_replica_acks(settings.replica_acks, settings.replica_ack_timeout),
+            replica_timeout_s=settings.replica_ack_timeout,
         )
 
     def push(
@@ -188,3 +195,13 @@ def _stored_result(enqueued: Enqueued) -> ResultMeta:
     if enqueued.result:
         return results.decode(enqueued.result)
     return results.success(enqueued.task_id, None)
+
+
+def _replica_acks(replicas: object, timeout: object) -> int:
+    """The ``replica_acks`` setting, checked (one line, before anything is sent)."""
+    if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+        raise ConfigurationError(f"replica_acks must be a whole number >= 0, got {replicas!r}")
+    if replicas and (not isinstance(timeout, int | float) or timeout <= 0):
+        raise ConfigurationError(
+            f"replica_ack_timeout must be a number of seconds > 0, got {timeout!r}")
+    return replicas

@@ -51,6 +51,14 @@ class Settings:
     #: off; without a ``maxmemory`` there is nothing to guard), so that a flood is refused
     #: here rather than evicted or refused by Redis.
     broker_memory_limit: float = 0.95
+    #: Replicas that must confirm a push before ``push``/``apush`` return (Redis's
+    #: ``WAIT``, sent after the enqueue on the same connection); fewer within
+    #: ``replica_ack_timeout`` raise ``ReplicationTimeout``. 0 (the default) does not wait:
+    #: replication is asynchronous and a failover can lose the last pushes (see the
+    #: Scaling guide). Not supported on a Redis Cluster.
+    replica_acks: int = 0
+    #: Seconds a push waits for ``replica_acks`` replicas.
+    replica_ack_timeout: float = 1.0
     #: Seconds between a worker's heartbeats.
     heartbeat_interval: float = 2.0
     #: Seconds after the last heartbeat that a worker counts as dead.

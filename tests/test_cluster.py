@@ -343,3 +343,11 @@ def test_inspect_sees_every_shard(start_worker: StartWorker, url: str,
     assert inspect_json(url, "task", waiting[0].id)["state"] == "queued"
     report = inspect_json(url, "task", running.id)
     assert report["state"] == "running" and report["queue"] == sharded.ALPHA
+
+
+async def test_replica_acks_is_refused_on_a_cluster(url: str, rc: RedisCluster) -> None:
+    async with pointed_at(url, sharded.app):
+        sharded.app.configure(redis_url=url, replica_acks=1)
+        with pytest.raises(ConfigurationError, match="replica_acks is not supported"):
+            await sharded.add.apush(1, 2)
+    assert rc.llen(sharded.ALPHA) == 0, "refused before anything was sent"

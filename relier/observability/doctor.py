@@ -300,8 +300,8 @@ def _replication(view: SentinelView, info: dict[str, Any]) -> Check:
                f"not yet sent to the replica it promotes (pushes, acks, results of the last "
                f"moments); clients follow the new master after down-after-milliseconds "
                f"({down}) plus an election",
-        fix="see the Scaling guide: a lost push cannot be recovered; a lost ack makes the "
-            "task run again (at-least-once, fenced)")
+        fix="set replica_acks=1 (RELIER_REPLICA_ACKS) so a push returns only once a replica "
+            "has it; a lost ack makes the task run again (at-least-once, fenced)")
 
 
 def _replica_lag_bytes(info: dict[str, Any]) -> int | None:

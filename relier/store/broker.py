@@ -14,7 +14,7 @@ from typing import Any, Final, Literal
 import redis
 import redis.asyncio as aioredis
 
-from relier.errors import AdmissionRejectedError
+from relier.errors import AdmissionRejectedError, ConfigurationError, ReplicationTimeout
 from relier.store import keys, outbox, runner, scripts
 from relier.store.cluster import is_cluster
 from relier.store.errors import REDIS_ERRORS, is_transient
@@ -50,6 +50,9 @@ class Outgoing:
     memory_limit: float = 0.0
     idempotency_records: Sequence[str] = ()
     idempotency_ttl: int = 0
+    #: Replicas that must confirm the batch (``WAIT``) before it counts as pushed; 0: none.
+    replicas: int = 0
+    replica_timeout_s: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +120,28 @@ def enqueue_sync(client: redis.Redis, batch: Outgoing) -> list[Enqueued]:
     if cluster:
         # Registered first: a queue holding messages is always one `inspect` can find.
         client.sadd(keys.KNOWN_QUEUES, batch.queue)
-    return read_enqueue_reply(batch, runner.run_sync(client, enqueue_call(batch, cluster=cluster)))
+    call = enqueue_call(batch, cluster=cluster)
+    if not batch.replicas:
+        return read_enqueue_reply(batch, runner.run_sync(client, call))
+    _replicas_possible(cluster)
+    reply, confirmed = runner.run_replicated_sync(
+        client, call, batch.replicas, int(batch.replica_timeout_s * 1000))
+    return _confirmed(batch, read_enqueue_reply(batch, reply), confirmed)
+
+
+def _replicas_possible(cluster: bool) -> None:
+    if cluster:
+        raise ConfigurationError("replica_acks is not supported on a Redis Cluster (WAIT "
+                                 "answers for one node's connection); set it to 0")
+
+
+def _confirmed(batch: Outgoing, enqueued: list[Enqueued], confirmed: int) -> list[Enqueued]:
+    """``enqueued``, or ``ReplicationTimeout`` when too few replicas confirmed what this
+    batch wrote (calls answered from an earlier dispatch wrote nothing)."""
+    written = [e.task_id for e in enqueued if e.status == "new"]
+    if written and confirmed < batch.replicas:
+        raise ReplicationTimeout(written, batch.replicas, confirmed, batch.replica_timeout_s)
+    return enqueued
 
 
 def call_sync(client: redis.Redis, call: ScriptCall) -> Any:
@@ -157,7 +181,12 @@ class Broker:
         if self.cluster:
             await self.client.sadd(keys.KNOWN_QUEUES, batch.queue)  # see enqueue_sync
         call = enqueue_call(batch, cluster=self.cluster)
-        return read_enqueue_reply(batch, await self.call(call.name, call.keys, call.args))
+        if not batch.replicas:
+            return read_enqueue_reply(batch, await self.call(call.name, call.keys, call.args))
+        _replicas_possible(self.cluster)
+        reply, confirmed = await runner.run_replicated(
+            self.client, call, batch.replicas, int(batch.replica_timeout_s * 1000))
+        return _confirmed(batch, read_enqueue_reply(batch, reply), confirmed)
 
 
     # -- consuming -------------------------------------------------------------------

@@ -97,6 +97,43 @@ def run_sync(client: redis.Redis, call: ScriptCall) -> Any:
         return client.evalsha(*_evalsha_args(call))
 
 
+async def run_replicated(
+    client: aioredis.Redis, call: ScriptCall, replicas: int, timeout_ms: int
+) -> tuple[Any, int]:
+    """Run one script, then ``WAIT`` for ``replicas`` replicas on the same connection (a
+    pipeline holds one); the script's reply and how many replicas confirmed it."""
+    for attempt in range(2):
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.evalsha(*_evalsha_args(call))
+            pipe.wait(replicas, timeout_ms)
+            reply, confirmed = await pipe.execute(raise_on_error=False)
+        if is_noscript(reply) and attempt == 0:
+            await load(client, [call.name])
+            continue
+        break
+    if isinstance(reply, Exception):
+        raise reply
+    return reply, int(confirmed)
+
+
+def run_replicated_sync(
+    client: redis.Redis, call: ScriptCall, replicas: int, timeout_ms: int
+) -> tuple[Any, int]:
+    """:func:`run_replicated` on a blocking client."""
+    for attempt in range(2):
+        with client.pipeline(transaction=False) as pipe:
+            pipe.evalsha(*_evalsha_args(call))
+            pipe.wait(replicas, timeout_ms)
+            reply, confirmed = pipe.execute(raise_on_error=False)
+        if is_noscript(reply) and attempt == 0:
+            client.script_load(scripts.source(call.name))
+            continue
+        break
+    if isinstance(reply, Exception):
+        raise reply
+    return reply, int(confirmed)
+
+
 async def run_many(client: aioredis.Redis, calls: Sequence[ScriptCall]) -> list[Any]:
     """Many calls in one round trip; each reply, or its error, in order."""
     results = await _pipeline(client, calls)
