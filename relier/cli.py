@@ -29,7 +29,7 @@ from relier.cli_dlq import dlq_cli
 from relier.cli_help import use_conventional_help
 from relier.errors import RelierError
 from relier.store import keys
-from relier.store.errors import StoreError
+from relier.store.errors import ClusterUnavailable, StoreError
 
 log = logging.getLogger("relier.worker")
 use_conventional_help()
@@ -145,6 +145,10 @@ def main(argv: list[str] | None = None) -> Any:
         return cli(args=argv if argv is not None else sys.argv[1:], standalone_mode=True)
     except RelierError as exc:  # one that a command did not catch itself: still one line
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise SystemExit(2) from None
+    except (StoreError, *ClusterUnavailable) as exc:  # Redis failed mid-command
+        typer.secho(f"error: Redis did not answer the command ({type(exc).__name__}: {exc}); "
+                    "nothing more was done", fg=typer.colors.RED, err=True)
         raise SystemExit(2) from None
 
 

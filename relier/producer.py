@@ -33,8 +33,8 @@ from relier.settings import redact
 from relier.store import keys
 from relier.store.broker import Enqueued, Outgoing, enqueue_sync
 from relier.store.cluster import is_cluster_url, require_tags
+from relier.store.errors import ClusterUnavailable, OutOfMemoryError, ReadOnlyError
 from relier.store.errors import ErrorReply as ResponseError
-from relier.store.errors import OutOfMemoryError, ReadOnlyError
 from relier.store.errors import StoreConnectionError as RedisConnectionError
 from relier.store.errors import StoreTimeoutError as RedisTimeoutError
 
@@ -46,7 +46,8 @@ R = TypeVar("R")
 
 #: What Redis can answer a push with instead of taking it: unreachable, out of memory,
 #: or a read-only replica (a failover in progress).
-REFUSALS = (RedisConnectionError, RedisTimeoutError, OutOfMemoryError, ReadOnlyError)
+REFUSALS = (RedisConnectionError, RedisTimeoutError, OutOfMemoryError, ReadOnlyError,
+            *ClusterUnavailable)
 #: Also looked at (by ``config_errors.explain``): a database out of range, a password
 #: wanted; any other error reply propagates unchanged.
 MAYBE_CONFIG = (ResponseError,)
@@ -176,7 +177,7 @@ class Producer:
             # Past maxmemory before the guard could see it (or with the guard off).
             return AdmissionRejectedError(batch.queue, 0, batch.depth_limit,
                                           MEMORY_RETRY_AFTER_S, reason="memory")
-        if isinstance(exc, ReadOnlyError):
+        if isinstance(exc, (ReadOnlyError, *ClusterUnavailable)):
             return BrokerUnavailable(redact(self._app.settings.redis_url), exc)
         return explain(self._app.settings.redis_url, exc) or exc
 

@@ -24,6 +24,8 @@ from relier.embedded import EmbeddedServer, find_server_binary, free_port
 from tests.polling import poll
 
 SLOTS = 16384
+#: A cluster node unreachable this long is failed, and its replica promoted.
+NODE_TIMEOUT_MS = 3000
 SERVICE = "mymaster"
 #: Small, so a killed master is noticed in about a second (the default is 30 s).
 DOWN_AFTER_MS = 1000
@@ -31,14 +33,18 @@ FAILOVER_TIMEOUT_MS = 10000
 
 
 class Cluster:
-    """``masters`` cluster-enabled servers, slots split evenly, met and ``cluster_state:ok``."""
+    """``masters`` cluster-enabled servers, slots split evenly, met and ``cluster_state:ok``;
+    with ``replicas=1``, a replica following each master (the cluster promotes it when its
+    master dies)."""
 
-    def __init__(self, masters: int = 3) -> None:
-        self.bus_ports = [free_port() for _ in range(masters)]
+    def __init__(self, masters: int = 3, replicas: int = 0) -> None:
+        self.masters = masters
+        count = masters * (1 + replicas)
+        self.bus_ports = [free_port() for _ in range(count)]
         self.nodes = [
             EmbeddedServer(databases=1, extra_args=(
                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                "--cluster-node-timeout", "3000",
+                "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
                 # An explicit bus port: the default (port + 10000) fails above 55535.
                 "--cluster-port", str(bus)))
             for bus in self.bus_ports
@@ -46,7 +52,7 @@ class Cluster:
 
     @property
     def startup_nodes(self) -> list[tuple[str, int]]:
-        return [("127.0.0.1", node.port) for node in self.nodes]
+        return [("127.0.0.1", node.port) for node in self.nodes[:self.masters]]
 
     @property
     def url(self) -> str:
@@ -55,7 +61,7 @@ class Cluster:
     def start(self) -> Cluster:
         for node in self.nodes:
             node.start()
-        for index, node in enumerate(self.nodes):
+        for index, node in enumerate(self.nodes[:self.masters]):
             first, last = self.slot_range(index)
             with _client(node.port) as client:
                 client.execute_command("CLUSTER", "ADDSLOTSRANGE", first, last)
@@ -65,22 +71,63 @@ class Cluster:
         for node in self.nodes:
             poll(lambda port=node.port: _cluster_ok(port, len(self.nodes)), 60,
                  f"cluster_state:ok on node {node.port}", every=0.1)
+        for index, replica in enumerate(self.nodes[self.masters:]):
+            master = self.nodes[index % self.masters]
+            with _client(master.port) as client:
+                master_id = client.execute_command("CLUSTER", "MYID")
+            # A node learns of the others by gossip: REPLICATE fails until it knows its master.
+            poll(lambda r=replica.port, m=master_id: _replicate(r, m), 30,
+                 f"node {replica.port} to follow {master.port}", every=0.1)
+        for replica in self.nodes[self.masters:]:
+            poll(lambda port=replica.port: _replica_linked(port), 30,
+                 f"replica {replica.port} to sync", every=0.05)
         return self
 
     def slot_range(self, index: int) -> tuple[int, int]:
-        """The slots node ``index`` serves (inclusive)."""
-        share = SLOTS // len(self.nodes)
+        """The slots master ``index`` serves at the start (inclusive)."""
+        share = SLOTS // self.masters
         first = index * share
-        return first, SLOTS - 1 if index == len(self.nodes) - 1 else first + share - 1
+        return first, SLOTS - 1 if index == self.masters - 1 else first + share - 1
 
     def node_for_slot(self, slot: int) -> int:
-        """The port of the node serving ``slot``."""
-        return next(node.port for index, node in enumerate(self.nodes)
+        """The port of the master serving ``slot`` at the start."""
+        return next(node.port for index, node in enumerate(self.nodes[:self.masters])
                     if self.slot_range(index)[0] <= slot <= self.slot_range(index)[1])
+
+    def server_on(self, port: int) -> EmbeddedServer:
+        return next(node for node in self.nodes if node.port == port)
+
+    def serving(self, slot: int) -> int | None:
+        """The port of the node that serves ``slot`` now, as the surviving nodes say."""
+        for node in self.nodes:
+            if node.process is None:
+                continue
+            try:
+                with _client(node.port) as client:
+                    for first, last, primary, *_ in client.execute_command("CLUSTER", "SLOTS"):
+                        if int(first) <= slot <= int(last):
+                            return int(primary[1])
+            except redis.RedisError:
+                continue
+        return None
 
     def close(self) -> None:
         for node in self.nodes:
             node.close()
+
+
+def _replicate(port: int, master_id: str) -> bool:
+    with _client(port) as client:
+        try:
+            client.execute_command("CLUSTER", "REPLICATE", master_id)
+        except redis.ResponseError:
+            return False
+    return True
+
+
+def _replica_linked(port: int) -> bool:
+    with _client(port) as client:
+        return client.info("replication").get("master_link_status") == "up"
 
 
 class SentinelServer:

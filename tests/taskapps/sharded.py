@@ -9,7 +9,7 @@ import asyncio
 import time
 
 import relier
-from relier import App
+from relier import App, current_task
 
 app = App()
 
@@ -67,3 +67,10 @@ async def stalls_once(key: str) -> int:
 @app.task(name="sharded.every_second", queue=BETA, schedule=relier.every(seconds=1))
 async def every_second() -> str:
     return "tick"
+
+
+@app.task(name="sharded.counted", queue=ALPHA)
+async def counted(n: int) -> int:
+    """Counts its runs on another shard than its queue's (``{delta}``'s)."""
+    await app.broker().client.incr(f"test:ran:{{delta}}:{current_task().id}")
+    return n
