@@ -105,7 +105,7 @@ class TaskHandle(Generic[R]):
     async def arevoke(self, *, terminate: bool = False) -> None:
         """:meth:`revoke` from async code."""
         broker = self._app.broker()
-        await broker.run(control_store.revoke_call(self._revocation()))
+        await control_store.revoke(broker.client, self._revocation())
         await control_store.abroadcast(broker.client, _revoke_request([self.id], terminate))
 
     def _revocation(self) -> control_store.Revocation:

@@ -351,3 +351,30 @@ async def test_replica_acks_is_refused_on_a_cluster(url: str, rc: RedisCluster) 
         with pytest.raises(ConfigurationError, match="replica_acks is not supported"):
             await sharded.add.apush(1, 2)
     assert rc.llen(sharded.ALPHA) == 0, "refused before anything was sent"
+
+
+@pytest.mark.usefixtures("app")
+def test_every_read_and_admin_command_works_on_a_cluster(
+    start_worker: StartWorker, url: str, rc: RedisCluster
+) -> None:
+    worker = start_worker(APP, url=url, queues=CONSUME, env=FAST)
+    failed = [sharded.fail.push(f"no {i}") for i in range(2)]
+    for handle in failed:
+        with pytest.raises(TaskFailed):
+            handle.result(timeout=20)
+    done = [sharded.add.push(i, i) for i in range(3)]
+    assert [h.result(timeout=20) for h in done] == [0, 2, 4]
+    waiting = sharded.echo.options(countdown=600).push("later")
+    commands = [
+        ("inspect",), ("inspect", "task", done[0].id), ("inspect", "task", failed[0].id[:8]),
+        ("queues",), ("top", "--once"), ("schedules",), ("health",), ("doctor",),
+        ("dlq", "list"), ("dlq", "show", failed[0].id), ("dlq", "replay", failed[0].id),
+        ("dlq", "purge", "--yes"), ("revoke", waiting.id), ("purge", sharded.GAMMA, "--yes"),
+    ]
+    for command in commands:
+        result = relier(url, *command)
+        assert result.returncode == 0, f"relier {' '.join(command)}:\n{result.stderr}"
+        assert "Traceback" not in result.stderr, command
+    assert rc.llen(keys.dead_letters(sharded.BETA)) == 0, "replayed one, purged the other"
+    assert rc.zscore(keys.REVOKED, waiting.id) is not None
+    assert worker.process.poll() is None

@@ -128,8 +128,8 @@ async def revoke(facts: WorkerFacts, arguments: dict[str, Any]) -> Any:
     terminate = arguments.get("terminate") is True
     settings = facts.app.settings
     running_here = frozenset(ids) & {t.task_id for t in facts.recorder.active()}
-    await facts.broker.run(control_store.revoke_call(control_store.Revocation(
-        ids, settings.revoke_ttl, settings.result_ttl, keep_result=running_here)))
+    await control_store.revoke(facts.broker.client, control_store.Revocation(
+        ids, settings.revoke_ttl, settings.result_ttl, keep_result=running_here))
     facts.revoked.add(ids)
     if not terminate:
         return pidbox.ok(f"tasks {set(ids)} flagged as revoked")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from relier.protocol import results
-from relier.store import keys
+from relier.store import keys, runner
 from relier.store.broker import ScriptCall, as_bytes, call_sync
 from relier.store.clients import AsyncClient, SyncClient
 from relier.store.cluster import is_cluster
@@ -57,9 +57,37 @@ def revoke_call(revocation: Revocation) -> ScriptCall:
     return ScriptCall("revoke", [keys.REVOKED, *(keys.result(i) for i in ids)], args)
 
 
+def _revoke_on_cluster(revocation: Revocation) -> tuple[ScriptCall, list[ScriptCall]]:
+    """On a cluster the result keys are in other slots than the revoked set: first the
+    set (then no worker starts the ids), then each REVOKED result on its own."""
+    ids = list(dict.fromkeys(revocation.task_ids))
+    args: list[str | bytes | int | float] = [revocation.revoke_ttl_s, revocation.result_ttl_s]
+    for task_id in ids:
+        args += [task_id, b""]
+    results_calls = [
+        ScriptCall("revoke_result", [keys.result(i)],
+                   [results.encode(results.revoked(i, "revoked")), revocation.result_ttl_s])
+        for i in ids if i not in revocation.keep_result]
+    return ScriptCall("revoke", [keys.REVOKED], args), results_calls
+
+
 def revoke_sync(client: SyncClient, revocation: Revocation) -> int:
-    """Revoke from sync code (``handle.revoke``, ``relier revoke``)."""
-    return int(call_sync(client, revoke_call(revocation)))
+    """Revoke from sync code (``handle.revoke``, ``relier revoke``); how many REVOKED
+    results were stored."""
+    if not is_cluster(client):
+        return int(call_sync(client, revoke_call(revocation)))
+    first, then = _revoke_on_cluster(revocation)
+    call_sync(client, first)
+    return sum(int(call_sync(client, call)) for call in then)
+
+
+async def revoke(client: AsyncClient, revocation: Revocation) -> int:
+    """:func:`revoke_sync` from async code (a revoke broadcast, ``handle.arevoke``)."""
+    if not is_cluster(client):
+        return int(await runner.run(client, revoke_call(revocation)))
+    first, then = _revoke_on_cluster(revocation)
+    await runner.run(client, first)
+    return sum([int(await runner.run(client, call)) for call in then])
 
 
 def progress_call(task_id: str, meta: bytes, ttl_s: int) -> ScriptCall:

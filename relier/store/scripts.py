@@ -24,14 +24,14 @@ ScriptName = Literal[
     "requeue", "reclaim", "pump", "lease", "resurrect", "replay", "rate_limit", "lock_acquire",
     "lock_release", "lock_extend", "dlq_remove", "dlq_recount", "find", "purge", "undefer",
     "revoke", "progress", "canvas_push",
-    "tick", "tick_skip", "fence", "record_drop",
+    "tick", "tick_skip", "fence", "record_drop", "revoke_result",
 ]
 SCRIPT_NAMES: Final[tuple[ScriptName, ...]] = (
     "enqueue", "idempotent_begin", "fetch", "claim", "ack", "dead_letter", "schedule",
     "requeue", "reclaim", "pump", "lease", "resurrect", "replay", "rate_limit", "lock_acquire",
     "lock_release", "lock_extend", "dlq_remove", "dlq_recount", "find", "purge", "undefer",
     "revoke", "progress", "canvas_push",
-    "tick", "tick_skip", "fence", "record_drop",
+    "tick", "tick_skip", "fence", "record_drop", "revoke_result",
 )
 
 _INCLUDE: Final = re.compile(r"^--!include (\w+)$", re.MULTILINE)

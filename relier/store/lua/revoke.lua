@@ -3,7 +3,8 @@
 -- Celery worker does on a revoke broadcast (a state that is ready, or that a running
 -- task set, is left alone). Entries older than the TTL are pruned in the same step.
 --
--- KEYS[1] revoked set, KEYS[1 + i] result key of the i-th id.
+-- KEYS[1] revoked set, KEYS[1 + i] result key of the i-th id (only read for an id with a
+-- REVOKED result: on a cluster the results are stored after, by revoke_result.lua).
 -- ARGV[1] revoked-id TTL in seconds, ARGV[2] result TTL in seconds, then per id:
 -- ARGV[1 + 2i] task id, ARGV[2 + 2i] its REVOKED result JSON ('' to leave its result alone:
 -- the caller runs it now).
@@ -15,7 +16,7 @@ local now = redis.call('TIME')
 local now_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local ttl_s = tonumber(ARGV[1])
 local stored = 0
-for i = 1, #KEYS - 1 do
+for i = 1, (#ARGV - 2) / 2 do
   local task_id, revoked = ARGV[1 + 2 * i], ARGV[2 + 2 * i]
   redis.call('ZADD', KEYS[1], now_ms, task_id)
   if revoked ~= '' then
