@@ -377,4 +377,5 @@ def test_every_read_and_admin_command_works_on_a_cluster(
         assert "Traceback" not in result.stderr, command
     assert rc.llen(keys.dead_letters(sharded.BETA)) == 0, "replayed one, purged the other"
     assert rc.zscore(keys.REVOKED, waiting.id) is not None
+    assert b'"REVOKED"' in rc.get(keys.result(waiting.id)), "Celery's REVOKED state stored"
     assert worker.process.poll() is None
