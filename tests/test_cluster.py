@@ -14,6 +14,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import anyio
 import msgspec
 import pytest
 import redis
@@ -379,3 +380,27 @@ def test_every_read_and_admin_command_works_on_a_cluster(
     assert rc.zscore(keys.REVOKED, waiting.id) is not None
     assert b'"REVOKED"' in rc.get(keys.result(waiting.id)), "Celery's REVOKED state stored"
     assert worker.process.poll() is None
+
+
+async def test_locks_take_turns_on_a_cluster(url: str, rc: RedisCluster) -> None:
+    async with pointed_at(url, sharded.app):
+        app = sharded.app
+        client = app.broker().client
+        entered: list[int] = []
+
+        async def bump() -> None:
+            async with app.lock("counter", ttl=10) as lock:
+                assert lock.token is not None and await lock.aowned()
+                entered.append(lock.token)
+                value = int(await client.get("n{counter}") or 0)
+                await anyio.sleep(0.01)
+                await client.set("n{counter}", value + 1)
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(10):
+                tg.start_soon(bump)
+        assert int(await client.get("n{counter}")) == 10
+        assert entered == sorted(set(entered))
+        with app.lock("sync-side", ttl=5) as held:  # the blocking face, on the cluster too
+            assert held.owned()
+    assert not rc.exists(keys.lock("counter"))
