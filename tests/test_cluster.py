@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -22,6 +23,7 @@ from redis.cluster import ClusterNode, RedisCluster
 
 import relier as relier_api
 from relier import AdmissionRejectedError, ConfigurationError, TaskFailed
+from relier.embedded import free_port
 from relier.store import keys, outbox, runner, schedules
 from relier.store.broker import Broker, Outgoing
 from relier.store.clients import async_client
@@ -404,3 +406,22 @@ async def test_locks_take_turns_on_a_cluster(url: str, rc: RedisCluster) -> None
         with app.lock("sync-side", ttl=5) as held:  # the blocking face, on the cluster too
             assert held.owned()
     assert not rc.exists(keys.lock("counter"))
+
+
+@pytest.mark.usefixtures("app")
+def test_metrics_and_events_on_a_cluster(start_worker: StartWorker, url: str) -> None:
+    port = free_port()
+    start_worker(APP, "--metrics-port", str(port), "--events", url=url, queues=CONSUME)
+    sharded.tick.options(countdown=600).push(1)
+    assert sharded.add.push(1, 2).result(timeout=20) == 3
+
+    delayed = f'relier_queue_delayed{{queue="{sharded.GAMMA}"}} 1.0'
+
+    def scrape() -> str | None:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+            text = str(reply.read().decode())
+        return text if delayed in text else None
+
+    text = poll(scrape, 20, "the queue metrics, read from every shard")
+    for queue in QUEUES:
+        assert f'relier_queue_depth{{queue="{queue}"}}' in text

@@ -27,6 +27,7 @@ from relier.observability.metrics import (
 )
 from relier.observability.recorder import TaskRecorder
 from relier.store import connections
+from relier.store import control as control_store
 from relier.store.clients import SyncClient
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ class Telemetry:
         self.events: EventSender | None = None
         if settings.events:
             client = app.async_client()
-            db = int(client.connection_pool.connection_kwargs.get("db", 0))
+            db = control_store.db_of(client)
             self.events = EventSender(client, db, f"relier@{worker_id}",
                                       settings.heartbeat_interval, in_flight)
         self.recorder = TaskRecorder(worker_id, self.metrics, self.events)
