@@ -45,8 +45,8 @@ import relier
 from benchmarks import report
 from benchmarks.common import BenchError
 from benchmarks.measure import WARMUP_PUSHES, Bench, Meter
-from benchmarks.procstats import cores, process_cpu
-from benchmarks.results import Run
+from benchmarks.procstats import cores, machine_cpu, process_cpu
+from benchmarks.results import Run, r
 from benchmarks.run import positive, worker_env
 from benchmarks.systems import BULK_BATCH, PROCESSES, python_argv
 from benchmarks.workers import running_worker
@@ -57,7 +57,10 @@ from relier.store import keys
 QUEUES = ("{alpha}", "{delta}", "{beta}")
 CONCURRENCY = 100
 #: A server at least this busy (cores) is the bottleneck: Redis runs commands on one thread.
+#: Also: the machine is saturated at this share of its cores.
 SATURATED = 0.9
+#: Workers (or the producer) at this share of their processes' cores are what limits.
+BUSY = 0.8
 #: Seconds the clients of stopped workers may stay blocked on a server.
 QUIET_TIMEOUT_S = 30.0
 #: One queue's (queued, in flight): its list, the workers' processing lists and, on a
@@ -73,23 +76,26 @@ WORKLOADS = ("drain", "push", "push_many")
 
 
 class ServersMeter(Meter):
-    """CPU of several servers, summed; each reading per server is kept for :meth:`split`."""
+    """CPU of several servers, summed. Each reading (per server, and the whole machine's)
+    is kept: :meth:`split` gives them over the last timed run, whose start and end are
+    the last two readings (``Meter.timed`` and ``Bench.time_workers`` read twice)."""
 
     def __init__(self, pids: list[int]) -> None:
         super().__init__(None)
         self.pids = pids
-        self.readings: list[list[float | None]] = []
+        self.readings: list[tuple[list[float | None], float | None]] = []
 
     def redis_cpu(self) -> float | None:
         reading = [process_cpu(pid) for pid in self.pids]
-        self.readings.append(reading)
+        self.readings.append((reading, machine_cpu()))
         known = [x for x in reading if x is not None]
         return sum(known) if len(known) == len(reading) else None
 
-    def split(self, seconds: float) -> list[float | None]:
-        """Cores of each server between the last two readings (a timed run's)."""
-        before, after = self.readings[-2], self.readings[-1]
-        return [cores(b, a, seconds) for b, a in zip(before, after, strict=True)]
+    def split(self, seconds: float) -> tuple[list[float | None], float | None]:
+        """Cores of each server, and of the whole machine, over the last timed run."""
+        (before, machine_before), (after, machine_after) = self.readings[-2:]
+        return ([cores(b, a, seconds) for b, a in zip(before, after, strict=True)],
+                cores(machine_before, machine_after, seconds))
 
 
 @dataclass
@@ -98,14 +104,16 @@ class Measured:
 
     run: Run
     server_cores: list[float | None]
+    #: The whole machine's busy cores over the run (every process, also other jobs').
+    machine_cores: float | None
     limit: str
     #: Drain runs: this process's cores while it polled the queues (start-up included).
     poller_cores: float | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {**asdict(self.run), "server_cores": [None if c is None else round(c, 2)
-                                                     for c in self.server_cores],
-                "poller_cores": self.poller_cores, "limit": self.limit}
+        return {**asdict(self.run), "server_cores": [r(c, 2) for c in self.server_cores],
+                "machine_cores": r(self.machine_cores, 2), "poller_cores": self.poller_cores,
+                "limit": self.limit}
 
 
 @dataclass
@@ -181,9 +189,9 @@ class Topology:
             if dead or fetched is None or int(fetched) != per_queue:
                 raise BenchError(f"{self.name}: {q} made {fetched} deliveries for "
                                  f"{per_queue} tasks, {dead} dead-lettered")
-        servers = self.meter.split(n / run.rate)
-        return Measured(run.rounded(), servers, limit(run.cores, PROCESSES, servers, poller),
-                        round(poller, 2))
+        servers, machine = self.meter.split(n / run.rate)
+        return Measured(run.rounded(), servers, machine,
+                        limit(run.cores, PROCESSES, servers, machine, poller), round(poller, 2))
 
     def push(self, n: int, bulk: bool) -> Measured:
         """``n`` pushes timed after an untimed warm-up, the queues in turn."""
@@ -194,8 +202,9 @@ class Topology:
         if (found := self.queued()) != WARMUP_PUSHES + n:
             raise BenchError(f"{self.name}: the queues hold {found}, expected "
                              f"{WARMUP_PUSHES + n}")
-        servers = self.meter.split(n / run.rate)
-        return Measured(run.rounded(), servers, limit(run.cores, 1, servers, 0.0, "producer"))
+        servers, machine = self.meter.split(n / run.rate)
+        return Measured(run.rounded(), servers, machine,
+                        limit(run.cores, 1, servers, machine, 0.0, "producer"))
 
     def _one_by_one(self, n: int) -> None:
         tasks = self.tasks
@@ -209,6 +218,11 @@ class Topology:
     def rate(self, workload: str) -> float | None:
         rates = [m.run.rate for m in self.runs.get(workload, [])]
         return round(statistics.median(rates), 1) if rates else None
+
+    def median_run(self, workload: str) -> Measured | None:
+        """The run whose rate is the median (the lower middle of an even count)."""
+        runs = sorted(self.runs.get(workload, []), key=lambda m: m.run.rate)
+        return runs[(len(runs) - 1) // 2] if runs else None
 
     def median(self, workload: str, pick: Callable[[Measured], float | None]) -> float | None:
         values = [v for m in self.runs.get(workload, []) if (v := pick(m)) is not None]
@@ -231,24 +245,26 @@ def worker_argv(url: str) -> list[str]:
                        "--concurrency", str(CONCURRENCY), "--log-level", "warning")
 
 
-def limit(runner: float | None, capacity: int, servers: list[float | None], poller: float,
-          who: str = "workers") -> str:
-    """What held a run back: a saturated server, the workers (or the producer), or the
-    machine's cores shared between them and the ``poller`` (this process, polling the
-    queues); else nothing was busy (round trips)."""
+def limit(runner: float | None, capacity: int, servers: list[float | None],
+          machine: float | None, poller: float, who: str = "workers") -> str:
+    """What held a run back, checked in this order: a server on its one core; the
+    workers (or the producer) on theirs; every core of the machine busy (with whom);
+    else none of them, so waiting on round trips."""
     known = [c for c in servers if c is not None]
-    if runner is None or len(known) != len(servers):
+    if runner is None or machine is None or len(known) != len(servers):
         return "unknown (no /proc)"
     busiest, total = max(known), sum(known)
     cpus = os.cpu_count() or 1
     if busiest >= SATURATED:
         return f"Redis: a server at {busiest:.2f} core"
-    if runner >= SATURATED * capacity:
-        return f"{who}: {runner:.2f} of {capacity} core{'s' if capacity > 1 else ''}"
-    if runner + total + poller >= 0.85 * cpus:
-        polled = f" + poller {poller:.2f}" if poller else ""
-        return f"all {cpus} cores: {who} {runner:.2f} + Redis {total:.2f}{polled}"
-    return f"round trips: {who} {runner:.2f}, Redis {total:.2f} cores"
+    if runner >= BUSY * capacity:
+        return f"CPU of the {who}: {runner:.2f} of {capacity} core{'s' if capacity > 1 else ''}"
+    if machine >= SATURATED * cpus:
+        polled = f", poller {poller:.2f}" if poller else ""
+        other = max(machine - runner - total - poller, 0.0)
+        return (f"all {cpus} cores busy: {who} {runner:.2f}, Redis {total:.2f}{polled}, "
+                f"other {other:.2f}")
+    return f"round trips ({machine:.2f} of {cpus} cores busy)"
 
 
 # -- the run -------------------------------------------------------------------------------
@@ -359,19 +375,21 @@ def table(topologies: list[Topology], meta: dict[str, Any]) -> Table:
                     f"cluster, {meta['cpus']} CPUs, {meta['server']}, median of "
                     f"{meta['repeat']}, load {meta['load_average']}")
     for name in ("topology", "drain", "workers cores", "Redis cores (sum)", "busiest server",
-                 "poller cores", "push", "push_many", "drain limited by"):
-        t.add_column(name, justify="left" if name in ("topology", "drain limited by")
-                     else "right", overflow="fold")
+                 "poller cores", "machine busy", "push", "push_many",
+                 "drain limited by (median run)"):
+        t.add_column(name, justify="left" if name[0] in "td" and name != "drain" else "right",
+                     overflow="fold")
     for top in topologies:
-        drains = top.runs.get("drain", [])
+        middle = top.median_run("drain")
         t.add_row(top.name, _rate(top.rate("drain")),
                   _cores(top.median("drain", lambda m: m.run.cores)),
                   _cores(top.median("drain", lambda m: m.run.redis_cores)),
                   _cores(top.median("drain", lambda m: max(
                       (c for c in m.server_cores if c is not None), default=None))),
                   _cores(top.median("drain", lambda m: m.poller_cores)),
+                  _cores(top.median("drain", lambda m: m.machine_cores)),
                   _rate(top.rate("push")), _rate(top.rate("push_many")),
-                  "; ".join(sorted({m.limit for m in drains})) or "—")
+                  middle.limit if middle else "—")
     return t
 
 
@@ -391,8 +409,9 @@ def print_all(topologies: list[Topology], meta: dict[str, Any], per_queue: int) 
         "push: task.push() one at a time; push_many: batches of "
         f"{BULK_BATCH}; both from this one process, the queues in turn.",
         "cores: CPU seconds per wall second (workers: their whole session; Redis: summed "
-        "over the topology's servers; poller: this process, polling each queue every 2 ms). "
-        "Every process shares this machine's cores.",
+        "over the topology's servers; poller: this process, polling each queue every 2 ms; "
+        "machine busy: every process, other jobs' too, from /proc/stat). Every process "
+        "shares this machine's cores.",
     ):
         console.print(f"  * {note}", highlight=False)
 
