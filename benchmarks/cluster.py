@@ -184,9 +184,9 @@ class Topology:
             run = self.bench.time_workers(worker, self.pending, n)
             poller = (time.process_time() - cpu) / (time.perf_counter() - wall)
         for q in QUEUES:  # each message delivered once, none dead-lettered
-            fetched = self.client.hget(keys.stats(q), "fetched")
+            fetched = int(self.client.hget(keys.stats(q), "fetched") or 0)
             dead = int(self.client.llen(keys.dead_letters(q)))
-            if dead or fetched is None or int(fetched) != per_queue:
+            if dead or fetched != per_queue:
                 raise BenchError(f"{self.name}: {q} made {fetched} deliveries for "
                                  f"{per_queue} tasks, {dead} dead-lettered")
         servers, machine = self.meter.split(n / run.rate)
