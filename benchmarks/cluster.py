@@ -374,34 +374,41 @@ def table(topologies: list[Topology], meta: dict[str, Any]) -> Table:
     t = Table(title=f"Relier {meta['relier']} ({meta['commit']}): one node against a 3-shard "
                     f"cluster, {meta['cpus']} CPUs, {meta['server']}, median of "
                     f"{meta['repeat']}, load {meta['load_average']}")
-    for name in ("topology", "drain", "workers cores", "Redis cores (sum)", "busiest server",
-                 "poller cores", "machine busy", "push", "push_many",
-                 "drain limited by (median run)"):
-        t.add_column(name, justify="left" if name[0] in "td" and name != "drain" else "right",
-                     overflow="fold")
+    for name in ("topology", "drain", "worker µs/task", "Redis µs/task", "workers cores",
+                 "Redis cores (sum)", "busiest server", "poller cores", "machine busy", "push",
+                 "push_many"):
+        t.add_column(name, justify="left" if name == "topology" else "right", overflow="fold",
+                     no_wrap=name == "topology")
     for top in topologies:
-        middle = top.median_run("drain")
+        def drain(pick: Callable[[Measured], float | None], top: Topology = top) -> str:
+            return _cores(top.median("drain", pick))
+
         t.add_row(top.name, _rate(top.rate("drain")),
-                  _cores(top.median("drain", lambda m: m.run.cores)),
-                  _cores(top.median("drain", lambda m: m.run.redis_cores)),
-                  _cores(top.median("drain", lambda m: max(
-                      (c for c in m.server_cores if c is not None), default=None))),
-                  _cores(top.median("drain", lambda m: m.poller_cores)),
-                  _cores(top.median("drain", lambda m: m.machine_cores)),
-                  _rate(top.rate("push")), _rate(top.rate("push_many")),
-                  middle.limit if middle else "—")
+                  _us(top.median("drain", lambda m: m.run.cpu_us_per_task)),
+                  _us(top.median("drain", lambda m: m.run.redis_us_per_task)),
+                  drain(lambda m: m.run.cores), drain(lambda m: m.run.redis_cores),
+                  drain(lambda m: max((c for c in m.server_cores if c is not None),
+                                      default=None)),
+                  drain(lambda m: m.poller_cores), drain(lambda m: m.machine_cores),
+                  _rate(top.rate("push")), _rate(top.rate("push_many")))
     return t
+
+
+def _us(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.0f}"
 
 
 def print_all(topologies: list[Topology], meta: dict[str, Any], per_queue: int) -> None:
     console = Console(width=None if sys.stdout.isatty() else 160, emoji=False)
     console.print(table(topologies, meta))
+    console.print("What limited each median run (a server on its core, the workers or the "
+                  "producer on theirs, every core of the machine, or none: round trips):",
+                  highlight=False)
     for top in topologies:
-        for workload in ("push", "push_many"):
-            for m in top.runs.get(workload, []):
-                console.print(f"  {top.name} {workload}: {m.run.rate:,.0f}/s, producer "
-                              f"{_cores(m.run.cores)} core, Redis {_cores(m.run.redis_cores)}: "
-                              f"{m.limit}", highlight=False)
+        for workload in WORKLOADS:
+            if (m := top.median_run(workload)) is not None:
+                console.print(f"  {top.name:>15} {workload:>9} {m.run.rate:>9,.0f}/s: {m.limit}",
+                              highlight=False)
     for note in (
         f"drain: {per_queue:,} no-op tasks per queue in {', '.join(QUEUES)}, pre-filled; "
         f"`relier worker -Q {','.join(QUEUES)} --processes {PROCESSES} --concurrency "
