@@ -284,7 +284,11 @@ def sizes(args: argparse.Namespace) -> Sizes:
 
 def start_cluster() -> Any:
     """tests/topologies.py's 3-master cluster, stopped again if it does not come up."""
-    from tests.topologies import Cluster
+    try:
+        from tests.topologies import Cluster
+    except ImportError as exc:  # it is a test helper: it imports pytest
+        raise BenchError(f"the cluster comes from tests/topologies.py, which needs the test "
+                         f"extra ({exc}): pip install -e '.[test]'") from None
 
     cluster = Cluster()
     try:
