@@ -176,11 +176,11 @@ class Bench:
         if system.pending(n)[0] != n:
             raise BenchError(f"{system.name}: queue holds {system.pending(n)[0]}, not {n}")
         with running_worker(system.argv(task), self.env) as worker:
-            run = self._time_workers(worker, lambda: system.pending(n), n)
+            run = self.time_workers(worker, lambda: system.pending(n), n)
         system.check(n)
         return run
 
-    def _time_workers(self, worker: WorkerProcess, poll: Poll, n: int) -> Run:
+    def time_workers(self, worker: WorkerProcess, poll: Poll, n: int) -> Run:
         pgid = worker.process.pid
         started = self._wait_for_start(worker, poll, n)
         cpu, redis_cpu = group_cpu(pgid), self.meter.redis_cpu()

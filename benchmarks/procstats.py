@@ -49,6 +49,18 @@ def group_cpu(pgid: int) -> float | None:
     return total
 
 
+def machine_cpu() -> float | None:
+    """CPU seconds the whole machine has been busy (every core, any process), from
+    /proc/stat: user, nice, system, irq, softirq and steal time."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = stat.readline().split()
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[1:9])
+    return (user + nice + system + irq + softirq + steal) / _TICKS
+
+
 def cores(before: float | None, after: float | None, seconds: float) -> float | None:
     """CPU seconds per wall second between two readings: 1.0 is one core kept busy."""
     if before is None or after is None or seconds <= 0:
