@@ -44,11 +44,14 @@ def cluster_url(cluster: Cluster) -> str:
 
 @pytest.fixture
 def url(redis_cluster: Cluster) -> str:
-    """The cluster's URL, every node flushed (a cluster has one database)."""
+    """The cluster's URL, every node flushed (a cluster has one database), and the task
+    app's settings back to the defaults a test may have changed."""
     for _, port in redis_cluster.startup_nodes:
         with redis.Redis(port=port) as node:
             node.flushall()
-    return cluster_url(redis_cluster)
+    address = cluster_url(redis_cluster)
+    sharded.app.configure(redis_url=address, queue_limits={}, replica_acks=0)
+    return address
 
 
 @pytest.fixture

@@ -33,6 +33,7 @@ def cluster() -> Iterator[Cluster]:
 @pytest.fixture
 async def url(cluster: Cluster) -> AsyncIterator[str]:
     address = cluster_url(cluster)
+    sharded.app.configure(queue_limits={}, replica_acks=0)  # whatever another test set
     async with pointed_at(address, sharded.app):
         yield address
 

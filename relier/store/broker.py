@@ -7,6 +7,7 @@ Scripts run through :mod:`relier.store.runner` (by SHA; reloaded after ``NOSCRIP
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -114,12 +115,34 @@ def read_enqueue_reply(batch: Outgoing, reply: list[Any]) -> list[Enqueued]:
     ]
 
 
+#: Queues each client has added to the known-queues set itself (on a cluster, where the
+#: enqueue script cannot: the set is in another slot). It is an index nothing removes
+#: from, so once per queue and client is enough, not once per push.
+_registered: weakref.WeakKeyDictionary[object, set[str]] = weakref.WeakKeyDictionary()
+
+
+def register_queue_sync(client: redis.Redis, queue: str) -> None:
+    """Add ``queue`` to the known-queues set, unless this client already did."""
+    seen = _registered.setdefault(client, set())
+    if queue not in seen:
+        client.sadd(keys.KNOWN_QUEUES, queue)
+        seen.add(queue)
+
+
+async def register_queue(client: aioredis.Redis, queue: str) -> None:
+    """:func:`register_queue_sync` from async code."""
+    seen = _registered.setdefault(client, set())
+    if queue not in seen:
+        await client.sadd(keys.KNOWN_QUEUES, queue)
+        seen.add(queue)
+
+
 def enqueue_sync(client: redis.Redis, batch: Outgoing) -> list[Enqueued]:
     """Enqueue a batch on a blocking client; see :class:`Outgoing`."""
     cluster = is_cluster(client)
     if cluster:
         # Registered first: a queue holding messages is always one `inspect` can find.
-        client.sadd(keys.KNOWN_QUEUES, batch.queue)
+        register_queue_sync(client, batch.queue)
     call = enqueue_call(batch, cluster=cluster)
     if not batch.replicas:
         return read_enqueue_reply(batch, runner.run_sync(client, call))
@@ -179,7 +202,7 @@ class Broker:
     async def enqueue(self, batch: Outgoing) -> list[Enqueued]:
         """Enqueue a batch in one round trip; see :class:`Outgoing`."""
         if self.cluster:
-            await self.client.sadd(keys.KNOWN_QUEUES, batch.queue)  # see enqueue_sync
+            await register_queue(self.client, batch.queue)  # see enqueue_sync
         call = enqueue_call(batch, cluster=self.cluster)
         if not batch.replicas:
             return read_enqueue_reply(batch, await self.call(call.name, call.keys, call.args))

@@ -16,6 +16,7 @@ from relier.protocol import canvas
 from relier.protocol.canvas import ChordPart, FollowUps, Outbound
 from relier.protocol.message import encode_json
 from relier.store import keys, runner
+from relier.store.broker import register_queue, register_queue_sync
 from relier.store.clients import AsyncClient, SyncClient
 from relier.store.cluster import is_cluster, require_tags
 from relier.store.runner import ScriptCall
@@ -108,7 +109,7 @@ def send_sync(client: SyncClient, push: CanvasPush) -> None:
     if push.group_id is not None and push.group_value:
         client.set(keys.taskset(push.group_id), push.group_value, ex=push.ttl)
     for message in push.messages:
-        client.sadd(keys.KNOWN_QUEUES, message.queue)
+        register_queue_sync(client, message.queue)
         client.lpush(message.target, message.raw)
 
 
@@ -121,7 +122,7 @@ async def send(client: AsyncClient, push: CanvasPush) -> None:
     if push.group_id is not None and push.group_value:
         await client.set(keys.taskset(push.group_id), push.group_value, ex=push.ttl)
     for message in push.messages:
-        await client.sadd(keys.KNOWN_QUEUES, message.queue)
+        await register_queue(client, message.queue)
         await client.lpush(message.target, message.raw)
 
 

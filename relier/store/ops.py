@@ -19,11 +19,15 @@ async def run_all(client: aioredis.Redis, ops: Sequence[Op[Any]]) -> list[Any]:
     ``op.read``. One round trip on one server; concurrent calls on a cluster."""
     if not is_cluster(client):
         return await runner.run_many(client, [op.call for op in ops])
-    return list(await asyncio.gather(*(_run_on_cluster(client, op) for op in ops),
-                                     return_exceptions=True))
-
-
-async def _run_on_cluster(client: aioredis.Redis, op: Op[Any]) -> Any:
-    if op.fenced is not None:
-        return await outbox.settle(client, op.fenced)
-    return await runner.run(client, op.call)
+    fenced = [(i, op.fenced) for i, op in enumerate(ops) if op.fenced is not None]
+    plain = [i for i, op in enumerate(ops) if op.fenced is None]
+    settled, ran = await asyncio.gather(
+        outbox.settle_all(client, [f for _, f in fenced]),
+        asyncio.gather(*(runner.run(client, ops[i].call) for i in plain),
+                       return_exceptions=True))
+    replies: list[Any] = [None] * len(ops)
+    for (i, _), reply in zip(fenced, settled, strict=True):
+        replies[i] = reply
+    for i, reply in zip(plain, ran, strict=True):
+        replies[i] = reply
+    return replies

@@ -9,7 +9,8 @@ becomes:
 1. ``fence.lua`` in the queue's slot: take the message out of the processing list and,
    in the same atomic step, push an :class:`Entry` listing the other writes (the
    :data:`Effect` values) to the queue's outbox list;
-2. the caller applies those effects, each a command on one key, then removes the entry;
+2. the caller applies those effects (each a command on one key; a batch of settles in
+   one pipeline), then removes the entry;
 3. a worker that died between 1 and 2 leaves the entry behind, and :func:`sweep` (run by
    every worker for the queues it holds) applies it once it is older than
    :data:`SWEEP_AFTER_MS`.
@@ -22,11 +23,12 @@ push (a chain step, a DLQ entry may then appear twice: at-least-once, as everywh
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, TypeAlias
+from typing import Any, Final, TypeAlias
 
 import msgspec
 import redis.asyncio as aioredis
@@ -127,39 +129,50 @@ class Fenced:
 
 
 async def apply(client: aioredis.Redis, effects: Sequence[Effect]) -> None:
-    """Do each effect, in order; each is one key's command(s), so it runs on its node."""
-    for effect in effects:
-        if isinstance(effect, Store):
-            await client.set(effect.key, effect.value, ex=effect.ttl_s)
-            await client.publish(effect.key, effect.value)
-        elif isinstance(effect, Push):
-            push = client.rpush if effect.consuming_end else client.lpush
-            await push(effect.key, effect.value)
-        elif isinstance(effect, Park):
-            await client.zadd(effect.key, {effect.value: effect.due_ms})
-        elif isinstance(effect, Count):
-            await client.hincrby(effect.key, effect.field, effect.by)
-        elif isinstance(effect, Succeeded):
-            await client.hset(effect.key, mapping={
-                "state": "succeeded", "id": effect.task_id, "result": effect.result})
-            await client.expire(effect.key, effect.ttl_s)
-        else:
-            await runner.run(client, ScriptCall("record_drop", [effect.key], [effect.task_id]))
+    """Do the effects: the plain writes in one pipeline (redis-py sends each node its
+    share; a key's writes keep their order), then the publishes and record drops, which a
+    cluster pipeline cannot carry, all at once."""
+    async with client.pipeline(transaction=False) as pipe:
+        for effect in effects:
+            if isinstance(effect, Store):
+                pipe.set(effect.key, effect.value, ex=effect.ttl_s)
+            elif isinstance(effect, Push):
+                (pipe.rpush if effect.consuming_end else pipe.lpush)(effect.key, effect.value)
+            elif isinstance(effect, Park):
+                pipe.zadd(effect.key, {effect.value: effect.due_ms})
+            elif isinstance(effect, Count):
+                pipe.hincrby(effect.key, effect.field, effect.by)
+            elif isinstance(effect, Succeeded):
+                pipe.hset(effect.key, mapping={
+                    "state": "succeeded", "id": effect.task_id, "result": effect.result})
+                pipe.expire(effect.key, effect.ttl_s)
+        await pipe.execute()
+    await asyncio.gather(*(
+        client.publish(e.key, e.value) if isinstance(e, Store)
+        else runner.run(client, ScriptCall("record_drop", [e.key], [e.task_id]))
+        for e in effects if isinstance(e, Store | DropRecord)))
 
 
-async def settle(client: aioredis.Redis, fenced: Fenced) -> int:
-    """Run the fence; if it landed, apply its effects and clear its entry. Returns the
-    fence's reply (1 landed, 0 not this worker's). An effect that fails is left to the
-    sweep (logged): the settle itself has landed."""
-    landed = int(await runner.run(client, fenced.call))
-    if landed and fenced.effects:
+async def settle_all(client: aioredis.Redis, batch: Sequence[Fenced]) -> list[Any]:
+    """Settle a batch: every fence at once, then the effects of those that landed in one
+    :func:`apply`, then their entries cleared in one pipeline. Each fence's reply (1
+    landed, 0 not this worker's), or the error it raised, in order. Effects that fail
+    are left to the sweep (logged): their settles have landed."""
+    replies = list(await asyncio.gather(*(runner.run(client, f.call) for f in batch),
+                                        return_exceptions=True))
+    landed = [f for f, reply in zip(batch, replies, strict=True)
+              if f.effects and not isinstance(reply, BaseException) and reply == 1]
+    if landed:
         try:
-            await apply(client, fenced.effects)
-            await client.lrem(fenced.outbox, 1, fenced.entry)  # type: ignore[arg-type]
-        except Exception as exc:  # whatever it was, the sweep applies it later
-            log.warning("a settle's effects were not all applied (%s); the outbox sweep "
-                        "will finish them", exc)
-    return landed
+            await apply(client, [effect for f in landed for effect in f.effects])
+            async with client.pipeline(transaction=False) as pipe:
+                for f in landed:
+                    pipe.lrem(f.outbox, 1, f.entry)  # type: ignore[arg-type]
+                await pipe.execute()
+        except Exception as exc:  # whatever it was, the sweep applies them later
+            log.warning("the effects of %d settle(s) were not all applied (%s); the outbox "
+                        "sweep will finish them", len(landed), exc)
+    return replies
 
 
 async def sweep(client: aioredis.Redis, queue: str, *, now_ms: int | None = None) -> int:

@@ -18,7 +18,15 @@ from typing import Any, Literal
 from relier.protocol import declaration
 from relier.protocol.declaration import DeclarationError, Registration
 from relier.store import keys
-from relier.store.broker import Broker, Enqueued, Outgoing, ScriptCall, as_bytes, enqueue_call
+from relier.store.broker import (
+    Broker,
+    Enqueued,
+    Outgoing,
+    ScriptCall,
+    as_bytes,
+    enqueue_call,
+    register_queue,
+)
 from relier.store.clients import AsyncClient, SyncClient
 from relier.store.cluster import is_cluster
 
@@ -194,7 +202,7 @@ async def tick(
     ``holder`` still leads."""
     inner = enqueue_call(batch, cluster=broker.cluster)
     if broker.cluster:
-        await broker.client.sadd(keys.KNOWN_QUEUES, batch.queue)  # see enqueue_sync
+        await register_queue(broker.client, batch.queue)  # see enqueue_sync
     reply = await broker.run(ScriptCall(
         "tick", [*_lock_and_state(broker, name, batch.queue), *inner.keys],
         [holder, tick_ms, now_ms, _fence_mode(broker), *inner.args]))
