@@ -25,12 +25,12 @@ from relier.protocol import message as wire
 from relier.protocol import results
 from relier.protocol.results import ResultMeta
 from relier.settings import redact
-from relier.store import keys
 from relier.store.broker import Enqueued, Outgoing, call_sync, enqueue_call, read_enqueue_reply
 from relier.store.errors import ErrorReply as ResponseError
 from relier.store.errors import OutOfMemoryError, ReadOnlyError
 from relier.store.errors import StoreConnectionError as RedisConnectionError
 from relier.store.errors import StoreTimeoutError as RedisTimeoutError
+from relier.store.settles import Record
 
 if TYPE_CHECKING:
     from relier.app import App
@@ -92,7 +92,7 @@ class Producer:
                 key = options.idempotency_key or task.arguments.fingerprint(wire_args, wire_kwargs)
                 headers[wire.IDEMPOTENCY_HEADER] = key
                 headers[wire.IDEMPOTENCY_TTL_HEADER] = idempotency_ttl
-                records.append(keys.idempotency(task.name, key))
+                records.append(Record(task=task.name, key=key).name)
             message = wire.build(
                 task.name,
                 wire_args,

@@ -18,8 +18,9 @@ import pytest
 import redis
 
 from relier.errors import PayloadError
-from relier.protocol import dead_letter, hostile, keys, registry
+from relier.protocol import dead_letter, hostile, registry
 from relier.protocol import message as wire
+from relier.store import keys
 from tests.conftest import FAST, StartWorker
 from tests.polling import poll
 from tests.taskapps import basic

@@ -28,6 +28,7 @@ from relier.observability.metrics import (
 from relier.observability.recorder import TaskRecorder
 from relier.store import connections
 from relier.store.clients import SyncClient
+from relier.store.control import db_of
 
 if TYPE_CHECKING:
     from relier.runtime.deadlines import Caller
@@ -51,7 +52,7 @@ class Telemetry:
         self.events: EventSender | None = None
         if settings.events:
             client = app.async_client()
-            db = int(client.connection_pool.connection_kwargs.get("db", 0))
+            db = db_of(client)
             self.events = EventSender(client, db, f"relier@{worker_id}",
                                       settings.heartbeat_interval, in_flight)
         self.recorder = TaskRecorder(worker_id, self.metrics, self.events)

@@ -59,7 +59,7 @@ NO_HEADERS: Final[Mapping[str, str]] = MappingProxyType({})
 
 
 class Sent(Protocol):
-    """What a push reports per message it enqueued (``relier.broker.Enqueued``)."""
+    """What a push reports per message it enqueued (``relier.store.broker.Enqueued``)."""
 
     @property
     def task_id(self) -> str: ...

@@ -39,6 +39,7 @@ from relier.app import App
 from relier.config_errors import explain
 from relier.errors import ConfigurationError
 from relier.observability.telemetry import Telemetry
+from relier.protocol.queues import DEFAULT_QUEUES, SUSPECT_QUEUE
 from relier.protocol.registry import WorkerInfo
 from relier.runtime.abandoned import EXIT_RECYCLE
 from relier.runtime.abandoned import check_limit as check_abandoned_limit
@@ -54,7 +55,8 @@ from relier.runtime.phoenix import Resurrector
 from relier.runtime.progress import hostname
 from relier.runtime.scheduler import Scheduler
 from relier.runtime.watchdog import EXIT_LOOP_STALLED, Watchdog
-from relier.store import connections, keys
+from relier.store import connections, server
+from relier.store import registry as registry_store
 from relier.store.broker import REDIS_ERRORS, Broker, call_sync
 from relier.store.errors import StoreError
 from relier.store.errors import StoreError as RedisError
@@ -83,7 +85,7 @@ class Worker:
     def __init__(
         self,
         app: App,
-        queues: Sequence[str] = keys.DEFAULT_QUEUES,
+        queues: Sequence[str] = DEFAULT_QUEUES,
         concurrency: int = 100,
         worker_id: str | None = None,
         *,
@@ -97,7 +99,7 @@ class Worker:
         self.queues = list(dict.fromkeys(queues))
         #: Every queue whose processing list this worker may hold messages in: its own and
         #: the suspect lane (what Phoenix recovers and a graceful stop gives back).
-        self.held_queues = list(dict.fromkeys([*self.queues, keys.SUSPECT_QUEUE]))
+        self.held_queues = list(dict.fromkeys([*self.queues, SUSPECT_QUEUE]))
         self.id = worker_id or new_worker_id()
         self.capacity = Capacity(concurrency)
         settings = app.settings
@@ -215,9 +217,9 @@ class Worker:
 
     async def _connect(self, broker: Broker) -> None:
         try:
-            await broker.client.ping()
+            await server.ping(broker.client)
             await broker.load_scripts()
-            await broker.client.sadd(keys.KNOWN_QUEUES, *self.held_queues)
+            await registry_store.announce_queues(broker.client, self.held_queues)
         except (*REDIS_ERRORS, RedisError) as exc:
             raise explain(self.app.settings.redis_url, exc) or exc from None
 

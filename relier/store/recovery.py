@@ -54,3 +54,9 @@ def quarantine(*, held: Held, task_id: str, dlq_queue: str, entry: bytes, reason
         [held.raw, task_id, "quarantine", entry, result, result_ttl_s, reason])
     return Recovery("quarantine", task_id, Op(settle_call(call, 8, follow_ups, result_ttl_s),
                                               _moved))
+
+
+def resurrector_lease(*, holder: str, lease_ms: int) -> Op[bool]:
+    """Take or keep the lease of the one worker that runs the resurrector; True if held."""
+    return Op(ScriptCall("lease", [keys.RESURRECTOR_LOCK], [holder, lease_ms]),
+              lambda reply: bool(reply))

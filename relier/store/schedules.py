@@ -21,6 +21,9 @@ from relier.store import keys
 from relier.store.broker import Broker, Enqueued, Outgoing, ScriptCall, as_bytes, enqueue_call
 from relier.store.clients import AsyncClient, SyncClient
 
+# Re-exported: the beat takes this lock by name (``app.lock``); the key is built here.
+from relier.store.keys import SCHEDULER_LOCK as SCHEDULER_LOCK
+
 log = logging.getLogger("relier.beat")
 
 

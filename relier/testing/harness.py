@@ -24,9 +24,9 @@ import anyio
 
 from relier.app import App
 from relier.protocol.dead_letter import DeadLetter
+from relier.protocol.queues import DEFAULT_QUEUES
 from relier.protocol.results import ResultMeta
 from relier.runtime.worker import Worker
-from relier.store import keys
 from relier.testing import state
 
 #: Seconds ``drain()`` waits by default.
@@ -45,7 +45,7 @@ class DrainTimeout(AssertionError):
 
 def queues_of(app: App) -> list[str]:
     """Every queue a task of ``app`` uses, then Relier's defaults (``re-queue`` too)."""
-    return list(dict.fromkeys([*(t.queue for t in app.tasks.values()), *keys.DEFAULT_QUEUES]))
+    return list(dict.fromkeys([*(t.queue for t in app.tasks.values()), *DEFAULT_QUEUES]))
 
 
 class _TestWorker:
