@@ -16,7 +16,7 @@ layers import downwards only: observability implements the protocol, runtime own
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -81,3 +81,34 @@ class ScheduleMetrics(Protocol):
 
     def schedule_missed(self, schedule: str, reason: str, count: int = 1) -> None:
         """Ticks not sent, and why (``outage``, ``admission``, ``invalid``)."""
+
+
+class ActiveRun(Protocol):
+    """A running task as remote control's ``active`` describes it."""
+
+    @property
+    def task_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def queue(self) -> str: ...
+    @property
+    def started_at(self) -> float: ...
+    @property
+    def argsrepr(self) -> str: ...
+    @property
+    def kwargsrepr(self) -> str: ...
+    @property
+    def redelivered(self) -> bool: ...
+
+
+class RunningTable(Protocol):
+    """What remote control reads of the tasks a worker runs and has run
+    (``observability/recorder.py``'s ``TaskRecorder`` implements it)."""
+
+    @property
+    def totals(self) -> Mapping[str, int]:
+        """Deliveries started, per task name, since the worker started."""
+
+    def active(self) -> Sequence[ActiveRun]:
+        """The tasks running now."""
