@@ -9,6 +9,11 @@ is never on the critical path: :class:`Observers` calls each one inside its own
 and the hook) and the delivery still settles, the slot is still freed and the worker
 goes on — dramatiq's ``emit_before``/``emit_after`` isolation.
 
+The other things the runtime reports are protocols here too, for the same reason:
+:class:`RecoveryMetrics` (the resurrector), :class:`ScheduleMetrics` (the beat),
+:class:`RunningTable` (what remote control reads of the running tasks) and
+:class:`RunTracer` (the run span and its events).
+
 It lives in ``runtime/`` (not ``observability/``) because the executor calls it and
 layers import downwards only: observability implements the protocol, runtime owns it.
 """
@@ -17,9 +22,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from relier.protocol.message import TaskMessage
     from relier.runtime.delivery import Delivery
 
 log = logging.getLogger("relier.worker")
@@ -112,3 +119,32 @@ class RunningTable(Protocol):
 
     def active(self) -> Sequence[ActiveRun]:
         """The tasks running now."""
+
+
+class RunTracer(Protocol):
+    """How a run is traced (``observability/tracing.py``'s ``RunTracing`` implements it,
+    with OpenTelemetry when the extra is installed and ``tracing`` is on)."""
+
+    def run_span(self, message: TaskMessage, delivery: Delivery,
+                 worker_id: str) -> AbstractContextManager[object]:
+        """The span around one run of a task and its settle."""
+
+    def event(self, name: str,
+              attributes: Mapping[str, str | int | float] | None = None) -> None:
+        """Add an event to the span of the task running in this context, if traced."""
+
+
+class _NoTracing:
+    """Traces nothing: the executor's tracer when the worker gives it none."""
+
+    def run_span(self, message: TaskMessage, delivery: Delivery,
+                 worker_id: str) -> AbstractContextManager[object]:
+        return nullcontext()
+
+    def event(self, name: str,
+              attributes: Mapping[str, str | int | float] | None = None) -> None:
+        return None
+
+
+#: A tracer that records nothing.
+NO_TRACING: Final[RunTracer] = _NoTracing()

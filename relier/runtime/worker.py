@@ -129,7 +129,7 @@ class Worker:
             settler = Settler(broker)
             executor = Executor(self.app, self.id, self.capacity,
                                 min(self.capacity.limit, MAX_THREADS), self._recycle,
-                                telemetry.recorder)
+                                telemetry.recorder, tracer=telemetry.tracer)
             telemetry.follow(executor.caller, self._watchdog)
             # Revoked ids are known before the first fetch (a task revoked while queued).
             await executor.revoked.refresh(broker.client)
