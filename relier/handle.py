@@ -66,7 +66,7 @@ class TaskHandle(Generic[R]):
 
     async def astatus(self) -> str:
         """The stored state (``PENDING`` when nothing is stored yet)."""
-        raw = await self._app.broker().get_result(self.id)
+        raw = await result_store.stored(self._app.broker().client, self.id)
         return results.decode(raw).status if raw else results.PENDING
 
     def status(self) -> str:
@@ -90,7 +90,7 @@ class TaskHandle(Generic[R]):
 
     async def ainfo(self) -> Any:
         """:attr:`info` from async code."""
-        return self._info_of(await self._app.broker().get_result(self.id))
+        return self._info_of(await result_store.stored(self._app.broker().client, self.id))
 
     def revoke(self, *, terminate: bool = False) -> None:
         """Revoke the task, as Celery's ``AsyncResult.revoke``: a worker that takes it
