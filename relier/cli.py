@@ -111,7 +111,8 @@ def worker(
                  *(["-E"] if events else []), *(["--redis-url", redis_url] if redis_url else []),
                  *(["--no-schedule"] if no_schedule else []),
                  "--log-level", log_level, "--log-format", log_format]
-        raise typer.Exit(guarded(Supervisor(relier_app, child, processes).run))
+        raise typer.Exit(guarded(Supervisor(relier_app, child, processes,
+                                            _child_metrics(relier_app)).run))
     watch_supervisor()
     runner = guarded(lambda: Worker(relier_app, names, concurrency))
     try:
@@ -125,6 +126,14 @@ def worker(
         end_process(runner.exit_code or 1)
         raise
     end_process(runner.exit_code)
+
+
+def _child_metrics(app: Any) -> Any:
+    """The one ``/metrics`` of ``--processes`` children, or None when metrics are off."""
+    from relier.observability.supervised import SupervisedMetrics
+
+    settings = app.settings
+    return SupervisedMetrics(settings) if settings.metrics_port > 0 else None
 
 
 @cli.command()

@@ -27,7 +27,6 @@ KNOWN_UPWARD = {
     # The runtime still reports to these observers directly; runtime/hooks.py is where
     # their protocols go (TaskObserver, RecoveryMetrics and ScheduleMetrics already do).
     ("relier.runtime.worker", "relier.observability"),
-    ("relier.runtime.supervisor", "relier.observability"),
     # The push span is written by the producer (client layer).
     ("relier.producer", "relier.observability"),
 }

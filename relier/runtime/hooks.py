@@ -148,3 +148,20 @@ class _NoTracing:
 
 #: A tracer that records nothing.
 NO_TRACING: Final[RunTracer] = _NoTracing()
+
+
+class ChildMetrics(Protocol):
+    """The one ``/metrics`` of a supervisor's children (``observability/supervised.py``'s
+    ``SupervisedMetrics`` implements it)."""
+
+    def start(self) -> None:
+        """Start serving (before the first child starts)."""
+
+    def child_env(self) -> dict[str, str]:
+        """What each child's environment needs so its metrics are served."""
+
+    def forget(self, pid: int) -> None:
+        """A child exited: drop its live gauges."""
+
+    def close(self) -> None:
+        """Stop serving (after the last child stopped)."""
