@@ -114,7 +114,9 @@ def worker(
         raise typer.Exit(guarded(Supervisor(relier_app, child, processes,
                                             _child_metrics(relier_app)).run))
     watch_supervisor()
-    runner = guarded(lambda: Worker(relier_app, names, concurrency))
+    from relier.observability.telemetry import Telemetry
+
+    runner = guarded(lambda: Worker(relier_app, names, concurrency, telemetry=Telemetry))
     try:
         guarded(lambda: loop.run(runner.run))
     except typer.Exit:

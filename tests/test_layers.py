@@ -24,10 +24,7 @@ CLIENT = 2
 
 #: Upward imports still allowed, each with why. Shrink this list; never grow it.
 KNOWN_UPWARD = {
-    # The runtime still reports to these observers directly; runtime/hooks.py is where
-    # their protocols go (TaskObserver, RecoveryMetrics and ScheduleMetrics already do).
-    ("relier.runtime.worker", "relier.observability"),
-    # The push span is written by the producer (client layer).
+    # The runtime reports through runtime/hooks.py's protocols only. The push span is written by the producer (client layer).
     ("relier.producer", "relier.observability"),
 }
 #: Modules outside relier/store that still import redis, each with why.

@@ -21,13 +21,18 @@ layers import downwards only: observability implements the protocol, runtime own
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Final, Protocol, TypeAlias, runtime_checkable
 
 if TYPE_CHECKING:
+    from relier.app import App
     from relier.protocol.message import TaskMessage
+    from relier.protocol.registry import RunningTask
+    from relier.runtime.deadlines import Caller
     from relier.runtime.delivery import Delivery
+    from relier.runtime.watchdog import Watchdog
 
 log = logging.getLogger("relier.worker")
 
@@ -165,3 +170,44 @@ class ChildMetrics(Protocol):
 
     def close(self) -> None:
         """Stop serving (after the last child stopped)."""
+
+
+class Recorder(TaskObserver, RunningTable, Protocol):
+    """The worker's recorder: it watches every delivery, keeps the running table the
+    heartbeat publishes (``changed`` is set when it changes) and remote control reads."""
+
+    changed: threading.Event
+
+    def running(self) -> list[RunningTask]:
+        """The table of running tasks, as the heartbeat publishes it."""
+
+
+class ReportedMetrics(RecoveryMetrics, ScheduleMetrics, Protocol):
+    """The metrics a worker's resurrector and beat report to."""
+
+
+class WorkerTelemetry(Protocol):
+    """Everything a worker reports to, set up in one place (``observability/telemetry.py``'s
+    ``Telemetry`` implements it; the CLI and ``relier.testing`` hand it to the worker)."""
+
+    @property
+    def recorder(self) -> Recorder: ...
+
+    @property
+    def metrics(self) -> ReportedMetrics | None: ...
+
+    @property
+    def tracer(self) -> RunTracer: ...
+
+    def follow(self, caller: Caller, watchdog: Watchdog) -> None:
+        """Sample the timeout and stall counts ``caller`` and ``watchdog`` keep."""
+
+    async def run(self) -> None:
+        """The background work (sampling, event publishing), until cancelled."""
+
+    async def aclose(self) -> None:
+        """Stop serving and publishing."""
+
+
+#: Builds a worker's telemetry from its App, its id and a count of the tasks it runs.
+TelemetryFactory: TypeAlias = "Callable[[App, str, Callable[[], int]], WorkerTelemetry]"

@@ -38,7 +38,6 @@ from anyio.abc import TaskGroup
 from relier.app import App
 from relier.config_errors import explain
 from relier.errors import ConfigurationError
-from relier.observability.telemetry import Telemetry
 from relier.protocol.queues import DEFAULT_QUEUES, SUSPECT_QUEUE
 from relier.protocol.registry import WorkerInfo
 from relier.runtime.abandoned import EXIT_RECYCLE
@@ -51,6 +50,7 @@ from relier.runtime.delivery import Delivery, Settler
 from relier.runtime.executor import SETTLE_TIMEOUT_S, Executor
 from relier.runtime.fetcher import Fetcher
 from relier.runtime.heartbeat import Heartbeat
+from relier.runtime.hooks import TelemetryFactory, WorkerTelemetry
 from relier.runtime.phoenix import Resurrector
 from relier.runtime.progress import hostname
 from relier.runtime.scheduler import Scheduler
@@ -89,10 +89,13 @@ class Worker:
         concurrency: int = 100,
         worker_id: str | None = None,
         *,
+        telemetry: TelemetryFactory,
         in_process: bool = False,
     ) -> None:
-        """``in_process``: a worker inside someone else's process (``relier.testing``),
-        which must never end that process: no watchdog kill, no ``os._exit``."""
+        """``telemetry``: what the worker reports to (metrics, events, recorder, tracer;
+        ``relier.observability.telemetry.Telemetry``). ``in_process``: a worker inside
+        someone else's process (``relier.testing``), which must never end that process:
+        no watchdog kill, no ``os._exit``."""
         if not queues:
             raise ConfigurationError("a worker needs at least one queue")
         self.app = app
@@ -102,6 +105,7 @@ class Worker:
         self.held_queues = list(dict.fromkeys([*self.queues, SUSPECT_QUEUE]))
         self.id = worker_id or new_worker_id()
         self.capacity = Capacity(concurrency)
+        self._telemetry = telemetry
         settings = app.settings
         self._in_process = in_process
         self._watchdog = Watchdog(settings.loop_stall_warn,
@@ -119,11 +123,11 @@ class Worker:
         settings = self.app.settings
         broker = Broker(self.app.async_client())
         heartbeat: Heartbeat | None = None
-        telemetry: Telemetry | None = None
+        telemetry: WorkerTelemetry | None = None
         clean = False
         try:
             await self._connect(broker)
-            telemetry = Telemetry(self.app, self.id, lambda: self.capacity.in_use)
+            telemetry = self._telemetry(self.app, self.id, lambda: self.capacity.in_use)
             heartbeat = await self._register(telemetry)
             self._watchdog.start(on_kill=partial(_end_stalled, heartbeat))
             settler = Settler(broker)
@@ -186,7 +190,7 @@ class Worker:
         log.info("worker %s stopped", self.id)
 
     def _control(self, broker: Broker, executor: Executor,
-                 telemetry: Telemetry) -> ControlService:
+                 telemetry: WorkerTelemetry) -> ControlService:
         """Remote control (pidbox) for this worker, on a connection of its own."""
         facts = WorkerFacts(app=self.app, broker=broker, hostname=hostname(self.id),
                             queues=self.queues, capacity=self.capacity,
@@ -223,7 +227,7 @@ class Worker:
         except (*REDIS_ERRORS, RedisError) as exc:
             raise explain(self.app.settings.redis_url, exc) or exc from None
 
-    async def _register(self, telemetry: Telemetry) -> Heartbeat:
+    async def _register(self, telemetry: WorkerTelemetry) -> Heartbeat:
         """Announce the queues, enter the registry and start beating."""
         settings = self.app.settings
         now = time.time()

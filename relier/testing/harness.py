@@ -23,6 +23,7 @@ from typing import Final
 import anyio
 
 from relier.app import App
+from relier.observability.telemetry import Telemetry
 from relier.protocol.dead_letter import DeadLetter
 from relier.protocol.queues import DEFAULT_QUEUES
 from relier.protocol.results import ResultMeta
@@ -53,7 +54,8 @@ class _TestWorker:
 
     def __init__(self, app: App, queues: Sequence[str] | None, concurrency: int) -> None:
         self.app = app
-        self.worker = Worker(app, queues or queues_of(app), concurrency, in_process=True)
+        self.worker = Worker(app, queues or queues_of(app), concurrency, telemetry=Telemetry,
+                             in_process=True)
 
     @property
     def queues(self) -> list[str]:
