@@ -24,7 +24,8 @@ CLIENT = 2
 
 #: Upward imports still allowed, each with why. Shrink this list; never grow it.
 KNOWN_UPWARD = {
-    # The runtime reports through runtime/hooks.py's protocols only. The push span is written by the producer (client layer).
+    # The push span is written by the producer (client layer). (The runtime reports
+    # through runtime/hooks.py's protocols only.)
     ("relier.producer", "relier.observability"),
 }
 #: Modules outside relier/store that still import redis, each with why.
