@@ -42,7 +42,8 @@ from benchmarks.chaos_ledger import (
     recovery_latencies,
 )
 from relier.embedded import EmbeddedServer
-from relier.protocol import dead_letter, keys, results
+from relier.protocol import dead_letter, results
+from relier.store import keys
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Heartbeat TTL at default settings; the freeze lasts past it.

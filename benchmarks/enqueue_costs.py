@@ -27,7 +27,8 @@ import redis
 
 from relier import AdmissionRejectedError, App
 from relier.embedded import EmbeddedServer
-from relier.protocol import keys, results
+from relier.protocol import results
+from relier.store import keys
 
 BULK = 100
 

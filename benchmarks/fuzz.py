@@ -26,7 +26,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 from relier.embedded import EmbeddedServer
 from relier.handle import TaskHandle
-from relier.protocol import keys
+from relier.store import keys
 from tests.malformed import QUEUE, WORKER_ENV, Case, batches
 from tests.taskapps import basic
 

@@ -31,7 +31,7 @@ import redis
 
 from benchmarks.common import QUEUE
 from relier.embedded import EmbeddedServer, free_port
-from relier.protocol import keys
+from relier.store import keys
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE = "metrics off, events off"

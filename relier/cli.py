@@ -28,7 +28,7 @@ from relier.cli_common import (
 from relier.cli_dlq import dlq_cli
 from relier.cli_help import use_conventional_help
 from relier.errors import RelierError
-from relier.store import keys
+from relier.protocol.queues import DEFAULT_QUEUES
 from relier.store.errors import ClusterUnavailable, StoreError
 
 log = logging.getLogger("relier.worker")
@@ -69,7 +69,7 @@ def worker(
     app: AppOption = None,
     queues: Annotated[
         str, typer.Option("-Q", "--queues", help="Comma-separated queues to consume.")
-    ] = ",".join(keys.DEFAULT_QUEUES),
+    ] = ",".join(DEFAULT_QUEUES),
     concurrency: Annotated[int, typer.Option(
         "-c", "--concurrency", min=1,
         help="Tasks run at once by each worker process (async tasks on its event loop, "
@@ -111,9 +111,12 @@ def worker(
                  *(["-E"] if events else []), *(["--redis-url", redis_url] if redis_url else []),
                  *(["--no-schedule"] if no_schedule else []),
                  "--log-level", log_level, "--log-format", log_format]
-        raise typer.Exit(guarded(Supervisor(relier_app, child, processes).run))
+        raise typer.Exit(guarded(Supervisor(relier_app, child, processes,
+                                            _child_metrics(relier_app)).run))
     watch_supervisor()
-    runner = guarded(lambda: Worker(relier_app, names, concurrency))
+    from relier.observability.telemetry import Telemetry
+
+    runner = guarded(lambda: Worker(relier_app, names, concurrency, telemetry=Telemetry))
     try:
         guarded(lambda: loop.run(runner.run))
     except typer.Exit:
@@ -125,6 +128,14 @@ def worker(
         end_process(runner.exit_code or 1)
         raise
     end_process(runner.exit_code)
+
+
+def _child_metrics(app: Any) -> Any:
+    """The one ``/metrics`` of ``--processes`` children, or None when metrics are off."""
+    from relier.observability.supervised import SupervisedMetrics
+
+    settings = app.settings
+    return SupervisedMetrics(settings) if settings.metrics_port > 0 else None
 
 
 @cli.command()
@@ -376,9 +387,9 @@ def purge(
 def _known_queue(client: Any, queue: str) -> None:
     """Fail with one line naming the known queues when ``queue`` is not one of them."""
     from relier.options import did_you_mean
-    from relier.store.broker import as_bytes
+    from relier.store import views
 
-    known = sorted(as_bytes(q).decode() for q in client.smembers(keys.KNOWN_QUEUES))
+    known = views.relier_queues_sync(client)
     if queue not in known:
         fail(f"unknown queue {queue!r}{did_you_mean(queue, known)}; known queues: "
               f"{', '.join(known) or 'none yet'}")

@@ -54,9 +54,10 @@ def sync_client(redis_url: str | None) -> Any:
 def ping(client: Any, url: str) -> None:
 
     from relier.config_errors import explain
+    from relier.store import server
 
     try:
-        client.ping()
+        server.ping_sync(client)
     except (StoreError, OSError) as exc:
         raise explain(url, exc) or exc from None
 

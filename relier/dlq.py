@@ -22,8 +22,7 @@ from relier.protocol import dead_letter
 from relier.protocol import message as wire
 from relier.protocol.dead_letter import DeadLetter
 from relier.protocol.headers import DEFERRALS_HEADER, RATE_TOKEN_HEADER
-from relier.store import admin, keys
-from relier.store.broker import as_bytes
+from relier.store import admin, views
 from relier.store.clients import SyncClient
 from relier.store.runner import perform_sync
 
@@ -67,15 +66,15 @@ class DeadLetterQueue:
         # redis-py's Script reloads itself after NOSCRIPT.
 
     def queues(self) -> list[str]:
-        return sorted(as_bytes(q).decode() for q in self._client.smembers(keys.KNOWN_QUEUES))
+        return views.relier_queues_sync(self._client)
 
     def _raw_entries(self, only: Filter) -> Iterator[tuple[bytes, DeadLetter]]:
         names = [only.queue] if only.queue else self.queues()
         for queue in names:
-            for raw in self._client.lrange(keys.dead_letters(queue), 0, -1):
-                entry = _read(as_bytes(raw), queue)
+            for raw in views.dead_letter_entries_sync(self._client, queue):
+                entry = _read(raw, queue)
                 if only.matches(entry):
-                    yield as_bytes(raw), entry
+                    yield raw, entry
 
     def entries(self, only: Filter = Filter(), limit: int | None = None) -> list[DeadLetter]:
         """Matching entries, newest first."""
@@ -85,11 +84,8 @@ class DeadLetterQueue:
 
     def counts(self) -> dict[str, int]:
         """Entries per queue (only queues that have any)."""
-        with self._client.pipeline(transaction=False) as pipe:
-            names = self.queues()
-            for queue in names:
-                pipe.llen(keys.dead_letters(queue))
-            sizes = pipe.execute()
+        names = self.queues()
+        sizes = views.dead_letter_sizes_sync(self._client, names)
         return {q: n for q, n in zip(names, sizes, strict=True) if n}
 
     def replay(self, only: Filter) -> Replayed:
@@ -106,9 +102,9 @@ class DeadLetterQueue:
             except PayloadError as exc:
                 done.skipped.append(f"{entry.task_id or 'an entry'}: {exc.detail}")
                 continue
-            target = self._target_list(entry)
             if perform_sync(self._client, admin.replay(
-                    dlq_queue=entry.queue, target_list=target, entry=raw, message=message,
+                    dlq_queue=entry.queue, target_queue=entry.queue,
+                    priority=self._priority(entry), entry=raw, message=message,
                     reason=entry.reason)):
                 done.task_ids.append(entry.task_id or "?")
         return done
@@ -125,12 +121,12 @@ class DeadLetterQueue:
         return removed
 
     @staticmethod
-    def _target_list(entry: DeadLetter) -> str:
-        priority = None
+    def _priority(entry: DeadLetter) -> int | None:
+        """The original message's priority (it goes back to that priority's list)."""
         if isinstance(entry.message, dict) and isinstance(entry.message.get("properties"), dict):
             value = entry.message["properties"].get("priority")
-            priority = value if isinstance(value, int) else None
-        return keys.queue_list(entry.queue, priority)
+            return value if isinstance(value, int) else None
+        return None
 
 
 

@@ -18,7 +18,7 @@ from relier.protocol import pidbox, results
 from relier.protocol.results import ResultMeta
 from relier.settings import redact
 from relier.store import control as control_store
-from relier.store import keys
+from relier.store import results as result_store
 from relier.store.errors import StoreConnectionError as RedisConnectionError
 from relier.store.errors import StoreTimeoutError as RedisTimeoutError
 
@@ -66,11 +66,11 @@ class TaskHandle(Generic[R]):
 
     async def astatus(self) -> str:
         """The stored state (``PENDING`` when nothing is stored yet)."""
-        raw = await self._app.broker().get_result(self.id)
+        raw = await result_store.stored(self._app.broker().client, self.id)
         return results.decode(raw).status if raw else results.PENDING
 
     def status(self) -> str:
-        raw = self._app.sync_client().get(keys.result(self.id))
+        raw = result_store.stored_sync(self._app.sync_client(), self.id)
         return results.decode(raw).status if raw else results.PENDING
 
     @property
@@ -86,11 +86,11 @@ class TaskHandle(Generic[R]):
         custom state (``update_state``), the return value after ``SUCCESS``, a
         :class:`TaskFailed` (not raised) for ``FAILURE``/``RETRY``/``REVOKED``, None while
         ``PENDING``. One read of Redis per access."""
-        return self._info_of(self._app.sync_client().get(keys.result(self.id)))
+        return self._info_of(result_store.stored_sync(self._app.sync_client(), self.id))
 
     async def ainfo(self) -> Any:
         """:attr:`info` from async code."""
-        return self._info_of(await self._app.broker().get_result(self.id))
+        return self._info_of(await result_store.stored(self._app.broker().client, self.id))
 
     def revoke(self, *, terminate: bool = False) -> None:
         """Revoke the task, as Celery's ``AsyncResult.revoke``: a worker that takes it
@@ -147,26 +147,16 @@ def _ready_meta(raw: bytes | str | None) -> ResultMeta | None:
     return meta if meta.ready else None
 
 
-def _message_data(message: dict[str, Any] | None) -> bytes | None:
-    if message and message.get("type") == "message":
-        data: bytes = message["data"]
-        return data
-    return None
-
-
 async def _await_ready(app: App, task_id: str, timeout: float | None) -> ResultMeta:
     client = app.broker().client
-    channel = keys.result(task_id)
     try:
-        async with client.pubsub() as pubsub:
-            await pubsub.subscribe(channel)
-            meta = _ready_meta(await client.get(channel))
+        async with result_store.watch(client, task_id) as published:
+            meta = _ready_meta(await result_store.stored(client, task_id))
             if meta is not None:
                 return meta
             with anyio.move_on_after(timeout):
                 while True:
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
-                    meta = _ready_meta(_message_data(message))
+                    meta = _ready_meta(await published.next())
                     if meta is not None:
                         return meta
     except (RedisConnectionError, RedisTimeoutError) as exc:
@@ -176,20 +166,16 @@ async def _await_ready(app: App, task_id: str, timeout: float | None) -> ResultM
 
 def _wait_ready(app: App, task_id: str, timeout: float | None) -> ResultMeta:
     client = app.sync_client()
-    channel = keys.result(task_id)
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
-        with client.pubsub() as pubsub:  # type: ignore[no-untyped-call]
-            pubsub.subscribe(channel)
-            meta = _ready_meta(client.get(channel))
+        with result_store.watch_sync(client, task_id) as published:
+            meta = _ready_meta(result_store.stored_sync(client, task_id))
             while meta is None:
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise ResultTimeout(task_id, timeout or 0.0)
-                # get_message blocks on the socket for at most `remaining` (None: forever).
-                wait = 3600.0 if remaining is None else remaining
-                message = pubsub.get_message(ignore_subscribe_messages=True, timeout=wait)
-                meta = _ready_meta(_message_data(message))
+                # Blocks on the socket for at most `remaining` (None: until a message).
+                meta = _ready_meta(published.next(remaining))
             return meta
     except (RedisConnectionError, RedisTimeoutError) as exc:
         raise BrokerUnavailable(redact(app.settings.redis_url), exc) from exc

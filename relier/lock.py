@@ -107,12 +107,10 @@ class Lock:
             return self._token()
         if self.timeout == 0:
             raise LockTimeout(self.name, 0.0)
-        async with broker.client.pubsub() as pubsub:
+        async with locks.watch_release(broker.client, self.name) as released:
             # Subscribe first, then try again: a release between the two cannot be missed.
-            await pubsub.subscribe(locks.channel(self.name))
             while (wait := await self._atry(broker)) is not None:
-                pause = self._pause(wait, deadline)
-                await pubsub.get_message(ignore_subscribe_messages=True, timeout=pause)
+                await released.next(self._pause(wait, deadline))
         return self._token()
 
     async def arelease(self) -> None:
@@ -140,8 +138,7 @@ class Lock:
         """Whether this holder's lease is still the current one (asks Redis)."""
         if self.token is None:
             return False
-        value = await self._app.broker().client.get(locks.channel(self.name))
-        return _text(value) == self._value
+        return await locks.holder(self._app.broker().client, self.name) == self._value
 
     async def __aenter__(self) -> Lock:
         await self.aacquire()
@@ -172,11 +169,9 @@ class Lock:
             return self._token()
         if self.timeout == 0:
             raise LockTimeout(self.name, 0.0)
-        with client.pubsub() as pubsub:  # type: ignore[no-untyped-call]
-            pubsub.subscribe(locks.channel(self.name))
+        with locks.watch_release_sync(client, self.name) as released:
             while (wait := self._try(client)) is not None:
-                pause = self._pause(wait, deadline)
-                pubsub.get_message(ignore_subscribe_messages=True, timeout=pause)
+                released.next(self._pause(wait, deadline))
         return self._token()
 
     def release(self) -> None:
@@ -204,7 +199,7 @@ class Lock:
         """Whether this holder's lease is still the current one (asks Redis)."""
         if self.token is None:
             return False
-        return _text(self._app.sync_client().get(locks.channel(self.name))) == self._value
+        return locks.holder_sync(self._app.sync_client(), self.name) == self._value
 
     def __enter__(self) -> Lock:
         self.acquire()
@@ -268,9 +263,3 @@ class Lock:
 
 def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
-
-
-def _text(value: object) -> str | None:
-    if value is None:
-        return None
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -30,13 +30,13 @@ from relier.protocol import message as wire
 from relier.protocol import results
 from relier.protocol.results import ResultMeta
 from relier.settings import redact
-from relier.store import keys
 from relier.store.broker import Enqueued, Outgoing, enqueue_sync
 from relier.store.cluster import is_cluster_url, require_tags
 from relier.store.errors import ClusterUnavailable, OutOfMemoryError, ReadOnlyError
 from relier.store.errors import ErrorReply as ResponseError
 from relier.store.errors import StoreConnectionError as RedisConnectionError
 from relier.store.errors import StoreTimeoutError as RedisTimeoutError
+from relier.store.settles import Record
 
 if TYPE_CHECKING:
     from relier.app import App
@@ -101,7 +101,7 @@ class Producer:
                 key = options.idempotency_key or task.arguments.fingerprint(wire_args, wire_kwargs)
                 headers[wire.IDEMPOTENCY_HEADER] = key
                 headers[wire.IDEMPOTENCY_TTL_HEADER] = idempotency_ttl
-                records.append(keys.idempotency(task.name, key, queue))
+                records.append(Record(task=task.name, key=key, queue=queue).name)
             message = wire.build(
                 task.name,
                 wire_args,

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from relier.store import admin, keys
+from relier.store import admin, views
 from relier.store.clients import SyncClient
 from relier.store.runner import perform_sync
 
 
 def waiting(client: SyncClient, queue: str, *, delayed: bool = False) -> int:
     """How many messages a purge of ``queue`` would delete now."""
-    with client.pipeline(transaction=False) as pipe:
-        for name in keys.queue_lists(queue):
-            pipe.llen(name)
-        if delayed:
-            pipe.zcard(keys.delayed(queue))
-        return sum(int(n) for n in pipe.execute())
+    return views.waiting_sync(client, queue, delayed=delayed)
 
 
 def purge_queue(client: SyncClient, queue: str, *, delayed: bool = False) -> int:

@@ -11,7 +11,7 @@ import redis
 
 from relier import AdmissionRejectedError, App
 from relier.embedded import EmbeddedServer
-from relier.protocol import keys
+from relier.store import keys
 from tests.conftest import StartWorker
 from tests.polling import poll
 

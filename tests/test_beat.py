@@ -19,10 +19,10 @@ import relier
 from relier import App
 from relier.cli import cli
 from relier.observability.metrics import WorkerMetrics
-from relier.protocol import keys
 from relier.protocol import message as wire
 from relier.protocol.declaration import Registration
 from relier.runtime.beat import Beat, LeaseLost
+from relier.store import keys
 from relier.store import schedules as store
 
 T0 = 1_800_000_000.0  # a round instant (a multiple of 60 s), as the test's clock

@@ -13,8 +13,8 @@ from typing import Final
 
 import redis
 
-from relier.protocol import keys
 from relier.protocol import message as wire
+from relier.store import keys
 from relier.store import schedules as store
 from tests.conftest import FAST, StartWorker, WorkerProcess
 from tests.polling import poll

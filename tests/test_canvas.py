@@ -23,11 +23,12 @@ import redis.asyncio as aioredis
 from celery.app.task import Context
 
 import relier
-from relier.protocol import canvas, keys, results
+from relier.protocol import canvas, results
 from relier.protocol import message as wire
 from relier.protocol.canvas import CanvasUnsupported, FollowUps
 from relier.protocol.message import TaskMessage
 from relier.runtime.delivery import Delivery, Settler
+from relier.store import keys
 from relier.store.broker import Broker
 from tests.taskapps.interop_celery import make_app
 from tests.test_celery_interop import close_celery
@@ -68,7 +69,7 @@ def test_chain_next_step_gets_the_result_first_and_the_rest_of_the_chain() -> No
         "options"]["task_id"], [3, 3])
     assert sent.embed["chain"] == message.embed["chain"][:-1]
     assert sent.root_id == message.id and sent.parent_id == message.id
-    assert step.target == keys.queue_list(QUEUE)
+    assert (step.queue, step.priority) == (QUEUE, None)
     assert follow.results == () and follow.chord is None
 
 

@@ -23,7 +23,7 @@ from celery import Celery, chain, chord, group
 from celery.result import GroupResult
 
 import relier
-from relier.protocol import keys
+from relier.store import keys
 from tests.conftest import FAST, StartWorker, WorkerProcess
 from tests.polling import poll
 from tests.taskapps import interop_relier

@@ -31,7 +31,7 @@ from celery.exceptions import TaskRevokedError
 from kombu import pools
 
 from relier import App, TaskFailed
-from relier.protocol import keys
+from relier.store import keys
 from tests.conftest import StartWorker, WorkerProcess
 from tests.taskapps import interop_relier
 from tests.taskapps.interop_celery import URL_ENV

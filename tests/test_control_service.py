@@ -17,12 +17,13 @@ import redis
 
 from relier import App
 from relier.observability.recorder import TaskRecorder
-from relier.protocol import keys, pidbox
+from relier.protocol import pidbox
 from relier.runtime.capacity import Capacity
 from relier.runtime.control import ControlService
 from relier.runtime.control_commands import WorkerFacts
 from relier.runtime.revoked import RevokedIds, Terminations
 from relier.store import control as control_store
+from relier.store import keys
 from relier.store.broker import Broker
 
 HOST = "relier@test-worker"

@@ -9,10 +9,10 @@ from collections.abc import AsyncIterator
 import pytest
 import redis
 
-from relier.protocol import keys
 from relier.runtime.capacity import Capacity
 from relier.runtime.deferred import DeferredPuller
 from relier.runtime.intake import Intake
+from relier.store import keys
 from tests.conftest import pointed_at
 from tests.taskapps import deploy_v1, deploy_v2
 

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 import pytest
 import redis
 
-from relier.protocol import dead_letter, keys, registry
+from relier.protocol import dead_letter, registry
+from relier.store import keys
 from tests.conftest import StartWorker
 from tests.polling import poll
 from tests.taskapps import deploy_v1, deploy_v2

@@ -11,7 +11,8 @@ import pytest
 import redis
 
 from relier import TaskFailed
-from relier.protocol import keys, results
+from relier.protocol import results
+from relier.store import keys
 from tests.conftest import StartWorker
 from tests.taskapps import basic
 

@@ -14,8 +14,9 @@ import pytest
 import redis
 
 from relier import TaskFailed
-from relier.protocol import dead_letter, keys
+from relier.protocol import dead_letter
 from relier.protocol import message as wire
+from relier.store import keys
 from tests.conftest import StartWorker
 from tests.polling import poll
 from tests.taskapps import timeouts

@@ -12,7 +12,8 @@ import pytest
 import redis
 
 from relier import TaskFailed
-from relier.protocol import dead_letter, keys
+from relier.protocol import dead_letter
+from relier.store import keys
 from tests.conftest import ROOT, StartWorker
 from tests.polling import poll
 from tests.taskapps import observe

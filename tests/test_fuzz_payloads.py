@@ -19,7 +19,7 @@ import redis
 from hypothesis import HealthCheck, given, settings
 
 from relier.handle import TaskHandle
-from relier.protocol import keys
+from relier.store import keys
 from tests.conftest import StartWorker
 from tests.malformed import QUEUE, WORKER_ENV, Case, batches
 from tests.polling import poll

@@ -14,7 +14,8 @@ import redis
 
 from relier import ArgumentError, TaskFailed
 from relier.embedded import EmbeddedServer
-from relier.protocol import dead_letter, keys
+from relier.protocol import dead_letter
+from relier.store import keys
 from relier.task import PushOptions
 from tests.conftest import FAST, StartWorker, pointed_at
 from tests.polling import poll

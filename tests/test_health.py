@@ -12,7 +12,7 @@ import redis
 
 from relier.embedded import free_port
 from relier.observability.health import check_host
-from relier.protocol import keys
+from relier.store import keys
 from tests.conftest import FAST, StartWorker
 from tests.polling import poll
 

@@ -18,8 +18,10 @@ import pytest
 import redis
 
 from relier.errors import PayloadError
-from relier.protocol import dead_letter, hostile, keys, registry
+from relier.protocol import dead_letter, hostile, registry
 from relier.protocol import message as wire
+from relier.store import keys
+from relier.store import registry as registry_store
 from tests.conftest import FAST, StartWorker
 from tests.polling import poll
 from tests.taskapps import basic
@@ -188,7 +190,7 @@ def test_phoenix_quarantines_what_the_first_worker_died_holding(
     held behind a long task on a one-slot worker, then planted there as a fetch would."""
     first = start_worker(APP, "--concurrency", "1", env=FAST)
     basic.sleep.push(60)
-    [info] = poll(lambda: registry.readable(rclient.hgetall(keys.WORKERS)), 10, "registry")
+    [info] = poll(lambda: registry_store.entries_sync(rclient).workers, 10, "registry")
     poll(lambda: rclient.llen(keys.processing("default", info.id)) == 1, 10, "the long task")
     task_id = str(uuid.uuid4())
     rclient.lpush(keys.processing("default", info.id), deep_body(task_id))
@@ -207,7 +209,7 @@ def test_inspect_survives_garbage_in_the_registry_and_running_tables(
 ) -> None:
     worker = start_worker(APP, env=FAST)
     rclient.hset(keys.WORKERS, "garbage", b"\xff" + deep().encode())
-    [info] = poll(lambda: [w for w in registry.readable(rclient.hgetall(keys.WORKERS))],
+    [info] = poll(lambda: registry_store.entries_sync(rclient).workers,
                   10, "the worker's entry")
     rclient.set(keys.running("garbage"), deep())
     done = relier_cli(redis_url, "inspect", "--json")

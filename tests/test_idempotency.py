@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from relier import TaskFailed
-from relier.protocol import keys
+from relier.store import keys
 from relier.task import PushOptions
 from tests.conftest import FAST, ROOT, StartWorker
 from tests.polling import poll

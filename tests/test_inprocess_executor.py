@@ -11,10 +11,11 @@ import redis
 
 from relier import App
 from relier.observability.recorder import TaskRecorder
-from relier.protocol import dead_letter, keys
+from relier.protocol import dead_letter
 from relier.protocol import results as result_codec
 from relier.runtime.capacity import Capacity
 from relier.runtime.delivery import Delivery
+from relier.store import keys
 from relier.store.broker import as_bytes
 from relier.testing import AsyncTestWorker
 from tests.inprocess import runtime

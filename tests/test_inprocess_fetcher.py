@@ -9,10 +9,10 @@ import anyio.lowlevel
 import redis
 
 from relier import App
-from relier.protocol import keys
 from relier.runtime.capacity import Capacity
 from relier.runtime.delivery import Delivery
 from relier.runtime.fetcher import Fetcher
+from relier.store import keys
 from tests.inprocess import runtime, until
 
 

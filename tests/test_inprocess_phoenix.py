@@ -11,10 +11,11 @@ from collections import Counter
 import redis
 
 from relier import App
-from relier.protocol import dead_letter, keys, registry
+from relier.protocol import dead_letter, registry
 from relier.protocol import message as wire
 from relier.runtime.orphans import OrphanWatch
 from relier.runtime.phoenix import Resurrector
+from relier.store import keys
 from relier.store.broker import as_bytes
 from tests.inprocess import Runtime, runtime
 

@@ -9,10 +9,10 @@ import anyio
 import redis
 
 from relier import App
-from relier.protocol import keys
 from relier.protocol import message as wire
 from relier.protocol import results as result_codec
 from relier.protocol.message import TaskMessage
+from relier.store import keys
 from tests.inprocess import runtime
 
 

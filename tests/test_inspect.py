@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from relier import TaskFailed
-from relier.protocol import keys
+from relier.store import keys
 from tests.conftest import FAST, ROOT, StartWorker, WorkerProcess
 from tests.polling import poll
 from tests.taskapps import observe

@@ -68,8 +68,9 @@ def test_the_heartbeat_publishes_changes_coalesced(
     second cost a handful of writes, and the last state is what is published."""
     import threading
 
-    from relier.protocol import keys, registry
+    from relier.protocol import registry
     from relier.runtime.heartbeat import PUBLISH_GAP_S, Heartbeat
+    from relier.store import keys
 
     table: list[registry.RunningTask] = []
     reads: list[float] = []

@@ -13,7 +13,7 @@ import pytest
 import redis
 
 from relier import App, BrokerUnavailable
-from relier.protocol import keys
+from relier.store import keys
 from tests import web_views
 from tests.conftest import ROOT
 from tests.taskapps import web

@@ -24,20 +24,41 @@ CLIENT = 2
 
 #: Upward imports still allowed, each with why. Shrink this list; never grow it.
 KNOWN_UPWARD = {
-    # Compatibility alias for code written before relier/store existed.
-    ("relier.protocol.keys", "relier.store.keys"),
-    # The runtime still reports to these observers directly; runtime/hooks.py is where
-    # their protocols go (TaskObserver, RecoveryMetrics and ScheduleMetrics already do).
-    ("relier.runtime.executor", "relier.observability"),
-    ("relier.runtime.control_commands", "relier.observability"),
-    ("relier.runtime.worker", "relier.observability"),
-    ("relier.runtime.deadlines", "relier.observability"),
-    ("relier.runtime.supervisor", "relier.observability"),
-    # The push span is written by the producer (client layer).
+    # The push span is written by the producer (client layer). (The runtime reports
+    # through runtime/hooks.py's protocols only.)
     ("relier.producer", "relier.observability"),
 }
 #: Modules outside relier/store that still import redis, each with why.
 KNOWN_REDIS_IMPORTERS: set[str] = set()
+#: The store's private modules: key names and the Lua sources. Nothing outside the store
+#: imports them (callers use the typed calls), so a key's layout or a script's argument
+#: order can change in one package. Modules still allowed to, each with why: none.
+STORE_PRIVATE = ("relier.store.keys", "relier.store.scripts")
+KNOWN_PRIVATE_IMPORTERS: dict[str, str] = {}
+#: Redis commands as redis-py's client methods. Called outside relier/store, one of these
+#: is a raw command sent around the seam. ``AMBIGUOUS`` names are also ordinary methods
+#: (dict.get, Event.set, ...), so they count only on a receiver that reads as a client,
+#: pipeline or subscription.
+RAW_COMMANDS = frozenset({
+    "hgetall", "hget", "hmget", "hset", "hdel", "hlen", "hincrby", "mget", "smembers",
+    "sadd", "srem", "sismember", "scard", "zadd", "zrange", "zrangebyscore", "zcard",
+    "zcount", "zscore", "zrem", "lrange", "llen", "lindex", "lpush", "rpush", "lrem",
+    "brpop", "blmove", "lmove", "scan", "scan_iter", "pipeline", "memory_usage",
+    "config_get", "execute_command", "pexpire", "pttl", "pubsub", "script_load",
+    "script_exists", "evalsha", "incr", "flushdb", "flushall", "dbsize", "psubscribe",
+})
+AMBIGUOUS = frozenset({"get", "set", "delete", "exists", "info", "type", "ping", "publish",
+                       "expire", "ttl", "keys", "subscribe", "get_message", "unlink"})
+_CLIENTISH = ("client", "pipe", "redis", "pubsub")
+#: Modules outside relier/store still allowed to send raw commands, each with why.
+KNOWN_RAW_SENDERS: dict[str, str] = {
+    # The demo's own tasks keep notes for the narration in keys of their own
+    # (``demo:*``), as any user's task may use the App's client; no Relier key.
+    "relier/demo/tasks.py": "the demo's own notes (demo:started, demo:charges)",
+    "relier/demo/timeouts.py": "the demo's own notes (demo:soft-timeout, demo:attempts)",
+    "relier/demo/runner.py": "reads the demo's own notes (demo:started)",
+    "relier/demo/payments.py": "reads the demo's own notes (demo:charges)",
+}
 
 
 def _module(path: Path) -> str:
@@ -90,6 +111,54 @@ def test_only_the_store_imports_redis() -> None:
         if any(name == "redis" or name.startswith("redis.") for name in _imports(path)):
             offenders.append(relative)
     assert not offenders, f"modules importing redis outside relier/store: {offenders}"
+
+
+def test_no_module_outside_the_store_imports_its_keys_or_scripts() -> None:
+    """Key names and script sources are the store's own: callers use typed calls."""
+    offenders = []
+    for path in SOURCES:
+        importer = _module(path)
+        if importer.startswith("relier.store") or importer in KNOWN_PRIVATE_IMPORTERS:
+            continue
+        for imported in _imports(path):
+            if any(imported == p or imported.startswith(p + ".") for p in STORE_PRIVATE):
+                offenders.append(f"{importer} -> {imported}")
+    assert not offenders, "imports of the store's keys/scripts:\n" + "\n".join(
+        sorted(offenders))
+
+
+def _raw_commands(source: str) -> list[str]:
+    """``receiver.command(`` calls in ``source`` that send a Redis command."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        name = node.func.attr
+        receiver = (ast.get_source_segment(source, node.func.value) or "").lower()
+        if name in RAW_COMMANDS or (
+                name in AMBIGUOUS and any(word in receiver for word in _CLIENTISH)):
+            found.append(f"{receiver}.{name} (line {node.lineno})")
+    return found
+
+
+def test_no_raw_command_is_sent_outside_the_store() -> None:
+    """Every Redis read and write outside relier/store goes through a store function."""
+    offenders = []
+    for path in SOURCES:
+        relative = path.relative_to(ROOT.parent).as_posix()
+        if relative.startswith("relier/store/") or relative in KNOWN_RAW_SENDERS:
+            continue
+        offenders += [f"{relative}: {call}"
+                      for call in _raw_commands(path.read_text(encoding="utf-8"))]
+    assert not offenders, "raw Redis commands outside relier/store:\n" + "\n".join(offenders)
+
+
+def test_the_raw_command_check_sees_one() -> None:
+    """The checker itself: raw commands are found, ordinary methods of the same name not."""
+    source = ("client.hgetall('k')\nwith self._client.pipeline() as pipe:\n    pipe.get('k')\n"
+              "headers.get('id')\nself._stopped.set()\n")
+    assert [call.split(" ")[0] for call in _raw_commands(source)] == [
+        "client.hgetall", "self._client.pipeline", "pipe.get"]
 
 
 def test_lua_scripts_live_in_the_store_only() -> None:

@@ -12,7 +12,7 @@ import redis
 
 import relier.lock
 from relier import App, LockLost, LockTimeout
-from relier.protocol import keys
+from relier.store import keys
 from tests.conftest import ROOT
 from tests.taskapps import lock_contender
 

@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from relier import App, ArgumentError, ConfigurationError
-from relier.protocol import keys
+from relier.store import keys
 
 
 @pytest.fixture

@@ -15,9 +15,10 @@ import pytest
 
 from relier import App
 from relier.embedded import EmbeddedServer
-from relier.protocol import keys, registry
+from relier.protocol import registry
 from relier.runtime.phoenix import Resurrector, outage_grace
 from relier.settings import Settings
+from relier.store import keys
 from relier.store.broker import REDIS_ERRORS, Broker
 
 

@@ -9,7 +9,8 @@ import pytest
 import redis
 
 from relier import TaskFailed
-from relier.protocol import dead_letter, keys, registry, results
+from relier.protocol import dead_letter, registry, results
+from relier.store import keys
 from tests.conftest import FAST, StartWorker, WorkerProcess
 from tests.polling import poll
 from tests.taskapps import basic

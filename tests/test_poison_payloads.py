@@ -20,9 +20,10 @@ import redis
 from relier import ArgumentError, TaskFailed
 from relier.errors import PayloadError
 from relier.handle import TaskHandle
-from relier.protocol import dead_letter, keys
+from relier.protocol import dead_letter
 from relier.protocol import message as wire
 from relier.settings import Settings
+from relier.store import keys
 from tests.conftest import StartWorker
 from tests.taskapps import basic
 

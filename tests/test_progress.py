@@ -10,8 +10,9 @@ import pytest
 import redis
 from celery import Celery
 
-from relier.protocol import keys, results
+from relier.protocol import results
 from relier.store import control as control_store
+from relier.store import keys
 from tests.conftest import StartWorker
 from tests.polling import poll
 from tests.taskapps import control

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from relier.errors import PayloadError
-from relier.protocol import keys, results
+from relier.protocol import results
+from relier.store import keys
 
 VECTORS = Path(__file__).parent / "vectors"
 

@@ -19,8 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relier.errors import PayloadError
-from relier.protocol import keys, message, results
+from relier.protocol import message, results
 from relier.protocol.message import TaskMessage
+from relier.store import keys
 
 VECTORS = Path(__file__).parent / "vectors"
 

@@ -10,10 +10,9 @@ import pytest
 import redis
 
 from relier import App, ConfigurationError
-from relier.protocol import keys
 from relier.protocol import message as wire
 from relier.runtime.rate_limit import RATE_TOKEN_HEADER, RateLimit
-from relier.store import runner, settles
+from relier.store import keys, runner, settles
 from relier.store.broker import Broker, as_bytes
 from tests.conftest import StartWorker
 from tests.taskapps import ratelimited

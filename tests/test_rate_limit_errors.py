@@ -14,9 +14,9 @@ import pytest
 import redis
 
 from relier import App
-from relier.protocol import keys
 from relier.protocol import results as result_codec
 from relier.runtime.rate_limit import defer_if_limited
+from relier.store import keys
 from tests.inprocess import runtime
 
 

@@ -15,7 +15,8 @@ import pytest
 import redis
 
 from relier.embedded import EmbeddedServer
-from relier.protocol import keys, registry
+from relier.protocol import registry
+from relier.store import keys
 from tests.conftest import StartWorker
 from tests.polling import poll
 from tests.taskapps import basic

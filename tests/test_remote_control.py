@@ -20,7 +20,8 @@ import pytest
 import redis
 from celery import Celery
 
-from relier.protocol import keys, pidbox
+from relier.protocol import pidbox
+from relier.store import keys
 from tests.conftest import ROOT, StartWorker, WorkerProcess
 from tests.polling import poll
 from tests.taskapps.control import go_key, ran_key

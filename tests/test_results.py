@@ -9,7 +9,8 @@ import pytest
 import redis
 
 from relier import TaskHandle
-from relier.protocol import keys, results
+from relier.protocol import results
+from relier.store import keys
 from tests.conftest import StartWorker
 from tests.polling import poll
 from tests.taskapps import payments

@@ -10,8 +10,9 @@ import redis
 
 from relier import Retry, TaskFailed
 from relier.errors import ConfigurationError
-from relier.protocol import dead_letter, keys, results
+from relier.protocol import dead_letter, results
 from relier.runtime.retry import backoff_ceiling, backoff_delay
+from relier.store import keys
 from tests.conftest import StartWorker, WorkerProcess
 from tests.polling import poll
 from tests.taskapps import timeouts

@@ -17,7 +17,8 @@ from celery import Celery
 from celery.exceptions import TaskRevokedError
 
 from relier import TaskFailed
-from relier.protocol import keys, results
+from relier.protocol import results
+from relier.store import keys
 from tests.conftest import ROOT, StartWorker, WorkerProcess
 from tests.polling import poll
 from tests.taskapps import control

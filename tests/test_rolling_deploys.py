@@ -27,8 +27,9 @@ import redis
 
 from relier import TaskFailed
 from relier.handle import TaskHandle
-from relier.protocol import dead_letter, keys
+from relier.protocol import dead_letter
 from relier.protocol.dead_letter import DeadLetter
+from relier.store import keys
 from tests.conftest import StartWorker, WorkerProcess
 from tests.polling import poll
 from tests.taskapps import deploy_v1, deploy_v2

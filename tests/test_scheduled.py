@@ -13,7 +13,8 @@ import redis
 from celery import Celery
 from celery.exceptions import TaskRevokedError
 
-from relier.protocol import dead_letter, keys
+from relier.protocol import dead_letter
+from relier.store import keys
 from tests.conftest import StartWorker
 from tests.polling import poll
 from tests.taskapps import timeouts

@@ -8,7 +8,7 @@ import time
 import pytest
 import redis
 
-from relier.protocol import keys
+from relier.store import keys
 from tests.conftest import StartWorker
 from tests.taskapps import basic
 

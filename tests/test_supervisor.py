@@ -11,7 +11,8 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from relier.embedded import free_port
-from relier.protocol import keys, registry
+from relier.protocol import registry
+from relier.store import keys
 from tests.conftest import FAST, StartWorker, WorkerProcess
 from tests.polling import poll
 from tests.taskapps import observe

@@ -13,8 +13,9 @@ from billiard.exceptions import TimeLimitExceeded
 from celery import Celery
 
 from relier import TaskFailed
-from relier.protocol import dead_letter, keys, results
+from relier.protocol import dead_letter, results
 from relier.runtime.abandoned import EXIT_RECYCLE
+from relier.store import keys
 from tests.conftest import StartWorker
 from tests.polling import poll
 from tests.taskapps import timeouts

@@ -13,8 +13,9 @@ import pytest
 import redis
 
 from relier import ResultTimeout, TaskFailed
-from relier.protocol import dead_letter, keys
+from relier.protocol import dead_letter
 from relier.runtime.watchdog import EXIT_LOOP_STALLED
+from relier.store import keys
 from tests.conftest import FAST, StartWorker, WorkerProcess
 from tests.polling import poll
 from tests.taskapps import timeouts

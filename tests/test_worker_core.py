@@ -8,7 +8,8 @@ import pytest
 import redis
 
 from relier import ArgumentError, ResultTimeout, TaskFailed
-from relier.protocol import dead_letter, keys
+from relier.protocol import dead_letter
+from relier.store import keys
 from tests.conftest import StartWorker
 from tests.taskapps import basic
 

@@ -18,8 +18,7 @@ from rich.console import Console
 from relier.demo import invoices_v1, invoices_v2
 from relier.demo.runner import DemoWorker, wait_until
 from relier.protocol import message as wire
-from relier.store import clients, keys
-from relier.store.broker import as_bytes
+from relier.store import clients, lanes
 from relier.store.clients import SyncClient
 
 OLD = "relier.demo.invoices_v1:app"
@@ -44,8 +43,8 @@ class _ReleaseWorker(DemoWorker):
 
 def _deferred(client: SyncClient, task_id: str) -> bool:
     """Whether the message waits in its queue's deferred set (for a capable worker)."""
-    for raw in client.zrange(keys.deferred(invoices_v1.QUEUE), 0, -1):
-        message = wire.peek(as_bytes(raw))
+    for raw in lanes.deferred_sync(client, queue=invoices_v1.QUEUE):
+        message = wire.peek(raw)
         if message is not None and message.id == task_id:
             return True
     return False

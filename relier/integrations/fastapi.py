@@ -35,6 +35,7 @@ from relier.app import App
 from relier.config_errors import explain
 from relier.errors import AdmissionRejectedError, BrokerUnavailable
 from relier.integrations import common
+from relier.store import server
 from relier.store.errors import StoreError as RedisError
 
 try:
@@ -97,7 +98,7 @@ async def _open(apps: Sequence[App], check: bool, required: bool) -> None:
         if not check:
             continue
         try:
-            await broker.client.ping()
+            await server.ping(broker.client)
         except (RedisError, OSError) as exc:
             error = explain(relier_app.settings.redis_url, exc) or exc
             if required or not isinstance(error, BrokerUnavailable):

@@ -21,13 +21,11 @@ from relier.observability.inspect import (
     QueueStats,
     WorkerView,
 )
-from relier.store import keys, scripts
-from relier.store.broker import SHAS, as_bytes
+from relier.protocol.queues import REQUEUE_QUEUE, SUSPECT_QUEUE
+from relier.store import server, views
 from relier.store.clients import SyncClient
-from relier.store.cluster import ClusterView
+from relier.store.cluster import ClusterView, hash_tag
 from relier.store.connections import SentinelView
-from relier.store.errors import ErrorReply
-from relier.store.keys import hash_tag
 
 OK: Final = "ok"
 INFO: Final = "info"
@@ -77,7 +75,7 @@ def diagnose(client: SyncClient, url: str, *, stuck_after_s: float = 300.0,
     with ``sentinel`` (what the URL's sentinels said) or ``cluster`` (what the cluster
     says of itself), the topology checks too. On a cluster, the server checks (version,
     memory, persistence...) read the node the client asks first."""
-    info: dict[str, Any] = client.info()
+    info = server.info_sync(client)
     inspector = Inspector(client)
     queues = inspector.queues()
     workers = inspector.workers()
@@ -137,16 +135,6 @@ def _memory(info: dict[str, Any]) -> Check:
     return Check(name="memory", status=OK, detail=detail)
 
 
-def _config(client: SyncClient, name: str) -> str | None:
-    """One CONFIG value, or None where CONFIG is disabled (many managed services)."""
-    try:
-        found = client.config_get(name)
-    except ErrorReply:
-        return None
-    value = found.get(name)
-    return None if value is None else as_bytes(value).decode()
-
-
 def _persistence(info: dict[str, Any], client: SyncClient) -> Check:
     for field in ("aof_last_write_status", "rdb_last_bgsave_status"):
         if str(info.get(field, "ok")) != "ok":
@@ -154,7 +142,7 @@ def _persistence(info: dict[str, Any], client: SyncClient) -> Check:
                          detail=f"{field} is {info[field]}: Redis cannot write to disk",
                          fix="check the server's disk space and permissions, and its log")
     if int(info.get("aof_enabled", 0)):
-        fsync = _config(client, "appendfsync")
+        fsync = server.config_sync(client, "appendfsync")
         if fsync == "no":
             return Check(name="persistence", status=WARN,
                          detail="AOF on, appendfsync no: a host crash loses what the OS "
@@ -162,7 +150,7 @@ def _persistence(info: dict[str, Any], client: SyncClient) -> Check:
                          fix="CONFIG SET appendfsync everysec")
         return Check(name="persistence", status=OK,
                      detail=f"AOF on (appendfsync {fsync or 'unknown'})")
-    save = _config(client, "save")
+    save = server.config_sync(client, "save")
     if save:
         return Check(name="persistence", status=WARN,
                      detail=f"RDB snapshots only (save {save!r}): a restart loses every "
@@ -178,11 +166,7 @@ def _persistence(info: dict[str, Any], client: SyncClient) -> Check:
 
 
 def _latency(client: SyncClient, pings: int) -> Check:
-    times = []
-    for _ in range(pings):
-        started = time.perf_counter()
-        client.ping()
-        times.append((time.perf_counter() - started) * 1000)
+    times = [server.ping_sync(client) for _ in range(pings)]
     median, worst = statistics.median(times), max(times)
     detail = f"PING median {median:.2f} ms, max {worst:.2f} ms over {pings}"
     if median > SLOW_PING_MS:
@@ -193,12 +177,12 @@ def _latency(client: SyncClient, pings: int) -> Check:
 
 
 def _scripts(client: SyncClient) -> Check:
-    loaded = client.script_exists(*SHAS.values())
-    missing = [name for name, ok in zip(SHAS, loaded, strict=True) if not ok]
+    cached = server.cached_scripts_sync(client)
+    missing = cached.missing
     if not missing:
         return Check(name="scripts", status=OK,
-                     detail=f"all {len(SHAS)} of Relier's scripts are loaded")
-    if len(missing) == len(scripts.SCRIPT_NAMES):
+                     detail=f"all {cached.total} of Relier's scripts are loaded")
+    if len(missing) == cached.total:
         return Check(name="scripts", status=INFO,
                      detail="none loaded: no worker has connected since Redis started "
                             "(workers load them at start)")
@@ -232,10 +216,7 @@ def _queues(queues: list[QueueStats], workers: list[WorkerView], client: SyncCli
     found: list[Check] = []
     now_ms = int(time.time() * 1000)
     overdue_ms = now_ms - 60_000
-    with client.pipeline(transaction=False) as pipe:
-        for q in queues:
-            pipe.zcount(keys.delayed(q.name), "-inf", overdue_ms)
-        overdue = pipe.execute()
+    overdue = views.overdue_sync(client, [q.name for q in queues], overdue_ms)
     for q, late in zip(queues, overdue, strict=True):
         name = f"queue {q.name}"
         if q.depth and q.name not in consumed:
@@ -339,7 +320,7 @@ def _placement(view: ClusterView, queues: list[QueueStats]) -> list[Check]:
     """Which shard each known queue lives on, and the queues a cluster cannot hold."""
     found = []
     untagged = [q.name for q in queues if hash_tag(q.name) is None
-                and q.name not in (keys.REQUEUE_QUEUE, keys.SUSPECT_QUEUE)]
+                and q.name not in (REQUEUE_QUEUE, SUSPECT_QUEUE)]
     if untagged:
         found.append(Check(
             name="queue names", status=WARN,

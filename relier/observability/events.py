@@ -27,6 +27,7 @@ from typing import Any, Final
 import anyio
 import msgspec
 
+from relier.store import channels
 from relier.store.clients import AsyncClient
 from relier.store.errors import StoreError as RedisError
 
@@ -137,8 +138,8 @@ class EventSender:
 
     async def _publish(self, routing_key: str, payload: Any) -> None:
         try:
-            await self._client.publish(channel(self._db, routing_key),
-                                       envelope(payload, self.hostname, routing_key))
+            await channels.publish(self._client, channel(self._db, routing_key),
+                                   envelope(payload, self.hostname, routing_key))
         except (RedisError, OSError) as exc:
             if not self._failing:
                 log.warning("could not publish events (%s); dropping them until Redis "

@@ -11,10 +11,8 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 
-from relier.errors import PayloadError
 from relier.protocol import registry
-from relier.protocol.registry import WorkerInfo
-from relier.store import keys
+from relier.store import registry as registry_store
 from relier.store.clients import SyncClient
 
 
@@ -48,26 +46,10 @@ class HostHealth:
 def check_host(client: SyncClient, host: str | None = None) -> HostHealth:
     """The health of the workers registered by ``host`` (default: this machine's name)."""
     host = host or socket.gethostname()
-    mine, unreadable = _entries_of(client, host)
-    with client.pipeline(transaction=False) as pipe:
-        for info in mine:
-            pipe.exists(keys.heartbeat(info.id))
-        alive = pipe.execute() if mine else []
+    found = registry_store.entries_sync(client)
+    mine = [info for info in found.workers if info.host == host]
+    alive = registry_store.beating_sync(client, [info.id for info in mine])
     beating = [w.id for w, a in zip(mine, alive, strict=True) if a and w.state != registry.DEAD]
     silent = [w.id for w in mine if w.id not in beating]
-    return HostHealth(host=host, beating=beating, silent=silent, unreadable=unreadable)
-
-
-def _entries_of(client: SyncClient, host: str) -> tuple[list[WorkerInfo], int]:
-    """This host's registry entries, and how many entries were unreadable."""
-    mine: list[WorkerInfo] = []
-    unreadable = 0
-    for raw in client.hgetall(keys.WORKERS).values():
-        try:
-            info = registry.decode(raw)
-        except PayloadError:  # hostile.read turns every decode failure into this
-            unreadable += 1
-            continue
-        if info.host == host:
-            mine.append(info)
-    return mine, unreadable
+    return HostHealth(host=host, beating=beating, silent=silent,
+                      unreadable=found.unreadable)

@@ -8,21 +8,14 @@ found by its whole id only (finding a prefix there would read every message).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
-from relier.store import keys
-from relier.store.broker import as_bytes
+from relier.store import results as result_store
 from relier.store.clients import SyncClient
 
 if TYPE_CHECKING:
     from relier.observability.inspect import Inspector
-
-#: Glob characters that SCAN's MATCH would interpret in a prefix.
-_GLOB: Final = re.compile(r"([*?\[\]\\])")
-#: Keys SCAN reads per round trip while listing stored results.
-SCAN_COUNT: Final = 1000
 
 
 def resolve_prefix(wanted: str, task_ids: Sequence[str]) -> str:
@@ -43,10 +36,7 @@ def resolve_prefix(wanted: str, task_ids: Sequence[str]) -> str:
 
 def stored_result_ids(client: SyncClient, prefix: str) -> list[str]:
     """Ids of stored results (``celery-task-meta-<id>``) that start with ``prefix``."""
-    head = keys.result("")
-    pattern = head + _GLOB.sub(r"\\\1", prefix) + "*"
-    return [as_bytes(key).decode()[len(head):]
-            for key in client.scan_iter(match=pattern, count=SCAN_COUNT)]
+    return result_store.ids_starting_sync(client, prefix)
 
 
 def candidates(inspector: Inspector, prefix: str) -> list[str]:

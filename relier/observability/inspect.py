@@ -25,8 +25,9 @@ from relier.observability.schedules import report as schedule_report
 from relier.protocol import hostile, registry, results
 from relier.protocol import message as wire
 from relier.protocol.registry import RunningTask, WorkerInfo
-from relier.store import admin, keys
-from relier.store.broker import as_bytes
+from relier.store import admin, views
+from relier.store import registry as registry_store
+from relier.store import results as result_store
 from relier.store.clients import SyncClient
 from relier.store.runner import perform_sync
 
@@ -34,8 +35,6 @@ from relier.store.runner import perform_sync
 SILENT: Final = "silent"
 #: Celery's default queue: ``send_task``/``delay`` without a route go there.
 CELERY_DEFAULT_QUEUE: Final = "celery"
-#: The exchange Celery producers declare their default queue's binding under.
-_CELERY_EXCHANGE: Final = "celery"
 
 
 class QueueStats(msgspec.Struct, kw_only=True):
@@ -125,22 +124,6 @@ def _sent_at(raw: bytes | None) -> float | None:
     return float(value) if isinstance(value, int | float) else None
 
 
-def _text(value: Any) -> str:
-    return as_bytes(value).decode(errors="replace")
-
-
-def _counts(raw: dict[Any, Any]) -> dict[str, int]:
-    """A count-by-reason hash; a field that is not a number (written by hand) is skipped,
-    and the list/count mismatch that leaves makes the reader rebuild the counts."""
-    counts = {}
-    for k, v in raw.items():
-        try:
-            counts[_text(k)] = int(v)
-        except ValueError:
-            continue
-    return counts
-
-
 class Inspector:
     """Reads Relier's state through a blocking client."""
 
@@ -170,50 +153,25 @@ class Inspector:
     def known_queues(self) -> list[str]:
         """Queues Relier used, and those Celery producers declared on their default
         exchange (``celery``, where ``delay()`` goes by default)."""
-        with self.client.pipeline(transaction=False) as pipe:
-            pipe.smembers(keys.KNOWN_QUEUES)
-            pipe.smembers(keys.pidbox_bindings(_CELERY_EXCHANGE))
-            relier_queues, bindings = pipe.execute()
-        names = {_text(q) for q in relier_queues}
-        for member in bindings:
-            parts = as_bytes(member).split(keys.PRIORITY_SEPARATOR.encode())
-            if len(parts) == 3 and parts[2]:
-                names.add(parts[2].decode(errors="replace"))
-        return sorted(names)
+        return views.known_queues_sync(self.client)
 
     def queues(self, entries: list[WorkerInfo] | None = None) -> list[QueueStats]:
         """Every known queue's numbers, read in one pipelined round trip."""
         names = self.known_queues()
         entries = self.registry_entries() if entries is None else entries
         holders = {q: [w.id for w in entries if q in w.queues] for q in names}
-        with self.client.pipeline(transaction=False) as pipe:
-            for q in names:
-                for name in keys.queue_lists(q):
-                    pipe.llen(name)
-                    pipe.lindex(name, -1)
-                pipe.zcard(keys.delayed(q))
-                pipe.llen(keys.dead_letters(q))
-                pipe.hgetall(keys.dlq_reasons(q))
-                for worker in holders[q]:
-                    pipe.llen(keys.processing(q, worker))
-            replies = iter(pipe.execute())
         now = time.time()
         stats: list[QueueStats] = []
-        for q in names:
-            depth, ages = 0, []
-            for _ in range(4):
-                depth += int(next(replies))
-                sent = _sent_at(next(replies))
-                if sent is not None:
-                    ages.append(max(0.0, now - sent))
-            delayed, dlq = int(next(replies)), int(next(replies))
-            reasons = _counts(next(replies))
-            in_flight = sum(int(next(replies)) for _ in holders[q])
-            if sum(reasons.values()) != dlq:
-                reasons = self._consistent_reasons(q)
+        for reading in views.queue_readings_sync(self.client, holders):
+            ages = [max(0.0, now - sent) for sent in map(_sent_at, reading.heads)
+                    if sent is not None]
+            reasons = reading.dlq_reasons
+            if sum(reasons.values()) != reading.dlq:
+                reasons = self._consistent_reasons(reading.name)
             stats.append(QueueStats(
-                name=q, depth=depth, in_flight=in_flight, delayed=delayed,
-                dlq=sum(reasons.values()), oldest_age=max(ages) if ages else None,
+                name=reading.name, depth=reading.depth, in_flight=reading.in_flight,
+                delayed=reading.delayed, dlq=sum(reasons.values()),
+                oldest_age=max(ages) if ages else None,
                 dlq_reasons={k: v for k, v in reasons.items() if v},
             ))
         return stats
@@ -221,69 +179,43 @@ class Inspector:
     def _consistent_reasons(self, queue: str) -> dict[str, int]:
         """The DLQ's counts by reason, rebuilt if they disagree with the list (entries
         written before the counts existed, or by an older worker)."""
-        with self.client.pipeline(transaction=True) as pipe:
-            pipe.llen(keys.dead_letters(queue))
-            pipe.hgetall(keys.dlq_reasons(queue))
-            size, raw = pipe.execute()
-        reasons = _counts(raw)
-        if sum(reasons.values()) != int(size):
+        count = views.dead_letter_count_sync(self.client, queue)
+        if not count.consistent:
             perform_sync(self.client, admin.recount_dead_letters(dlq_queue=queue))
-            raw = self.client.hgetall(keys.dlq_reasons(queue))
-            reasons = _counts(raw)
-        return reasons
+            count = views.dead_letter_count_sync(self.client, queue)
+        return count.reasons
 
     def queue_counters(self, names: Sequence[str]) -> dict[str, dict[str, int]]:
         """The counters the scripts keep per queue (fetched, rejected, idempotent_hits)."""
-        with self.client.pipeline(transaction=False) as pipe:
-            for q in names:
-                pipe.hgetall(keys.stats(q))
-            replies = pipe.execute()
-        counters: dict[str, dict[str, int]] = {}
-        for q, raw in zip(names, replies, strict=True):
-            values: dict[str, int] = {}
-            for k, v in raw.items():
-                try:
-                    values[_text(k)] = int(float(_text(v)))
-                except (ValueError, OverflowError):  # hand-written garbage: not a counter
-                    continue
-            counters[q] = values
-        return counters
+        return views.queue_counters_sync(self.client, names)
 
     def workers(self) -> list[WorkerView]:
         return self.worker_views(self.registry_entries())
 
     def registry_entries(self) -> list[WorkerInfo]:
         """Every registered worker, live ones first, oldest first."""
-        entries = registry.readable(self.client.hgetall(keys.WORKERS))
+        entries = registry_store.entries_sync(self.client).workers
         return sorted(entries, key=lambda w: (w.state == registry.DEAD, w.started_at))
 
     def worker_views(self, entries: list[WorkerInfo]) -> list[WorkerView]:
         """The entries with their state checked against their heartbeat keys."""
-        with self.client.pipeline(transaction=False) as pipe:
-            for w in entries:
-                pipe.exists(keys.heartbeat(w.id))
-            beating = pipe.execute()
-        views = []
+        beating = registry_store.beating_sync(self.client, [w.id for w in entries])
+        views_out = []
         for w, alive in zip(entries, beating, strict=True):
             state = w.state
             if state != registry.DEAD and not alive:
                 state = SILENT
-            views.append(WorkerView(
+            views_out.append(WorkerView(
                 id=w.id, host=w.host, pid=w.pid, queues=w.queues, concurrency=w.concurrency,
                 in_flight=w.in_flight if state != registry.DEAD else 0,
                 started_at=w.started_at, last_heartbeat=w.last_heartbeat, state=state,
                 died_at=w.died_at, resurrected=w.resurrected,
             ))
-        return views
+        return views_out
 
     def running_tables(self, entries: list[WorkerInfo]) -> dict[str, list[RunningTask]]:
         """Each worker's last published table of running tasks (one pipelined read)."""
-        with self.client.pipeline(transaction=False) as pipe:
-            for w in entries:
-                pipe.get(keys.running(w.id))
-            found = pipe.execute()
-        return {w.id: registry.decode_running(raw) if raw else []
-                for w, raw in zip(entries, found, strict=True)}
+        return registry_store.running_tables_sync(self.client, [w.id for w in entries])
 
     @staticmethod
     def _running(
@@ -308,10 +240,7 @@ class Inspector:
             (w, task_id) for w in entries if w.state == registry.DEAD
             for task_id in w.resurrected_ids
         ]
-        with self.client.pipeline(transaction=False) as pipe:
-            for _, task_id in found:
-                pipe.get(keys.result(task_id))
-            stored = pipe.execute()
+        stored = result_store.stored_many_sync(self.client, [t for _, t in found])
         views_out = []
         for (w, task_id), raw in zip(found, stored, strict=True):
             # Its name and queue, from the dead worker's last published table.

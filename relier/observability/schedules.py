@@ -13,11 +13,11 @@ from typing import Any
 
 import msgspec
 
+from relier.errors import PayloadError
 from relier.protocol import cadence, results
 from relier.protocol.declaration import Declaration, merge
-from relier.store import keys
+from relier.store import results as result_store
 from relier.store import schedules as store
-from relier.store.broker import as_bytes
 from relier.store.clients import SyncClient
 
 
@@ -107,11 +107,11 @@ def _result_states(client: SyncClient, task_ids: list[str]) -> dict[str, str]:
     """Each task's state from its stored result; ``PENDING`` when none is stored yet."""
     if not task_ids:
         return {}
-    raws = client.mget([keys.result(t) for t in task_ids])
+    raws = result_store.stored_many_sync(client, task_ids)
     states = {}
     for task_id, raw in zip(task_ids, raws, strict=True):
         try:
-            states[task_id] = results.decode(as_bytes(raw)).status if raw else "PENDING"
-        except msgspec.DecodeError:
+            states[task_id] = results.decode(raw).status if raw else "PENDING"
+        except PayloadError:  # results.decode turns every decode failure into this
             states[task_id] = "unreadable"
     return states

@@ -26,9 +26,10 @@ from relier.observability.metrics import (
     multiprocess_child,
 )
 from relier.observability.recorder import TaskRecorder
+from relier.observability.tracing import RunTracing
 from relier.store import connections
-from relier.store import control as control_store
 from relier.store.clients import SyncClient
+from relier.store.control import db_of
 
 if TYPE_CHECKING:
     from relier.runtime.deadlines import Caller
@@ -52,10 +53,12 @@ class Telemetry:
         self.events: EventSender | None = None
         if settings.events:
             client = app.async_client()
-            db = control_store.db_of(client)
+            db = db_of(client)
             self.events = EventSender(client, db, f"relier@{worker_id}",
                                       settings.heartbeat_interval, in_flight)
         self.recorder = TaskRecorder(worker_id, self.metrics, self.events)
+        #: How the executor traces each run (OpenTelemetry, when on and configured).
+        self.tracer = RunTracing(settings.tracing)
         self._in_flight = in_flight
         self._totals: Callable[[], RuntimeTotals] | None = None
 

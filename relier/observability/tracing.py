@@ -59,7 +59,7 @@ NO_HEADERS: Final[Mapping[str, str]] = MappingProxyType({})
 
 
 class Sent(Protocol):
-    """What a push reports per message it enqueued (``relier.broker.Enqueued``)."""
+    """What a push reports per message it enqueued (``relier.store.broker.Enqueued``)."""
 
     @property
     def task_id(self) -> str: ...
@@ -207,3 +207,19 @@ def event(name: str, attributes: Mapping[str, str | int | float] | None = None) 
     span = trace.get_current_span()
     if span.is_recording():
         span.add_event(name, dict(attributes or {}))
+
+
+class RunTracing:
+    """The worker's :class:`relier.runtime.hooks.RunTracer`: :func:`run_span` and
+    :func:`event`, on when the ``tracing`` setting is and OpenTelemetry is configured."""
+
+    def __init__(self, setting: bool) -> None:
+        self._on = enabled(setting)
+
+    def run_span(self, message: TaskMessage, delivery: Delivery,
+                 worker_id: str) -> AbstractContextManager[object]:
+        return run_span(message, delivery, worker_id, self._on)
+
+    def event(self, name: str,
+              attributes: Mapping[str, str | int | float] | None = None) -> None:
+        event(name, attributes)

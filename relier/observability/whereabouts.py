@@ -8,9 +8,8 @@ what was resurrected from them. Nothing here prints, and nothing here changes a 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import datetime
-from typing import Any, Final
+from typing import Any
 
 import msgspec
 
@@ -19,12 +18,8 @@ from relier.observability.inspect import SILENT, Inspector
 from relier.protocol import dead_letter, hostile, registry, results
 from relier.protocol import message as wire
 from relier.protocol.registry import WorkerInfo
-from relier.store import admin, keys
-from relier.store.runner import perform_sync
-
-#: Elements looked at per script call while a long list is scanned (no single call holds
-#: the server for long).
-FIND_SLICE: Final = 5000
+from relier.store import finder
+from relier.store import results as result_store
 
 
 class HistoryEvent(msgspec.Struct, kw_only=True):
@@ -97,7 +92,7 @@ class TaskLocator:
 
     def _read_result(self, task_id: str, report: TaskReport,
                      history: list[HistoryEvent]) -> None:
-        raw = self._client.get(keys.result(task_id))
+        raw = result_store.stored_sync(self._client, task_id)
         if raw is None:
             return
         try:
@@ -131,7 +126,7 @@ class TaskLocator:
         views = self._inspector.worker_views(entries)
         for w, view in zip(entries, views, strict=True):
             for q in w.queues:
-                found = self._message_in(keys.processing(q, w.id), task_id)
+                found = self._message_in(finder.processing(q, w.id), task_id)
                 if found is None:
                     continue
                 message, _, _ = found
@@ -149,15 +144,15 @@ class TaskLocator:
                                                 detail=f"on {w.id} (pid {w.pid}, {w.host})"))
                 return message
         for q in self._inspector.known_queues():
-            for name in keys.queue_lists(q):
-                found = self._message_in(name, task_id)
+            for place in finder.queue_lists(q):
+                found = self._message_in(place, task_id)
                 if found is not None:
                     message, index, _ = found
-                    ahead = int(self._client.llen(name)) - index - 1
+                    ahead = finder.length_sync(self._client, place) - index - 1
                     report.state = "queued"
                     report.where = f"waiting in {q!r} with {ahead} message(s) ahead of it"
                     return message
-            found = self._message_in(keys.delayed(q), task_id)
+            found = self._message_in(finder.delayed(q), task_id)
             if found is not None:
                 message, _, due = found
                 report.state = "retrying" if message.retries else "delayed"
@@ -166,39 +161,24 @@ class TaskLocator:
                 return message
         return None
 
-    def _hits(self, key: str, task_id: str) -> Iterator[tuple[int, bytes, float]]:
-        """Each (index, element, score) of a list or sorted set whose text holds the id,
-        scanned slice by slice."""
-        start = 0
-        while True:
-            hit = perform_sync(self._client, admin.find(
-                key=key, task_id=task_id, start=start, count=FIND_SLICE))
-            if hit is None:
-                size = self._client.llen(key) if self._client.type(key) == b"list" \
-                    else self._client.zcard(key)
-                start += FIND_SLICE
-                if start >= int(size):
-                    return
-                continue
-            yield hit.index, hit.element, (hit.score or 0.0) / 1000
-            start = hit.index + 1
-
-    def _message_in(self, key: str, task_id: str) -> tuple[wire.TaskMessage, int, float] | None:
+    def _message_in(
+        self, place: finder.Place, task_id: str
+    ) -> tuple[wire.TaskMessage, int, float] | None:
         """The message with this id (its own id, not e.g. a child's root_id) in a list or
-        sorted set: (message, index, score)."""
-        for index, raw, score in self._hits(key, task_id):
+        sorted set: (message, index, due time in seconds)."""
+        for hit in finder.hits(self._client, place, task_id):
             try:
-                message = wire.decode(raw)
+                message = wire.decode(hit.element)
             except Exception:  # undecodable: not a message this report can describe
                 continue
             if message.id == task_id:
-                return message, index, score
+                return message, hit.index, hit.due_s
         return None
 
     def _dead_letter(self, task_id: str) -> dead_letter.DeadLetter | None:
         for q in self._inspector.known_queues():
-            for _, raw, _ in self._hits(keys.dead_letters(q), task_id):
-                entry = hostile.read_or_none(dead_letter.decode, raw)
+            for hit in finder.hits(self._client, finder.dead_letters(q), task_id):
+                entry = hostile.read_or_none(dead_letter.decode, hit.element)
                 if entry is not None and entry.task_id == task_id:
                     return entry
         return None

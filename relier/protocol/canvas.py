@@ -29,8 +29,8 @@ from typing import Any, Final
 
 import msgspec
 
-from relier.protocol import keys, results
 from relier.protocol import message as wire
+from relier.protocol import results
 from relier.protocol.message import TaskMessage
 from relier.protocol.signature import (
     Canvas,
@@ -76,12 +76,12 @@ class Lineage:
 
 @dataclass(frozen=True, slots=True)
 class Outbound:
-    """A message to LPUSH onto ``target`` (a queue list for its priority)."""
+    """A message to LPUSH onto ``queue``'s list for ``priority`` (the store names it)."""
 
-    target: str
     raw: bytes
     task_id: str
     queue: str
+    priority: int | None = None
 
 
 def _moment(value: Any, now: datetime) -> datetime | None:
@@ -151,8 +151,7 @@ def queue_of(sig: Signature, route: Route) -> str:
 
 
 def outbound(message: TaskMessage) -> Outbound:
-    return Outbound(keys.queue_list(message.queue, message.priority), wire.encode(message),
-                    message.id, message.queue)
+    return Outbound(wire.encode(message), message.id, message.queue, message.priority)
 
 
 def send_group(
@@ -187,7 +186,9 @@ class ChordPart:
     group_index: int | None
     #: ``[1, task_id, state, result]`` as Celery's backend encodes it.
     member: bytes
-    callback_target: str
+    #: The callback's queue and priority (its list is named by the store).
+    callback_queue: str
+    callback_priority: int | None
     callback_id: str
     callback_envelope: bytes
     callback_body: bytes
@@ -311,7 +312,7 @@ def _chord_part(
     return ChordPart(
         group_id=message.group, task_id=message.id, group_index=message.group_index,
         member=wire.encode_json([1, message.id, state, value]),
-        callback_target=keys.queue_list(queue, cb.priority), callback_id=cb_id,
+        callback_queue=queue, callback_priority=cb.priority, callback_id=cb_id,
         callback_envelope=wire.encode_json(envelope), callback_body=body,
         failure=results.encode(failure),
         errbacks=_errbacks([read_signature(s, "chord link_error")

@@ -7,16 +7,11 @@ beating; the resurrector reads both.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Mapping
 from typing import Final
 
 import msgspec
 
-from relier.errors import PayloadError
 from relier.protocol import hostile
-
-log = logging.getLogger("relier.registry")
 
 ALIVE: Final = "alive"
 STOPPING: Final = "stopping"
@@ -86,15 +81,3 @@ def decode(raw: bytes | str) -> WorkerInfo:
     """One registry entry; :class:`PayloadError` if it is not one."""
     return hostile.read(_decoder.decode, raw, "worker registry entry")
 
-
-def readable(entries: Mapping[bytes | str, bytes | str]) -> list[WorkerInfo]:
-    """The entries of the ``relier:workers`` hash that decode; each one that does not is
-    logged and left out (it cannot be acted on: its queues are unknown)."""
-    found = []
-    for worker_id, raw in entries.items():
-        try:
-            found.append(decode(raw))
-        except PayloadError as exc:
-            log.warning("registry entry of worker %r is unreadable, ignored: %s",
-                        worker_id, exc.detail)
-    return found

@@ -35,7 +35,6 @@ from relier.protocol import cadence, catch_up
 from relier.protocol import message as wire
 from relier.protocol.declaration import Declaration, Registration, merge
 from relier.runtime.hooks import ScheduleMetrics
-from relier.store import keys
 from relier.store import schedules as store
 from relier.store.broker import REDIS_ERRORS, Broker
 from relier.store.errors import StoreConnectionError as RedisConnectionError
@@ -133,7 +132,7 @@ class Beat:
 
     async def _lead_forever(self) -> None:
         while True:
-            lock = self.app.lock(keys.SCHEDULER_LOCK, ttl=self.lease_s, holder=self.worker_id)
+            lock = self.app.lock(store.SCHEDULER_LOCK, ttl=self.lease_s, holder=self.worker_id)
             try:
                 await lock.aacquire()
             except REDIS_ERRORS as exc:

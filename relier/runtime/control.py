@@ -27,7 +27,6 @@ import anyio
 
 from relier.protocol import pidbox
 from relier.runtime.control_commands import NO_REPLY, Handler, WorkerFacts, handlers
-from relier.store import cluster, keys
 from relier.store import control as control_store
 from relier.store.broker import REDIS_ERRORS
 from relier.store.clients import AsyncClient
@@ -46,7 +45,7 @@ class ControlService:
         self.facts = facts
         self._handlers: dict[str, Handler] = handlers(facts)
         self._unsupported: set[str] = set()
-        self._channel = keys.pidbox_channel(control_store.db_of(client))
+        self._channel = control_store.pidbox_channel(client)
         #: Set once the subscription is in place (tests and the worker's start wait on it).
         self.listening = anyio.Event()
 
@@ -69,10 +68,7 @@ class ControlService:
         await self._client.aclose()
 
     async def _listen(self) -> None:
-        await cluster.ready(self._client)
-        async with self._client.pubsub() as pubsub:
-            await pubsub.subscribe(self._channel)
-            await pubsub.psubscribe(self._channel + "/*")
+        async with control_store.listen_pidbox(self._client) as listener:
             # Revocations written while we were not listening are read after subscribing,
             # so none falls between the two.
             await self.facts.revoked.refresh(self._client)
@@ -81,10 +77,9 @@ class ControlService:
                           self.facts.hostname)
             self.listening.set()
             while True:
-                message = await pubsub.get_message(ignore_subscribe_messages=True,
-                                                   timeout=None)
-                if message is not None and isinstance(message.get("data"), bytes):
-                    await self.handle(message["data"])
+                data = await listener.next()
+                if data is not None:
+                    await self.handle(data)
 
     async def handle(self, raw: bytes) -> None:
         """One published request, start to reply; never raises (but cancellation)."""

@@ -19,9 +19,9 @@ from typing import Any, Final
 from urllib.parse import urlsplit
 
 from relier.app import App
-from relier.observability.recorder import ActiveTask, TaskRecorder
 from relier.protocol import pidbox
 from relier.runtime.capacity import Capacity
+from relier.runtime.hooks import ActiveRun, RunningTable
 from relier.runtime.revoked import RevokedIds, Terminations
 from relier.settings import redact
 from relier.store import control as control_store
@@ -48,7 +48,7 @@ class WorkerFacts:
     hostname: str
     queues: list[str]
     capacity: Capacity
-    recorder: TaskRecorder
+    recorder: RunningTable
     revoked: RevokedIds
     terminations: Terminations
     started: float = field(default_factory=time.monotonic)
@@ -57,7 +57,7 @@ class WorkerFacts:
     events_refused: bool = False
 
 
-def _request_info(task: ActiveTask, facts: WorkerFacts) -> dict[str, Any]:
+def _request_info(task: ActiveRun, facts: WorkerFacts) -> dict[str, Any]:
     """One task as Celery's ``Request.info(safe=True)`` (arguments as their repr)."""
     return {
         "id": task.task_id, "name": task.name, "args": task.argsrepr,

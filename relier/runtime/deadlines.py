@@ -28,10 +28,10 @@ from typing import Any
 import anyio
 
 from relier.context import TaskContext, reset_current, set_current
-from relier.observability import tracing
 from relier.protocol.message import TaskMessage
 from relier.runtime import stacks
 from relier.runtime.abandoned import AbandonedThreads, ThreadSlot
+from relier.runtime.hooks import NO_TRACING, RunTracer
 from relier.task import Task
 
 log = logging.getLogger("relier.task")
@@ -71,9 +71,12 @@ class HardTimeout(Exception):
 class Caller:
     """Runs task functions for one worker, under their limits, and counts the timeouts."""
 
-    def __init__(self, threads: anyio.CapacityLimiter, abandoned: AbandonedThreads) -> None:
+    def __init__(self, threads: anyio.CapacityLimiter, abandoned: AbandonedThreads,
+                 tracer: RunTracer = NO_TRACING) -> None:
         self._threads = threads
         self.abandoned = abandoned
+        #: Where a soft timeout is noted on the run's span.
+        self.tracer = tracer
         self.soft_timeouts = 0
         self.hard_timeouts = 0
 
@@ -165,7 +168,7 @@ class _LimitedRun:
         await anyio.sleep_until(self._started + soft)
         self._hooks_running = True
         self._caller.soft_timeouts += 1
-        tracing.event("relier.soft_timeout", {"relier.soft_timeout_s": soft})
+        self._caller.tracer.event("relier.soft_timeout", {"relier.soft_timeout_s": soft})
         hooks = self._task.soft_timeout_hooks
         context = self._context  # a local, so the watchdog can name a hook that blocks
         log.warning("task %s[%s] passed its soft timeout of %gs (attempt %d); running %d "

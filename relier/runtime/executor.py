@@ -20,7 +20,7 @@ import logging
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 import anyio
 import msgspec
@@ -28,7 +28,6 @@ import msgspec
 from relier.app import App
 from relier.context import TaskContext
 from relier.errors import PayloadError
-from relier.observability import tracing
 from relier.protocol import canvas, dead_letter, results
 from relier.protocol import message as wire
 from relier.protocol.message import TaskMessage
@@ -37,14 +36,11 @@ from relier.runtime.abandoned import AbandonedThreads
 from relier.runtime.capacity import Capacity
 from relier.runtime.deadlines import Caller, HardTimeout, limits_for
 from relier.runtime.delivery import Delivery
-from relier.runtime.hooks import Observers, TaskObserver
+from relier.runtime.hooks import NO_TRACING, Observers, RunTracer, TaskObserver
 from relier.runtime.progress import ProgressReporter, ResultFacts
 from relier.runtime.rate_limit import defer_if_limited
 from relier.runtime.revoked import RevokedIds, Terminations
 from relier.task import Task
-
-if TYPE_CHECKING:
-    from relier.observability.recorder import TaskRecorder
 
 log = logging.getLogger("relier.task")
 
@@ -63,10 +59,11 @@ class Executor:
     def __init__(
         self, app: App, worker_id: str, capacity: Capacity, thread_limit: int,
         on_threads_exceeded: Callable[[int], None] = lambda _running: None,
-        recorder: TaskRecorder | None = None,
+        recorder: TaskObserver | None = None,
         revoked: RevokedIds | None = None,
         terminations: Terminations | None = None,
         observers: Sequence[TaskObserver] = (),
+        tracer: RunTracer = NO_TRACING,
     ) -> None:
         self._app = app
         #: Revoked ids (checked before a task runs) and running tasks (a revoke with
@@ -78,13 +75,15 @@ class Executor:
         self._settings = app.settings
         self._worker_id = worker_id
         self._capacity = capacity
-        self._tracing = tracing.enabled(app.settings.tracing)
+        #: Spans and span events of each run (the worker gives OpenTelemetry's).
+        self._tracer = tracer
         #: (reason, task name) pairs whose deferral was explained once at warning level.
         self._deferral_noted: set[tuple[str, str]] = set()
         #: Calls task functions under their soft/hard timeouts (see deadlines.py).
         self.caller = Caller(
             anyio.CapacityLimiter(thread_limit),
             AbandonedThreads(app.settings.max_abandoned_threads, on_threads_exceeded),
+            tracer,
         )
 
     async def execute(self, delivery: Delivery) -> None:
@@ -161,7 +160,7 @@ class Executor:
             return
         if task.rate is not None and await defer_if_limited(delivery, message, task, self._settle):
             return  # parked in the delayed set until its rate-limit token is due
-        with tracing.run_span(message, delivery, self._worker_id, self._tracing):
+        with self._tracer.run_span(message, delivery, self._worker_id):
             await self._run(delivery, message, task, args, kwargs)
 
     async def _quarantine(self, delivery: Delivery, error: Exception) -> None:

@@ -29,6 +29,7 @@ from typing import Final
 import anyio
 
 from relier.app import App
+from relier.protocol.queues import SUSPECT_QUEUE
 from relier.runtime.capacity import Capacity
 from relier.runtime.deferred import DeferredPuller
 from relier.runtime.delivery import Delivery, Settler
@@ -36,7 +37,6 @@ from relier.runtime.intake import Intake
 from relier.runtime.orphans import OrphanWatch
 from relier.runtime.outage import LoopBackoff, OutageLog
 from relier.runtime.suspects import SuspectRunner
-from relier.store import keys
 from relier.store.broker import REDIS_ERRORS, Broker
 
 log = logging.getLogger("relier.worker")
@@ -83,7 +83,7 @@ class Fetcher:
         self._held: Counter[bytes] = Counter()
         #: One outage line for all the loops, and no false one for a blocked event loop.
         self._outage = OutageLog()
-        self._orphans = (OrphanWatch(broker, [*queues, keys.SUSPECT_QUEUE], worker_id,
+        self._orphans = (OrphanWatch(broker, [*queues, SUSPECT_QUEUE], worker_id,
                                      self._held.copy, orphan_check_s)
                          if orphan_check_s > 0 else None)
         self._intake = Intake()

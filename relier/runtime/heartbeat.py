@@ -20,9 +20,9 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-from relier.protocol import hostile, registry
+from relier.protocol import registry
 from relier.protocol.registry import RunningTask, WorkerInfo
-from relier.store import keys
+from relier.store import registry as store
 from relier.store.clients import SyncClient
 from relier.store.errors import StoreError
 
@@ -72,11 +72,7 @@ class Heartbeat:
             self._thread.join(self._interval_s + 5)
         if deregister:
             try:
-                with self._client.pipeline(transaction=False) as pipe:
-                    pipe.delete(keys.heartbeat(self._info.id))
-                    pipe.delete(keys.running(self._info.id))
-                    pipe.hdel(keys.WORKERS, self._info.id)
-                    pipe.execute()
+                store.deregister_sync(self._client, self._info.id)
             except StoreError as exc:
                 log.warning("could not deregister worker %s: %s", self._info.id, exc)
         self._client.close()
@@ -92,7 +88,7 @@ class Heartbeat:
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(2.0)  # a beat in progress would set the key again
         try:
-            self._client.delete(keys.heartbeat(self._info.id))
+            store.flatline_sync(self._client, self._info.id)
         except StoreError as exc:
             log.warning("could not delete the heartbeat key (%s); Phoenix will notice "
                         "when it expires", exc)
@@ -128,16 +124,13 @@ class Heartbeat:
     def _publish_running(self) -> None:
         assert self._running is not None
         self._changed.clear()  # before reading: a change after this read wakes us again
-        self._client.set(keys.running(self._info.id), registry.encode_running(self._running()),
-                         ex=registry.RUNNING_TABLE_TTL_S)
+        store.publish_running_sync(self._client, self._info.id, self._running())
 
     def _declared_dead(self) -> bool:
-        previous = self._client.hget(keys.WORKERS, self._info.id)
-        info = hostile.read_or_none(registry.decode, previous) if previous is not None else None
+        info = store.entry_sync(self._client, self._info.id)
         return info is not None and info.state == registry.DEAD
 
     def _beat(self) -> None:
-        worker_id = self._info.id
         self._changed.clear()  # this beat publishes the running table too
         if self._declared_dead():
             log.error("this worker was declared dead (frozen or cut off longer than the "
@@ -145,10 +138,5 @@ class Heartbeat:
                       "results of ours are refused")
         self._info.last_heartbeat = time.time()
         self._info.in_flight = self._in_flight()
-        with self._client.pipeline(transaction=False) as pipe:
-            pipe.set(keys.heartbeat(worker_id), self._info.last_heartbeat, px=self._ttl_ms)
-            pipe.hset(keys.WORKERS, worker_id, registry.encode(self._info))
-            if self._running is not None:
-                pipe.set(keys.running(worker_id), registry.encode_running(self._running()),
-                         ex=registry.RUNNING_TABLE_TTL_S)
-            pipe.execute()
+        store.beat_sync(self._client, self._info, ttl_ms=self._ttl_ms,
+                        running=self._running() if self._running is not None else None)

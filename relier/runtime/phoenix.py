@@ -33,12 +33,14 @@ import anyio
 from relier.errors import PayloadError
 from relier.protocol import canvas, dead_letter, registry, results
 from relier.protocol import message as wire
+from relier.protocol.queues import REQUEUE_QUEUE, SUSPECT_QUEUE
 from relier.protocol.registry import WorkerInfo
 from relier.runtime.delivery import idempotency_record
 from relier.runtime.hooks import RecoveryMetrics
 from relier.settings import Settings
-from relier.store import keys, lanes, ops, recovery
-from relier.store.broker import REDIS_ERRORS, Broker, as_bytes
+from relier.store import lanes, ops, recovery, runner, server
+from relier.store import registry as registry_store
+from relier.store.broker import REDIS_ERRORS, Broker
 from relier.store.settles import Held
 
 log = logging.getLogger("relier.phoenix")
@@ -99,20 +101,14 @@ class Resurrector:
         return time.monotonic() >= self._quiet_until
 
     async def _lead(self) -> bool:
-        held = await self._broker.call(
-            "lease", [keys.RESURRECTOR_LOCK], [self._worker_id, self._lease_ms]
-        )
-        return bool(held)
+        return await runner.perform(self._broker.client, recovery.resurrector_lease(
+            holder=self._worker_id, lease_ms=self._lease_ms))
 
     async def sweep(self) -> int:
         """One pass: recover every dead worker's messages; returns how many moved."""
         client = self._broker.client
-        entries = await client.hgetall(keys.WORKERS)
-        workers = registry.readable(entries)
-        async with client.pipeline(transaction=False) as pipe:
-            for info in workers:
-                pipe.exists(keys.heartbeat(info.id))
-            beating = await pipe.execute()
+        workers = (await registry_store.entries(client)).workers
+        beating = await registry_store.beating(client, [info.id for info in workers])
         moved = 0
         now = time.time()
         for info, alive in zip(workers, beating, strict=True):
@@ -121,7 +117,7 @@ class Resurrector:
             if info.state != registry.DEAD:
                 moved += await self._resurrect_worker(info, now)
             elif info.died_at is not None and now - info.died_at > KEEP_DEAD_S:
-                await client.hdel(keys.WORKERS, info.id)
+                await registry_store.forget(client, info.id)
         return moved
 
     async def _resurrect_worker(self, info: WorkerInfo, now: float) -> int:
@@ -146,7 +142,7 @@ class Resurrector:
             self._metrics.recovery_latency(silent_for)
             for queue, plan in moved:
                 self._metrics.resurrected(queue, plan.action)
-        await self._broker.client.hset(keys.WORKERS, info.id, registry.encode(info))
+        await registry_store.record(self._broker.client, info)
         # A dead runner of the suspect lane frees it now, not when its lease runs out.
         await lanes.release_suspect_lease(self._broker, holder=info.id)
         log.warning("worker %s (pid %d on %s) silent for %.1fs: declared dead, "
@@ -167,12 +163,7 @@ class Resurrector:
 
     async def _held(self, info: WorkerInfo) -> dict[str, list[bytes]]:
         """What the dead worker's processing lists hold, per queue (one round trip)."""
-        async with self._broker.client.pipeline(transaction=False) as pipe:
-            for queue in info.queues:
-                pipe.lrange(keys.processing(queue, info.id), 0, -1)
-            found = await pipe.execute()
-        return {q: [as_bytes(m) for m in held] for q, held in zip(info.queues, found,
-                                                                 strict=True)}
+        return await self._broker.processing_lists(info.queues, info.id)
 
     def _recovery(
         self, queue: str, dead_worker: str, raw: bytes, *, alone: bool
@@ -208,7 +199,7 @@ class Resurrector:
         message.headers[wire.LONE_DEATHS_HEADER] = lone
         message.headers[wire.ORIGIN_QUEUE_HEADER] = origin
         wire.redelivered(message)
-        target = keys.SUSPECT_QUEUE if suspect else keys.REQUEUE_QUEUE
+        target = SUSPECT_QUEUE if suspect else REQUEUE_QUEUE
         return recovery.requeue(held=held, task_id=message.id, target_queue=target,
                                 message=wire.encode(message))
 
@@ -265,8 +256,7 @@ class Resurrector:
 
 async def server_run_id(broker: Broker) -> str:
     """The Redis server's run id (a new one after every restart)."""
-    info = await broker.client.info("server")
-    return str(info.get("run_id", ""))
+    return await server.run_id(broker.client)
 
 
 def poison_follow_ups(

@@ -24,11 +24,9 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -37,12 +35,7 @@ from types import FrameType
 from typing import Final
 
 from relier.app import App
-from relier.observability.metrics import (
-    MULTIPROC_ENV,
-    SUPERVISED_METRICS_ENV,
-    MetricsServer,
-    supervisor_registry,
-)
+from relier.runtime.hooks import ChildMetrics
 
 log = logging.getLogger("relier.supervisor")
 
@@ -70,21 +63,23 @@ class _Child:
 class Supervisor:
     """Runs ``count`` copies of ``relier worker <child_args>`` until told to stop."""
 
-    def __init__(self, app: App, child_args: Sequence[str], count: int) -> None:
+    def __init__(self, app: App, child_args: Sequence[str], count: int,
+                 metrics: ChildMetrics | None = None) -> None:
+        """``metrics``: the one endpoint serving every child's metrics (None: off)."""
         self._app = app
         self._args = [sys.executable, "-m", "relier", "worker", *child_args]
         self._children = [_Child(slot) for slot in range(count)]
         self._stopping = False
         self._signals: list[int] = []
-        self._metrics_dir: str | None = None
-        self._server: MetricsServer | None = None
+        self._metrics = metrics
 
     def run(self) -> int:
         """Supervise until every child has stopped after a signal; returns the exit code."""
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM,
                                                                    signal.SIGINT)}
         try:
-            self._start_metrics()
+            if self._metrics is not None:
+                self._metrics.start()
             for child in self._children:
                 self._spawn(child)
             log.info("supervisor %d running %d worker processes", os.getpid(),
@@ -97,10 +92,8 @@ class Supervisor:
             for s, handler in previous.items():
                 signal.signal(s, handler)
             self._kill_leftovers()
-            if self._server is not None:
-                self._server.close()
-            if self._metrics_dir is not None:
-                shutil.rmtree(self._metrics_dir, ignore_errors=True)
+            if self._metrics is not None:
+                self._metrics.close()
         failed = [code for c in self._children for code in c.exits[-1:] if code != 0]
         log.info("supervisor %d stopped", os.getpid())
         return 1 if failed else 0
@@ -135,7 +128,8 @@ class Supervisor:
                 continue
             child.process = None
             child.exits.append(code)
-            self._forget_metrics(process.pid)
+            if self._metrics is not None:
+                self._metrics.forget(process.pid)
             if self._stopping:
                 log.info("worker process %d stopped (exit code %d)", process.pid, code)
                 continue
@@ -148,10 +142,8 @@ class Supervisor:
                         f" in {child.delay:.0f}s" if child.delay else "")
 
     def _spawn(self, child: _Child) -> None:
-        env = {**os.environ, SUPERVISOR_ENV: str(os.getpid())}
-        if self._metrics_dir is not None:
-            env[MULTIPROC_ENV] = self._metrics_dir
-            env[SUPERVISED_METRICS_ENV] = "1"
+        env = {**os.environ, SUPERVISOR_ENV: str(os.getpid()),
+               **(self._metrics.child_env() if self._metrics is not None else {})}
         # A process group of its own: a terminal's Ctrl-C reaches the child only through us.
         try:
             child.process = subprocess.Popen(self._args, env=env, process_group=0)
@@ -163,26 +155,6 @@ class Supervisor:
             return
         child.started = time.monotonic()
         log.info("started worker process %d (slot %d)", child.process.pid, child.slot)
-
-    def _start_metrics(self) -> None:
-        settings = self._app.settings
-        if settings.metrics_port <= 0:
-            return
-        from relier.store import connections
-
-        self._metrics_dir = tempfile.mkdtemp(prefix="relier-metrics-")
-        registry = supervisor_registry(
-            lambda: connections.sync_client(settings.redis_url, socket_timeout=3,
-                                         socket_connect_timeout=3),
-            self._metrics_dir)
-        self._server = MetricsServer(registry, settings.metrics_host, settings.metrics_port)
-
-    def _forget_metrics(self, pid: int) -> None:
-        """Drop a dead child's live gauges (its counters stay: totals never go down)."""
-        if self._metrics_dir is not None:
-            from prometheus_client import multiprocess
-
-            multiprocess.mark_process_dead(pid, self._metrics_dir)  # type: ignore[no-untyped-call]
 
     def _kill_leftovers(self) -> None:
         """On an abnormal exit of the loop itself, leave no child behind: ask each to stop

@@ -19,9 +19,10 @@ from typing import Final
 
 import anyio
 
+from relier.protocol.queues import SUSPECT_QUEUE
 from relier.runtime.capacity import Capacity
 from relier.runtime.intake import Intake
-from relier.store import keys, lanes
+from relier.store import lanes
 from relier.store.broker import REDIS_ERRORS, Broker
 
 log = logging.getLogger("relier.worker")
@@ -69,7 +70,7 @@ class SuspectRunner:
         ran = 0
         while await lanes.hold_suspect_lease(self._broker, holder=self._worker_id,
                                                   lease_ms=LEASE_MS):
-            batch = await self._broker.fetch([keys.SUSPECT_QUEUE], self._worker_id, 1)
+            batch = await self._broker.fetch([SUSPECT_QUEUE], self._worker_id, 1)
             if not batch:
                 break
             log.debug("running a suspect alone")

@@ -38,7 +38,7 @@ from anyio.abc import TaskGroup
 from relier.app import App
 from relier.config_errors import explain
 from relier.errors import ConfigurationError
-from relier.observability.telemetry import Telemetry
+from relier.protocol.queues import DEFAULT_QUEUES, REQUEUE_QUEUE, SUSPECT_QUEUE
 from relier.protocol.registry import WorkerInfo
 from relier.runtime.abandoned import EXIT_RECYCLE
 from relier.runtime.abandoned import check_limit as check_abandoned_limit
@@ -50,19 +50,21 @@ from relier.runtime.delivery import Delivery, Settler
 from relier.runtime.executor import SETTLE_TIMEOUT_S, Executor
 from relier.runtime.fetcher import Fetcher
 from relier.runtime.heartbeat import Heartbeat
+from relier.runtime.hooks import TelemetryFactory, WorkerTelemetry
 from relier.runtime.phoenix import Resurrector
 from relier.runtime.progress import hostname
 from relier.runtime.scheduler import Scheduler
 from relier.runtime.watchdog import EXIT_LOOP_STALLED, Watchdog
-from relier.store import cluster, connections, keys
+from relier.store import cluster, connections, server
+from relier.store import registry as registry_store
 from relier.store.broker import REDIS_ERRORS, Broker, call_sync
 from relier.store.cluster import is_cluster
 from relier.store.errors import StoreError
 from relier.store.errors import StoreError as RedisError
 
 log = logging.getLogger("relier.worker")
-#: Relier's own lanes: on a cluster they keep one list each (see keys.queue_lists).
-LANES = (keys.REQUEUE_QUEUE, keys.SUSPECT_QUEUE)
+#: Relier's own lanes: on a cluster they keep one list each (store.keys.queue_lists).
+LANES = (REQUEUE_QUEUE, SUSPECT_QUEUE)
 
 #: Seconds cancelled tasks get to end before the worker gives their messages back and exits
 #: (longer than a shielded settle may take, so that one still in flight can land).
@@ -86,25 +88,29 @@ class Worker:
     def __init__(
         self,
         app: App,
-        queues: Sequence[str] = keys.DEFAULT_QUEUES,
+        queues: Sequence[str] = DEFAULT_QUEUES,
         concurrency: int = 100,
         worker_id: str | None = None,
         *,
+        telemetry: TelemetryFactory,
         in_process: bool = False,
     ) -> None:
-        """``in_process``: a worker inside someone else's process (``relier.testing``),
-        which must never end that process: no watchdog kill, no ``os._exit``."""
+        """``telemetry``: what the worker reports to (metrics, events, recorder, tracer;
+        ``relier.observability.telemetry.Telemetry``). ``in_process``: a worker inside
+        someone else's process (``relier.testing``), which must never end that process:
+        no watchdog kill, no ``os._exit``."""
         if not queues:
             raise ConfigurationError("a worker needs at least one queue")
         self.app = app
         self.queues = list(dict.fromkeys(queues))
         #: Every queue whose processing list this worker may hold messages in: its own and
         #: the suspect lane (what Phoenix recovers and a graceful stop gives back).
-        self.held_queues = list(dict.fromkeys([*self.queues, keys.SUSPECT_QUEUE]))
+        self.held_queues = list(dict.fromkeys([*self.queues, SUSPECT_QUEUE]))
         if cluster.is_cluster_url(app.settings.redis_url):
             cluster.require_tags([q for q in self.queues if q not in LANES])
         self.id = worker_id or new_worker_id()
         self.capacity = Capacity(concurrency)
+        self._telemetry = telemetry
         settings = app.settings
         self._in_process = in_process
         self._watchdog = Watchdog(settings.loop_stall_warn,
@@ -122,17 +128,17 @@ class Worker:
         settings = self.app.settings
         broker = Broker(self.app.async_client())
         heartbeat: Heartbeat | None = None
-        telemetry: Telemetry | None = None
+        telemetry: WorkerTelemetry | None = None
         clean = False
         try:
             await self._connect(broker)
-            telemetry = Telemetry(self.app, self.id, lambda: self.capacity.in_use)
+            telemetry = self._telemetry(self.app, self.id, lambda: self.capacity.in_use)
             heartbeat = await self._register(telemetry)
             self._watchdog.start(on_kill=partial(_end_stalled, heartbeat))
             settler = Settler(broker)
             executor = Executor(self.app, self.id, self.capacity,
                                 min(self.capacity.limit, MAX_THREADS), self._recycle,
-                                telemetry.recorder)
+                                telemetry.recorder, tracer=telemetry.tracer)
             telemetry.follow(executor.caller, self._watchdog)
             # Revoked ids are known before the first fetch (a task revoked while queued).
             await executor.revoked.refresh(broker.client)
@@ -189,7 +195,7 @@ class Worker:
         log.info("worker %s stopped", self.id)
 
     def _control(self, broker: Broker, executor: Executor,
-                 telemetry: Telemetry) -> ControlService:
+                 telemetry: WorkerTelemetry) -> ControlService:
         """Remote control (pidbox) for this worker, on a connection of its own."""
         facts = WorkerFacts(app=self.app, broker=broker, hostname=hostname(self.id),
                             queues=self.queues, capacity=self.capacity,
@@ -220,13 +226,13 @@ class Worker:
 
     async def _connect(self, broker: Broker) -> None:
         try:
-            await broker.client.ping()
+            await server.ping(broker.client)
             await broker.load_scripts()
-            await broker.client.sadd(keys.KNOWN_QUEUES, *self.held_queues)
+            await registry_store.announce_queues(broker.client, self.held_queues)
         except (*REDIS_ERRORS, RedisError) as exc:
             raise explain(self.app.settings.redis_url, exc) or exc from None
 
-    async def _register(self, telemetry: Telemetry) -> Heartbeat:
+    async def _register(self, telemetry: WorkerTelemetry) -> Heartbeat:
         """Announce the queues, enter the registry and start beating."""
         settings = self.app.settings
         now = time.time()

@@ -5,7 +5,8 @@ Everything Relier reads or writes in Redis goes through this package: the key na
 :mod:`~relier.store.scripts`), the one way of running them (:mod:`~relier.store.runner`:
 by SHA, async or blocking, loaded again after ``NOSCRIPT``), the typed calls built on
 them, and the translation of redis-py's errors into Relier's own
-(:mod:`~relier.store.errors`). Nothing outside it imports ``redis``
-(``tests/test_layers.py`` checks the modules already moved here; see
-docs/architecture.md for the ones that still have to).
+(:mod:`~relier.store.errors`). Nothing outside it imports ``redis``, imports
+:mod:`~relier.store.keys` or :mod:`~relier.store.scripts`, or sends a command on a
+client it holds: it calls the typed functions here (``tests/test_layers.py`` checks all
+three).
 """

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from relier.store import keys
+from relier.store.clients import SyncClient
 from relier.store.runner import Op, ScriptCall
 
 
@@ -18,9 +19,11 @@ def _as_bytes(value: object) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
 
 
-def replay(*, dlq_queue: str, target_list: str, entry: bytes, message: bytes,
-           reason: str) -> Op[bool]:
-    """Move one DLQ entry's message back to ``target_list``; False if the entry was gone."""
+def replay(*, dlq_queue: str, target_queue: str, priority: int | None, entry: bytes,
+           message: bytes, reason: str) -> Op[bool]:
+    """Move one DLQ entry's message back to ``target_queue`` (the list of its
+    ``priority``); False if the entry was gone."""
+    target_list = keys.queue_list(target_queue, priority)
     return Op(ScriptCall("replay", [keys.dead_letters(dlq_queue), target_list,
                                     keys.dlq_reasons(dlq_queue)], [entry, message, reason]),
               lambda reply: bool(int(reply)))
@@ -65,3 +68,9 @@ def _read_found(reply: Any) -> Found | None:
     index, element, score = reply
     text = _as_bytes(score)
     return Found(int(index), _as_bytes(element), float(text) if text else None)
+
+
+def flush_database_sync(client: SyncClient) -> None:
+    """Delete every key of the client's database (the test plugin's fresh database per
+    test; never called on a deployment's Redis)."""
+    client.flushdb()

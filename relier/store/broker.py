@@ -299,9 +299,3 @@ class Broker:
     async def run(self, call: ScriptCall) -> Any:
         """Run one prepared script call."""
         return await runner.run(self.client, call)
-
-    # -- results ---------------------------------------------------------------------
-
-    async def get_result(self, task_id: str) -> bytes | None:
-        value = await self.client.get(keys.result(task_id))
-        return None if value is None else as_bytes(value)

@@ -32,11 +32,16 @@ class Section:
     args: list[Arg]
 
 
+def target(message: Outbound) -> str:
+    """The list a follow-up is LPUSHed onto: its queue's list for its priority."""
+    return keys.queue_list(message.queue, message.priority)
+
+
 def follow_up_section(follow_ups: FollowUps, result_ttl: int) -> Section:
     """The follow-up part of a settle call (see ``lib/follow_ups.lua``)."""
     msgs, stored = follow_ups.messages, follow_ups.results
     section = Section(
-        [m.target for m in msgs] + [keys.result(task_id) for task_id, _ in stored],
+        [target(m) for m in msgs] + [keys.result(task_id) for task_id, _ in stored],
         [len(msgs), len(stored), result_ttl, "1" if follow_ups.chord else "0",
          *[m.raw for m in msgs], *[value for _, value in stored]],
     )
@@ -51,8 +56,8 @@ def _add_chord(section: Section, part: ChordPart) -> None:
     with_results = encode_json(canvas.RESULTS_SLOT) in part.callback_body
     fail_head, fail_tail = canvas.slot_split(part.failure, canvas.ERROR_SLOT)
     section.keys += [keys.taskset(part.group_id, s) for s in keys.CHORD_SUFFIXES]
-    section.keys += [part.callback_target, keys.result(part.callback_id),
-                     *[e.target for e in part.errbacks]]
+    section.keys += [keys.queue_list(part.callback_queue, part.callback_priority),
+                     keys.result(part.callback_id), *[target(e) for e in part.errbacks]]
     score = "+inf" if part.group_index is None else part.group_index
     section.args += [part.task_id, part.member, score, "1" if with_results else "0",
                      env_head, env_tail, body_head, body_tail, fail_head, fail_tail,
@@ -89,7 +94,7 @@ def canvas_push_call(push: CanvasPush) -> ScriptCall:
     return ScriptCall(
         "canvas_push",
         [keys.KNOWN_QUEUES, keys.taskset(gid), keys.taskset(gid, ".s"),
-         keys.taskset(gid, ".c"), *[m.target for m in push.messages]],
+         keys.taskset(gid, ".c"), *[target(m) for m in push.messages]],
         [push.ttl, push.group_value, "" if push.chord_size is None else push.chord_size,
          *[x for m in push.messages for x in (m.queue, m.raw)]],
     )
@@ -110,7 +115,7 @@ def send_sync(client: SyncClient, push: CanvasPush) -> None:
         client.set(keys.taskset(push.group_id), push.group_value, ex=push.ttl)
     for message in push.messages:
         register_queue_sync(client, message.queue)
-        client.lpush(message.target, message.raw)
+        client.lpush(target(message), message.raw)
 
 
 async def send(client: AsyncClient, push: CanvasPush) -> None:
@@ -123,7 +128,7 @@ async def send(client: AsyncClient, push: CanvasPush) -> None:
         await client.set(keys.taskset(push.group_id), push.group_value, ex=push.ttl)
     for message in push.messages:
         await register_queue(client, message.queue)
-        await client.lpush(message.target, message.raw)
+        await client.lpush(target(message), message.raw)
 
 
 def _check_for_cluster(push: CanvasPush) -> None:

@@ -1,9 +1,9 @@
 """The client types and constructors, so that nothing outside the store imports redis.
 
 ``SyncClient`` is the blocking client (CLI, heartbeat thread, scrape thread, ``push``),
-``AsyncClient`` the event loop's. Code outside the store names these aliases; what it
-does with a client should go through the store's typed calls (see docs/architecture.md
-for the modules that still send raw commands).
+``AsyncClient`` the event loop's (either may be a cluster client: see cluster.py). Code
+outside the store names these aliases and hands them to the store's typed calls; it
+sends no command itself (``tests/test_layers.py`` checks).
 """
 
 from __future__ import annotations

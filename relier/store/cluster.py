@@ -17,6 +17,8 @@ through the queue's outbox (:mod:`relier.store.outbox`).
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final, cast
 from urllib.parse import unquote
@@ -28,7 +30,7 @@ import redis.cluster
 from redis.crc import key_slot
 
 from relier.errors import ConfigurationError
-from relier.store.keys import hash_tag
+from relier.store.keys import hash_tag as hash_tag
 
 CLUSTER_SCHEME: Final = "redis+cluster"
 CLUSTER_EXAMPLE: Final = "redis+cluster://127.0.0.1:7000,127.0.0.1:7001"
@@ -109,11 +111,25 @@ def is_cluster(client: object) -> bool:
     return isinstance(client, redis.cluster.RedisCluster | aiocluster.RedisCluster)
 
 
-async def ready(client: aioredis.Redis) -> None:
-    """Make sure an async cluster client has read the slot map: its pub/sub needs it and,
-    unlike a command, does not fetch it first. Nothing to do for any other client."""
-    if isinstance(client, aiocluster.RedisCluster):
-        await client.initialize()
+@asynccontextmanager
+async def subscriber(client: aioredis.Redis, channel: str) -> AsyncIterator[aioredis.Redis]:
+    """A client of its own for a subscription, on the node serving ``channel``'s slot.
+
+    PUBLISH on a cluster reaches the subscribers of every node, so any node will do. A
+    connection of its own, because redis-py's async cluster pub/sub borrows one from the
+    node's shared pool, and a connection that was subscribed and handed back there was
+    seen to break the next command sent on it."""
+    cluster = cast(aiocluster.RedisCluster, client)
+    await cluster.initialize()
+    node = cluster.get_node_from_key(channel) or cluster.get_random_node()
+    kwargs = node.connection_kwargs
+    own = aioredis.Redis(host=node.host, port=int(node.port), username=kwargs.get("username"),
+                         password=kwargs.get("password"),
+                         socket_connect_timeout=kwargs.get("socket_connect_timeout"))
+    try:
+        yield own
+    finally:
+        await own.aclose()
 
 
 def untagged(queues: list[str] | tuple[str, ...]) -> list[str]:

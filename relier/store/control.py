@@ -13,11 +13,12 @@ calls (they move into ``relier/store/`` with the rest of the Redis access).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Final
 
 from relier.protocol import results
-from relier.store import keys, runner
+from relier.store import channels, keys, runner
 from relier.store.broker import ScriptCall, as_bytes, call_sync
 from relier.store.clients import AsyncClient, SyncClient
 from relier.store.cluster import is_cluster
@@ -136,6 +137,18 @@ def broadcast_sync(client: SyncClient, envelope: bytes) -> int:
 async def abroadcast(client: AsyncClient, envelope: bytes) -> int:
     """:func:`broadcast_sync` from async code."""
     return int(await client.publish(keys.pidbox_channel(db_of(client)), envelope))
+
+
+def pidbox_channel(client: SyncClient | AsyncClient) -> str:
+    """The pidbox fanout channel of the client's database (for logs)."""
+    return keys.pidbox_channel(db_of(client))
+
+
+def listen_pidbox(client: AsyncClient) -> AbstractAsyncContextManager[channels.Listener]:
+    """Subscribe to the pidbox channel and, in kombu's form with a routing key, to
+    ``<channel>/*``: every request a Celery client or Flower publishes."""
+    channel = pidbox_channel(client)
+    return channels.listen(client, [channel], patterns=[channel + "/*"])
 
 
 def db_of(client: SyncClient | AsyncClient) -> int:

@@ -1,6 +1,6 @@
 """Redis access for the two side lanes of a worker's intake, in one place.
 
-* The **suspect lane** (``keys.SUSPECT_QUEUE``): messages recovered from dead workers,
+* The **suspect lane** (``SUSPECT_QUEUE``): messages recovered from dead workers,
   run one at a time by the one worker holding ``keys.SUSPECT_LEASE``.
 * The **deferred sets** (``keys.deferred(q)``): messages no worker that saw them could
   run yet (a rolling deploy), taken out only by a worker that can run them.
@@ -14,6 +14,7 @@ import time
 
 from relier.store import keys
 from relier.store.broker import Broker, as_bytes
+from relier.store.clients import SyncClient
 
 
 async def suspects_waiting(broker: Broker) -> int:
@@ -53,3 +54,9 @@ async def pump_deferred(broker: Broker, *, queue: str, batch: int) -> int:
     return int(await broker.call(
         "pump", [keys.deferred(queue), *keys.queue_lists(queue, cluster=broker.cluster)],
         [now_ms, batch]))
+
+
+def deferred_sync(client: SyncClient, *, queue: str) -> list[bytes]:
+    """Every deferred message of ``queue``, soonest window end first (a blocking read,
+    for views such as the demo's)."""
+    return [as_bytes(raw) for raw in client.zrange(keys.deferred(queue), 0, -1)]

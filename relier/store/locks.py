@@ -6,10 +6,13 @@ release is announced on.
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from relier.store import keys
+from relier.store import channels, keys
+from relier.store.broker import as_bytes
+from relier.store.clients import AsyncClient, SyncClient
 from relier.store.runner import Op, ScriptCall
 
 
@@ -25,6 +28,33 @@ class Attempt:
 def channel(name: str) -> str:
     """Where a lock's release is announced (its own key name)."""
     return keys.lock(name)
+
+
+def watch_release(client: AsyncClient,
+                  name: str) -> AbstractAsyncContextManager[channels.Listener]:
+    """Listen for the lock's release announcements (subscribe, then try again: a release
+    between the two cannot be missed)."""
+    return channels.listen(client, [channel(name)])
+
+
+def watch_release_sync(client: SyncClient,
+                       name: str) -> AbstractContextManager[channels.SyncListener]:
+    """:func:`watch_release` on a blocking client."""
+    return channels.listen_sync(client, [channel(name)])
+
+
+async def holder(client: AsyncClient, name: str) -> str | None:
+    """The lock's value, ``"<holder> <token>"`` (None: nobody holds it)."""
+    return _text(await client.get(keys.lock(name)))
+
+
+def holder_sync(client: SyncClient, name: str) -> str | None:
+    """:func:`holder` on a blocking client."""
+    return _text(client.get(keys.lock(name)))
+
+
+def _text(value: object) -> str | None:
+    return None if value is None else as_bytes(value).decode(errors="replace")
 
 
 def acquire(*, name: str, holder: str, ttl_ms: int) -> Op[Attempt]:

@@ -61,3 +61,9 @@ def quarantine(*, held: Held, task_id: str, dlq_queue: str, entry: bytes, reason
     return Recovery("quarantine", task_id, Op(
         settle_call(call, 8, follow_ups, result_ttl_s), _moved,
         fenced_settle(held, effects, follow_ups, result_ttl_s)))
+
+
+def resurrector_lease(*, holder: str, lease_ms: int) -> Op[bool]:
+    """Take or keep the lease of the one worker that runs the resurrector; True if held."""
+    return Op(ScriptCall("lease", [keys.RESURRECTOR_LOCK], [holder, lease_ms]),
+              lambda reply: bool(reply))

@@ -30,6 +30,9 @@ from relier.store.broker import (
 from relier.store.clients import AsyncClient, SyncClient
 from relier.store.cluster import is_cluster
 
+# Re-exported: the beat takes this lock by name (``app.lock``); the key is built here.
+from relier.store.keys import SCHEDULER_LOCK as SCHEDULER_LOCK
+
 log = logging.getLogger("relier.beat")
 
 

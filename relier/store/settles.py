@@ -17,6 +17,7 @@ from relier.protocol import canvas
 from relier.protocol.canvas import FollowUps
 from relier.store import keys
 from relier.store.canvas import settle_call
+from relier.store.canvas import target as canvas_target
 from relier.store.outbox import Count, DropRecord, Effect, Fenced, Park, Push, Store, Succeeded
 from relier.store.runner import Op, ScriptCall
 
@@ -78,7 +79,7 @@ def fenced_settle(held: Held, effects: list[Effect], follow_ups: FollowUps,
         log.error("message %s is part of chord %s, which a Redis Cluster cannot join: the "
                   "part is settled, the chord's callback will not run",
                   follow_ups.chord.task_id, follow_ups.chord.group_id)
-    effects += [Push(m.target, m.raw) for m in follow_ups.messages]
+    effects += [Push(canvas_target(m), m.raw) for m in follow_ups.messages]
     effects += [Store(keys.result(i), v, result_ttl_s) for i, v in follow_ups.results]
     return Fenced.of(queue=held.queue, processing=held.processing, raw=held.raw,
                      effects=effects)

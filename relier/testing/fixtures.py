@@ -25,7 +25,7 @@ import pytest
 from relier.app import App
 from relier.embedded import EmbeddedServer
 from relier.loader import load_app
-from relier.store import clients
+from relier.store import admin, clients
 from relier.testing.harness import AsyncTestWorker, SyncTestWorker
 
 #: Databases on the session's server; each test takes the next one.
@@ -46,7 +46,7 @@ def relier_redis_url(relier_server: EmbeddedServer) -> str:
     url = relier_server.url_for(next(_db_numbers) % DATABASES)
     client = clients.sync_client(url)
     try:
-        client.flushdb()
+        admin.flush_database_sync(client)
     finally:
         client.close()
     return url

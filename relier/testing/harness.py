@@ -23,10 +23,11 @@ from typing import Final
 import anyio
 
 from relier.app import App
+from relier.observability.telemetry import Telemetry
 from relier.protocol.dead_letter import DeadLetter
+from relier.protocol.queues import DEFAULT_QUEUES
 from relier.protocol.results import ResultMeta
 from relier.runtime.worker import Worker
-from relier.store import keys
 from relier.testing import state
 
 #: Seconds ``drain()`` waits by default.
@@ -45,7 +46,7 @@ class DrainTimeout(AssertionError):
 
 def queues_of(app: App) -> list[str]:
     """Every queue a task of ``app`` uses, then Relier's defaults (``re-queue`` too)."""
-    return list(dict.fromkeys([*(t.queue for t in app.tasks.values()), *keys.DEFAULT_QUEUES]))
+    return list(dict.fromkeys([*(t.queue for t in app.tasks.values()), *DEFAULT_QUEUES]))
 
 
 class _TestWorker:
@@ -53,7 +54,8 @@ class _TestWorker:
 
     def __init__(self, app: App, queues: Sequence[str] | None, concurrency: int) -> None:
         self.app = app
-        self.worker = Worker(app, queues or queues_of(app), concurrency, in_process=True)
+        self.worker = Worker(app, queues or queues_of(app), concurrency, telemetry=Telemetry,
+                             in_process=True)
 
     @property
     def queues(self) -> list[str]:

@@ -8,70 +8,31 @@ processing list → delayed set) is seen exactly once: every such move is one sc
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 from relier.dlq import DeadLetterQueue, Filter
 from relier.protocol import results
 from relier.protocol.dead_letter import DeadLetter
 from relier.protocol.results import ResultMeta
-from relier.store import keys
+from relier.store import results as result_store
+from relier.store import views
 from relier.store.clients import AsyncClient, SyncClient
+from relier.store.views import Pending
 
-
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """Work a worker still has to do on its queues."""
-
-    queued: int
-    in_flight: int
-    delayed_due: int
-
-    @property
-    def total(self) -> int:
-        return self.queued + self.in_flight + self.delayed_due
-
-    def describe(self) -> str:
-        return (f"{self.queued} queued, {self.in_flight} in flight, "
-                f"{self.delayed_due} delayed and due")
-
-
-def _queue_pending(pipe: Any, queues: Sequence[str], worker_id: str, due_ms: int) -> None:
-    """Queue the reads of :func:`pending` on a pipeline (sync or async: same commands)."""
-    for queue in queues:
-        for name in keys.queue_lists(queue):
-            pipe.llen(name)
-        pipe.llen(keys.processing(queue, worker_id))
-        pipe.zcount(keys.delayed(queue), "-inf", due_ms)
-
-
-def _count(replies: Sequence[Any]) -> Pending:
-    """Fold the replies of :func:`_queue_pending`: per queue, four lists, one processing
-    list, one delayed count."""
-    per_queue = len(keys.queue_lists("q")) + 2
-    queued = in_flight = delayed = 0
-    for start in range(0, len(replies), per_queue):
-        group = [int(r) for r in replies[start:start + per_queue]]
-        queued += sum(group[:-2])
-        in_flight += group[-2]
-        delayed += group[-1]
-    return Pending(queued=queued, in_flight=in_flight, delayed_due=delayed)
+__all__ = ["Pending", "apending", "dead_letters", "pending", "stored_result"]
 
 
 def pending(client: SyncClient, *, queues: Sequence[str], worker_id: str,
             due_before_ms: int) -> Pending:
     """Messages queued, held by ``worker_id``, or delayed and due before ``due_before_ms``."""
-    with client.pipeline(transaction=True) as pipe:
-        _queue_pending(pipe, queues, worker_id, due_before_ms)
-        return _count(pipe.execute())
+    return views.pending_sync(client, queues=queues, worker_id=worker_id,
+                              due_before_ms=due_before_ms)
 
 
 async def apending(client: AsyncClient, *, queues: Sequence[str], worker_id: str,
                    due_before_ms: int) -> Pending:
     """:func:`pending`, from async code."""
-    async with client.pipeline(transaction=True) as pipe:
-        _queue_pending(pipe, queues, worker_id, due_before_ms)
-        return _count(await pipe.execute())
+    return await views.pending(client, queues=queues, worker_id=worker_id,
+                               due_before_ms=due_before_ms)
 
 
 def dead_letters(client: SyncClient, *, task: str | None = None,
@@ -82,5 +43,5 @@ def dead_letters(client: SyncClient, *, task: str | None = None,
 
 def stored_result(client: SyncClient, *, task_id: str) -> ResultMeta | None:
     """The result stored for ``task_id`` as Celery's backend keeps it, or None."""
-    raw = client.get(keys.result(task_id))
+    raw = result_store.stored_sync(client, task_id)
     return results.decode(raw) if raw else None
