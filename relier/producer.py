@@ -17,6 +17,7 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from relier import otel
 from relier.config_errors import explain
 from relier.errors import (
     AdmissionRejectedError,
@@ -25,7 +26,6 @@ from relier.errors import (
     ConfigurationError,
 )
 from relier.handle import TaskHandle
-from relier.observability import tracing
 from relier.protocol import message as wire
 from relier.protocol import results
 from relier.protocol.results import ResultMeta
@@ -65,7 +65,7 @@ class Producer:
 
     def prepare(
         self, task: Task[Any, R], calls: Sequence[CallSpec], options: PushOptions,
-        trace_headers: Mapping[str, str] = tracing.NO_HEADERS,
+        trace_headers: Mapping[str, str] = otel.NO_HEADERS,
     ) -> Outgoing:
         """Validate every call and encode its message; nothing is sent yet.
 
@@ -166,10 +166,10 @@ class Producer:
 
     def _span(
         self, task: Task[Any, R], options: PushOptions
-    ) -> AbstractContextManager[tracing.PushTrace]:
+    ) -> AbstractContextManager[otel.PushTrace]:
         """The push's trace span (a no-op without ``relier[otel]`` or with tracing off)."""
-        return tracing.push_span(task.name, options.queue or task.queue,
-                                 tracing.enabled(self._app.settings.tracing))
+        return otel.push_span(task.name, options.queue or task.queue,
+                                 otel.enabled(self._app.settings.tracing))
 
     def _refused(self, batch: Outgoing, exc: Exception) -> Exception:
         """Redis did not take the batch (nothing of it was enqueued): in Relier's terms."""

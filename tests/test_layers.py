@@ -23,11 +23,7 @@ LAYERS = {"errors": 0, "protocol": 0, "store": 1, "runtime": 3, "observability":
 CLIENT = 2
 
 #: Upward imports still allowed, each with why. Shrink this list; never grow it.
-KNOWN_UPWARD = {
-    # The push span is written by the producer (client layer). (The runtime reports
-    # through runtime/hooks.py's protocols only.)
-    ("relier.producer", "relier.observability"),
-}
+KNOWN_UPWARD: set[tuple[str, str]] = set()
 #: Modules outside relier/store that still import redis, each with why.
 KNOWN_REDIS_IMPORTERS: set[str] = set()
 #: The store's private modules: key names and the Lua sources. Nothing outside the store

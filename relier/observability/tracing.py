@@ -1,164 +1,66 @@
-"""OpenTelemetry traces through the queue (``pip install 'relier[otel]'``).
+"""OpenTelemetry traces of the worker's runs (``pip install 'relier[otel]'``).
 
-This is the only module that imports OpenTelemetry, and it does so guarded: without
-the extra, with the ``tracing`` setting off, or while no tracer provider is configured
-(``opentelemetry-api`` is often installed by some other library, and its default
-provider records nothing), every hook here is a no-op: no span, no header, no
-allocation per task.
+OpenTelemetry itself is reached through :mod:`relier.otel` (the one module importing
+it, guarded, with the producer's span): without the extra, with the ``tracing`` setting
+off, or with no tracer provider configured, every hook here is a no-op.
 
-* **Producer.** A push runs in a ``PRODUCER`` span ``apply_async/<task>`` (Celery's
-  instrumentation names it so) and writes that span's W3C context (``traceparent``,
-  ``tracestate``, and ``baggage``: whatever the global propagator writes) as top-level
-  message headers: where ``opentelemetry-instrumentation-celery`` injects and looks.
-  A Celery-instrumented worker therefore continues a Relier trace, and a Relier worker
-  continues one that a Celery-instrumented producer started.
-* **Worker.** Each run is a ``CONSUMER`` span ``run/<task>``, child of the context in
-  its message's headers, current while the task body runs (so what the task pushes or
-  calls joins the trace). Attributes: task name, id, attempt, resurrections, queue,
-  worker, outcome. Events: ``relier.resurrected`` (the run follows a dead worker's),
-  ``relier.soft_timeout``, ``relier.retry_scheduled``, ``relier.dead_lettered``.
-  A retry or a resurrection keeps the message's headers, so every run of one push is a
-  child of that push's span: the trace shows each attempt side by side.
-
-Spans go to the global tracer provider the application configured (the SDK and its
-exporters; Relier configures none), or to the one given to :func:`use_tracer_provider`.
+Each run is a ``CONSUMER`` span ``run/<task>``, child of the context in its message's
+headers (where a Relier or Celery-instrumented producer put it), current while the task
+body runs (so what the task pushes or calls joins the trace). Attributes: task name, id,
+attempt, resurrections, queue, worker, outcome. Events: ``relier.resurrected`` (the run
+follows a dead worker's), ``relier.soft_timeout``, ``relier.retry_scheduled``,
+``relier.dead_lettered``. A retry or a resurrection keeps the message's headers, so
+every run of one push is a child of that push's span: the trace shows each attempt side
+by side.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final
+
+from relier import otel
+from relier.otel import AVAILABLE as AVAILABLE
+from relier.otel import NO_HEADERS as NO_HEADERS
+from relier.otel import enabled as enabled
+from relier.otel import push_span as push_span
+from relier.otel import use_tracer_provider as use_tracer_provider
 
 if TYPE_CHECKING:
     from relier.protocol.message import TaskMessage
     from relier.runtime.delivery import Delivery
 
-try:
-    from opentelemetry import propagate, trace
-    from opentelemetry.trace import Span, SpanKind, StatusCode
-except ImportError:  # the extra is not installed: every hook below is a no-op
-    AVAILABLE = False
-else:
-    AVAILABLE = True
-
 log = logging.getLogger("relier.tracing")
 
-#: The instrumentation scope our spans carry.
-TRACER_NAME: Final = "relier"
 #: The headers a W3C propagator reads; only these (and only strings) are taken from a
 #: message, whose bytes anyone could have written.
 CONTEXT_HEADERS: Final = ("traceparent", "tracestate", "baggage")
 #: Outcomes that mark a run's span as an error.
 FAILED_OUTCOMES: Final = frozenset({"failure", "timeout"})
 
-#: No trace headers (tracing off), shared and read-only.
-NO_HEADERS: Final[Mapping[str, str]] = MappingProxyType({})
-
-
-class Sent(Protocol):
-    """What a push reports per message it enqueued (``relier.store.broker.Enqueued``)."""
-
-    @property
-    def task_id(self) -> str: ...
-
-
-class PushTrace:
-    """What a push needs from its span: headers for each message, a place for their ids."""
-
-    __slots__ = ("_span", "headers")
-
-    def __init__(self, headers: Mapping[str, str], span: Any = None) -> None:
-        #: Headers to add to every message of the push (empty when tracing is off).
-        self.headers = headers
-        self._span = span
-
-    def sent(self, enqueued: Sequence[Sent]) -> None:
-        """Note what the push enqueued (one message: its id, Celery's attribute)."""
-        if self._span is None:
-            return
-        if len(enqueued) == 1:
-            self._span.set_attribute("messaging.message.id", enqueued[0].task_id)
-        self._span.set_attribute("messaging.batch.message_count", len(enqueued))
-
-
-_OFF: Final = PushTrace(NO_HEADERS)
-#: Relier's tracer, made on first use (a global provider set later still gets the spans:
-#: the API's proxy tracer forwards to it).
-_tracer: Any = None
-_provider: Any = None
-
-
-def use_tracer_provider(provider: Any) -> None:
-    """Send Relier's spans to ``provider`` (an SDK ``TracerProvider``) instead of the
-    global one; ``None`` goes back to the global provider. For tests and for apps that
-    keep several providers."""
-    global _tracer, _provider
-    _provider, _tracer = provider, None
-
-
-def _get_tracer() -> Any:
-    global _tracer
-    if _tracer is None:
-        _tracer = trace.get_tracer(TRACER_NAME, tracer_provider=_provider)
-    return _tracer
-
-
-def enabled(setting: bool) -> bool:
-    """Whether to trace: the extra is installed and the ``tracing`` setting is on."""
-    return AVAILABLE and setting
-
-
-def _configured() -> bool:
-    """Whether spans would be recorded: a provider was given to :func:`use_tracer_provider`
-    or set globally (before that, the API's proxy provider makes spans that record
-    nothing; checked per call, because an app may set its provider after the first push)."""
-    return _provider is not None or not isinstance(trace.get_tracer_provider(),
-                                                   trace.ProxyTracerProvider)
-
-
-def push_span(task_name: str, queue: str, on: bool) -> AbstractContextManager[PushTrace]:
-    """The span around one push (or bulk push); a shared no-op when ``on`` is False."""
-    if not on or not _configured():
-        return nullcontext(_OFF)
-    return _push_span(task_name, queue)
-
-
-@contextmanager
-def _push_span(task_name: str, queue: str) -> Iterator[PushTrace]:
-    tracer = _get_tracer()
-    with tracer.start_as_current_span(f"apply_async/{task_name}", kind=SpanKind.PRODUCER,
-                                      attributes={"celery.action": "apply_async",
-                                                  "celery.task_name": task_name,
-                                                  "messaging.destination.name": queue,
-                                                  "messaging.system": "redis"}) as span:
-        headers: dict[str, str] = {}
-        propagate.inject(headers)
-        yield PushTrace(headers, span)
-
 
 def run_span(
     message: TaskMessage, delivery: Delivery, worker_id: str, on: bool
 ) -> AbstractContextManager[object]:
     """The span around one run of a task and its settle; a no-op when ``on`` is False."""
-    if not on or not _configured():
+    if not on or not otel.configured():
         return nullcontext()
     return _run_span(message, delivery, worker_id)
 
 
 @contextmanager
 def _run_span(message: TaskMessage, delivery: Delivery, worker_id: str) -> Iterator[object]:
-    tracer = _get_tracer()
     attributes: dict[str, str | int] = {
         "celery.action": "run", "celery.task_name": message.task,
         "messaging.message.id": message.id, "messaging.destination.name": message.origin_queue,
         "messaging.system": "redis", "relier.attempt": message.retries + 1,
         "relier.resurrections": message.resurrections, "relier.worker": worker_id,
     }
-    with tracer.start_as_current_span(f"run/{message.task}", context=_parent_of(message),
-                                      kind=SpanKind.CONSUMER, attributes=attributes) as span:
+    with otel.tracer().start_as_current_span(
+            f"run/{message.task}", context=_parent_of(message), kind=otel.SpanKind.CONSUMER,
+            attributes=attributes) as span:
         if message.resurrections:
             span.add_event("relier.resurrected",
                            {"relier.resurrections": message.resurrections})
@@ -178,13 +80,13 @@ def _parent_of(message: TaskMessage) -> Any:
     if not carrier:
         return None
     try:
-        return propagate.extract(carrier)
+        return otel.propagate.extract(carrier)
     except Exception as exc:  # a propagator choking on hostile bytes must not fail the task
         log.debug("ignoring the trace context of %s: %s", message.id, exc)
         return None
 
 
-def _note_outcome(span: Span, delivery: Delivery) -> None:
+def _note_outcome(span: Any, delivery: Delivery) -> None:
     # Imported here: the recorder imports the runtime, which imports this module.
     from relier.observability.recorder import outcome_of
 
@@ -197,14 +99,14 @@ def _note_outcome(span: Span, delivery: Delivery) -> None:
         span.add_event("relier.dead_lettered", {"relier.reason": settled.reason or "",
                                                 "relier.error": settled.error or ""})
     if outcome in FAILED_OUTCOMES or (settled is not None and settled.kind == "dead_letter"):
-        span.set_status(StatusCode.ERROR, (settled.error if settled else None) or outcome)
+        span.set_status(otel.StatusCode.ERROR, (settled.error if settled else None) or outcome)
 
 
 def event(name: str, attributes: Mapping[str, str | int | float] | None = None) -> None:
     """Add an event to the span of the task running in this context, if it is traced."""
     if not AVAILABLE:
         return
-    span = trace.get_current_span()
+    span = otel.trace.get_current_span()
     if span.is_recording():
         span.add_event(name, dict(attributes or {}))
 
