@@ -6,13 +6,16 @@ pile up go out in batches without losing one."""
 from __future__ import annotations
 
 import anyio
+import pytest
 import redis
+from redis.exceptions import ResponseError
 
 from relier import App
 from relier.protocol import keys
 from relier.protocol import message as wire
 from relier.protocol import results as result_codec
 from relier.protocol.message import TaskMessage
+from relier.store import coalesce, ops, settles
 from tests.inprocess import runtime
 
 
@@ -96,3 +99,73 @@ async def test_many_concurrent_settles_all_land(redis_url: str, rclient: redis.R
     assert accepted == [True] * count
     assert rclient.llen(keys.processing("default", rt.worker_id)) == 0
     assert all(rclient.exists(keys.result(h.id)) for h in handles)
+
+
+async def test_coalesced_acks_fence_each_message_on_its_own(
+    redis_url: str, rclient: redis.Redis
+) -> None:
+    """Plain acks of one processing list go out as one ``ack_many`` call; a message no
+    longer in the list is refused (no result written) while the others land."""
+    app, echo = _app()
+    async with runtime(redis_url, app) as rt:
+        handles = await echo.apush_many([((i,), {}) for i in range(3)])  # type: ignore[attr-defined]
+        deliveries = await rt.take("default", 3)
+        # The middle one's copy is gone (Phoenix moved it): that run is a zombie.
+        assert rclient.lrem(deliveries[1].held.processing, 1, deliveries[1].raw) == 1
+        acks = [settles.ack(held=d.held, task_id=wire.decode(d.raw).id,
+                            result=_payload(wire.decode(d.raw).id, i), result_ttl_s=60)
+                for i, d in enumerate(deliveries)]
+        plan = coalesce.plan(acks)
+        assert [c.name for c in plan.calls] == ["ack_many"]
+        answers = await ops.run_all(rt.broker.client, acks)
+        assert [op.read(a) for op, a in zip(acks, answers, strict=True)] == [True, False, True]
+    assert rclient.llen(keys.processing("default", rt.worker_id)) == 0
+    assert [rclient.exists(keys.result(h.id)) for h in handles] == [1, 0, 1]
+    stored = rclient.get(keys.result(handles[2].id))
+    assert stored is not None and result_codec.decode(stored).result == 2
+    assert 0 < rclient.ttl(keys.result(handles[2].id)) <= 60
+
+
+async def test_acks_that_cannot_share_a_call_are_sent_alone(
+    redis_url: str, rclient: redis.Redis
+) -> None:
+    """An ack with an idempotency record, one of another processing list and one with a
+    different result TTL each keep their own call; replies still line up in order."""
+    app, echo = _app()
+    async with runtime(redis_url, app) as rt:
+        await echo.apush_many([((i,), {}) for i in range(5)])  # type: ignore[attr-defined]
+        ds = await rt.take("default", 5)
+        other = settles.Held(queue="default", worker_id="another-worker", raw=ds[4].raw)
+        ids = [wire.decode(d.raw).id for d in ds]
+        acks = [
+            settles.ack(held=ds[0].held, task_id=ids[0], result=b"", result_ttl_s=60),
+            settles.ack(held=ds[1].held, task_id=ids[1], result=b"", result_ttl_s=60,
+                        record=settles.Record(task="settle.echo", key="k1", ttl_s=60)),
+            settles.ack(held=ds[2].held, task_id=ids[2], result=b"", result_ttl_s=30),
+            settles.ack(held=ds[3].held, task_id=ids[3], result=b"", result_ttl_s=60),
+            settles.ack(held=other, task_id=ids[4], result=b"", result_ttl_s=60),
+        ]
+        plan = coalesce.plan(acks)
+        assert [c.name for c in plan.calls] == ["ack_many", "ack", "ack", "ack"]
+        answers = await ops.run_all(rt.broker.client, acks)
+        assert [op.read(a) for op, a in zip(acks, answers, strict=True)] == [
+            True, True, True, True, False]
+    # The message the other worker never held is still in this worker's list.
+    assert rclient.lrange(keys.processing("default", rt.worker_id), 0, -1) == [ds[4].raw]
+    assert rclient.hget(keys.idempotency("settle.echo", "k1"), "state") == b"succeeded"
+    assert not any(rclient.exists(keys.result(i)) for i in ids)  # no results kept
+
+
+def test_a_coalesced_reply_of_the_wrong_shape_lands_nothing() -> None:
+    held = [settles.Held(queue="q", worker_id="w", raw=b"m%d" % i) for i in range(2)]
+    acks = [settles.ack(held=h, task_id=f"t{i}", result=b"", result_ttl_s=1)
+            for i, h in enumerate(held)]
+    plan = coalesce.plan(acks)
+    for reply in (1, [1], [1, 1, 1], ResponseError("boom")):
+        answers = coalesce.split(plan, [reply])
+        for op, answer in zip(acks, answers, strict=True):
+            if isinstance(answer, BaseException):
+                assert answer is reply
+                continue
+            with pytest.raises((TypeError, ValueError)):
+                op.read(answer)

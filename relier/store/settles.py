@@ -17,6 +17,7 @@ from relier.protocol import canvas
 from relier.protocol.canvas import FollowUps
 from relier.store import keys
 from relier.store.canvas import settle_call
+from relier.store.coalesce import PlainAck
 from relier.store.outbox import Count, DropRecord, Effect, Fenced, Park, Push, Store, Succeeded
 from relier.store.runner import Op, ScriptCall
 
@@ -98,8 +99,14 @@ def ack(*, held: Held, task_id: str, result: bytes, result_ttl_s: int,
     effects = _stored(task_id, result, result_ttl_s)
     if record:
         effects.append(Succeeded(record.name, task_id, result, record.ttl_s))
+    # Without a record or follow-ups, it can share one call with the batch's other acks.
+    plain = None
+    if not (record or follow_ups.messages or follow_ups.results or follow_ups.chord):
+        plain = PlainAck(processing=held.processing, raw=held.raw,
+                         result_key=keys.result(task_id), result=result,
+                         result_ttl_s=result_ttl_s)
     return Op(settle_call(call, 6, follow_ups, result_ttl_s), _landed,
-              fenced_settle(held, effects, follow_ups, result_ttl_s))
+              fenced_settle(held, effects, follow_ups, result_ttl_s), plain)
 
 
 def dead_letter(*, held: Held, task_id: str, entry: bytes, reason: str, result: bytes,
