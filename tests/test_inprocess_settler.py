@@ -6,6 +6,7 @@ pile up go out in batches without losing one."""
 from __future__ import annotations
 
 import anyio
+import anyio.lowlevel
 import pytest
 import redis
 from redis.exceptions import ResponseError
@@ -15,7 +16,9 @@ from relier.protocol import keys
 from relier.protocol import message as wire
 from relier.protocol import results as result_codec
 from relier.protocol.message import TaskMessage
+from relier.runtime.delivery import SettleFailed, Settler
 from relier.store import coalesce, ops, settles
+from relier.store.broker import Broker
 from tests.inprocess import runtime
 
 
@@ -169,3 +172,49 @@ def test_a_coalesced_reply_of_the_wrong_shape_lands_nothing() -> None:
                 continue
             with pytest.raises((TypeError, ValueError)):
                 op.read(answer)
+
+
+async def test_a_settle_handed_over_lands_even_if_its_run_is_cancelled(
+    redis_url: str, rclient: redis.Redis
+) -> None:
+    """Shutdown cancels the runs: a settle already handed to the settler is still awaited
+    (shielded) and lands, so a task that finished is recorded as such."""
+    app, echo = _app()
+    async with runtime(redis_url, app) as rt:
+        handle = await echo.apush(5)  # type: ignore[attr-defined]
+        delivery = await rt.take_one()
+        message = wire.decode(delivery.raw)
+        landed: list[bool] = []
+
+        async def ack() -> None:
+            landed.append(await delivery.ack(message, _payload(handle.id, 5), 60))
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(ack)
+            await anyio.lowlevel.checkpoint()  # the ack is handed over, waits for its reply
+            tg.cancel_scope.cancel()
+        assert landed == [True]
+        assert delivery.settled is not None and delivery.settled.accepted
+    assert rclient.llen(keys.processing("default", rt.worker_id)) == 0
+    assert rclient.exists(keys.result(handle.id))
+
+
+async def test_a_settle_that_cannot_land_gives_up_after_the_bound() -> None:
+    """Redis unreachable: the settler keeps trying, but the delivery waiting for it
+    stops after the bound with SettleFailed (its message stays for Phoenix)."""
+    broker = Broker(App(redis_url="redis://127.0.0.1:1/0").async_client())
+    settler = Settler(broker, bound_s=0.3)
+    op = settles.ack(held=settles.Held(queue="q", worker_id="w", raw=b"m"), task_id="t",
+                     result=b"", result_ttl_s=1)
+    try:
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(settler.run)
+                started = anyio.current_time()
+                reply = await settler.settle(op, shielded=True)
+                waited = anyio.current_time() - started
+                tg.cancel_scope.cancel()
+    finally:
+        await broker.aclose()
+    assert isinstance(reply, SettleFailed) and "no reply" in reply.error
+    assert 0.3 <= waited < 3

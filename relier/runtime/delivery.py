@@ -9,15 +9,24 @@ A settle that fails on a connection error is sent again until it lands: the scri
 fenced (each first takes its own copy of the message out of the worker's processing
 list), so a settle that did land before its reply was lost refuses the repeat.
 
+A delivery's settle is awaited even when its run is being cancelled (shutdown), so that
+a task that finished is recorded as such, and for at most :data:`SETTLE_BOUND_S` in
+all: past that it replies :class:`SettleFailed` and the message stays in the processing
+list (given back at shutdown, or recovered by Phoenix). Both are the settler's, not a
+cancel scope and a timer per delivery: the shield is entered only when a cancellation
+arrives, and one loop times out the settles that are late.
+
 The delivery carries its message decoded once (:meth:`Delivery.decode`, by the
 executor before anything else reads it); the recorder and the settles use that copy.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, TypeVar
@@ -45,6 +54,11 @@ MAX_BATCH: Final = 256
 MAX_BACKOFF_S: Final = 5.0
 #: Record TTL for an idempotent message that does not carry one (a hand-built message).
 DEFAULT_IDEMPOTENCY_TTL_S: Final = 86400
+#: Seconds a delivery waits for its settle, cancelled or not, before it gives up on it
+#: (the message then stays in the processing list, where Phoenix finds it).
+SETTLE_BOUND_S: Final = 10.0
+#: How often the settler looks for settles older than the bound.
+LATE_CHECK_S: Final = 0.5
 
 
 T = TypeVar("T")
@@ -60,31 +74,79 @@ class SettleFailed:
 
 
 class _Pending(Generic[T]):
-    __slots__ = ("done", "op", "result")
+    __slots__ = ("done", "op", "result", "since")
 
     def __init__(self, op: Op[T]) -> None:
         self.op = op
-        self.done = anyio.Event()
+        # An asyncio event, not anyio's: anyio looks its backend up for every new one,
+        # and one is made per settle (the worker runs on asyncio alone: loop.py).
+        self.done = asyncio.Event()
         self.result: T | SettleFailed = SettleFailed("not sent")
+        self.since = time.monotonic()
 
 
 class Settler:
     """Collects settle calls and sends them in batches."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, *, bound_s: float = SETTLE_BOUND_S) -> None:
         self._broker = broker
+        self._bound_s = bound_s
         self._queue: list[_Pending[Any]] = []
+        #: Shielded settles, oldest first, until the late check drops them.
+        self._awaited: deque[_Pending[Any]] = deque()
         self._wakeup = anyio.Event()
 
-    async def settle(self, op: Op[T]) -> T | SettleFailed:
-        """Send one call with the next batch; its typed reply, or why it cannot land."""
+    async def settle(self, op: Op[T], *, shielded: bool = False) -> T | SettleFailed:
+        """Send one call with the next batch; its typed reply, or why it cannot land.
+
+        ``shielded``: a delivery's settle. Its reply is awaited even if the caller is
+        being cancelled meanwhile (the cancellation then reaches it at its next await),
+        and for at most the settler's bound; past that it replies :class:`SettleFailed`.
+        """
         pending = _Pending(op)
         self._queue.append(pending)
         self._wakeup.set()
-        await pending.done.wait()
+        if not shielded:
+            await pending.done.wait()
+            return pending.result
+        self._awaited.append(pending)
+        try:
+            await pending.done.wait()
+        except anyio.get_cancelled_exc_class():
+            # Handed over already: the settle is sent all the same, and its reply says
+            # whether the run that finished is recorded. The late check bounds the wait.
+            with anyio.CancelScope(shield=True):
+                await pending.done.wait()
         return pending.result
 
     async def run(self) -> None:
+        """Send settles in batches, and time out the late ones, until cancelled."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._time_out_late, name="relier late settles")
+            await self._send_batches()
+
+    async def _time_out_late(self) -> None:
+        while True:
+            await anyio.sleep(LATE_CHECK_S)
+            self._drop_late(time.monotonic())
+
+    def _drop_late(self, now: float) -> None:
+        late = 0
+        awaited = self._awaited
+        while awaited:
+            head = awaited[0]
+            if not head.done.is_set():
+                if now - head.since < self._bound_s:
+                    break
+                head.result = SettleFailed(f"no reply in {self._bound_s:.0f}s")
+                head.done.set()
+                late += 1
+            awaited.popleft()
+        if late:
+            log.error("%d settle(s) did not complete in %.0fs; Phoenix will recover their "
+                      "message(s)", late, self._bound_s)
+
+    async def _send_batches(self) -> None:
         while True:
             await self._wakeup.wait()
             self._wakeup = anyio.Event()
@@ -216,7 +278,7 @@ class Delivery:
         return Held(queue=self.queue, worker_id=self.worker_id, raw=self.raw)
 
     async def _landed(self, op: Op[bool]) -> bool:
-        return await self.settler.settle(op) is True
+        return await self.settler.settle(op, shielded=True) is True
 
     async def ack(
         self, message: TaskMessage, result: bytes, result_ttl: int, *, why: str = "success",

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from types import TracebackType
 from typing import Final
 
 import anyio
@@ -78,13 +78,29 @@ class RevokedIds:
 
 
 class _Run:
-    __slots__ = ("is_async", "revoked", "scope", "started")
+    """One registered run: the block :meth:`Terminations.running` guards (a plain
+    context manager, not a generator one: it is entered once per task)."""
 
-    def __init__(self, scope: anyio.CancelScope, is_async: bool) -> None:
-        self.scope = scope
+    __slots__ = ("_runs", "_task_id", "is_async", "revoked", "scope", "started")
+
+    def __init__(self, runs: dict[str, _Run], task_id: str, is_async: bool) -> None:
+        self._runs = runs
+        self._task_id = task_id
+        self.scope = anyio.CancelScope()
         self.is_async = is_async
         self.revoked = False
         self.started = time.time()
+
+    def __enter__(self) -> _Run:
+        self.scope.__enter__()
+        self._runs[self._task_id] = self
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool:
+        if self._runs.get(self._task_id) is self:
+            del self._runs[self._task_id]
+        return self.scope.__exit__(exc_type, exc, tb)
 
 
 class Terminations:
@@ -93,17 +109,10 @@ class Terminations:
     def __init__(self) -> None:
         self._runs: dict[str, _Run] = {}
 
-    @contextmanager
-    def running(self, task_id: str, *, is_async: bool) -> Iterator[_Run]:
-        """Register a run for the duration of the block; its scope is what gets cancelled."""
-        with anyio.CancelScope() as scope:
-            run = _Run(scope, is_async)
-            self._runs[task_id] = run
-            try:
-                yield run
-            finally:
-                if self._runs.get(task_id) is run:
-                    del self._runs[task_id]
+    def running(self, task_id: str, *, is_async: bool) -> _Run:
+        """Register a run for the duration of the ``with`` block; its scope is what gets
+        cancelled."""
+        return _Run(self._runs, task_id, is_async)
 
     def terminate(self, task_ids: Iterable[str]) -> list[str]:
         """Cancel the async runs and mark the sync ones; returns the ids found running."""
