@@ -74,15 +74,30 @@ class SettleFailed:
 
 
 class _Pending(Generic[T]):
-    __slots__ = ("done", "op", "result", "since")
+    __slots__ = ("done", "op", "result", "since", "waiter")
 
     def __init__(self, op: Op[T]) -> None:
         self.op = op
-        # An asyncio event, not anyio's: anyio looks its backend up for every new one,
-        # and one is made per settle (the worker runs on asyncio alone: loop.py).
-        self.done = asyncio.Event()
         self.result: T | SettleFailed = SettleFailed("not sent")
+        self.done = False
+        # A bare future, not an event: one is made per settle, and an event makes one
+        # too, plus its own bookkeeping (the worker runs on asyncio alone: loop.py).
+        self.waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.since = time.monotonic()
+
+    def finish(self, result: T | SettleFailed) -> None:
+        self.result = result
+        self.done = True
+        if not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def wait(self) -> None:
+        """Until :meth:`finish`. A cancellation of the waiter cancels its future; waiting
+        again (shielded) takes a new one."""
+        while not self.done:
+            if self.waiter.done():
+                self.waiter = asyncio.get_running_loop().create_future()
+            await self.waiter
 
 
 class Settler:
@@ -107,16 +122,16 @@ class Settler:
         self._queue.append(pending)
         self._wakeup.set()
         if not shielded:
-            await pending.done.wait()
+            await pending.wait()
             return pending.result
         self._awaited.append(pending)
         try:
-            await pending.done.wait()
+            await pending.wait()
         except anyio.get_cancelled_exc_class():
             # Handed over already: the settle is sent all the same, and its reply says
             # whether the run that finished is recorded. The late check bounds the wait.
             with anyio.CancelScope(shield=True):
-                await pending.done.wait()
+                await pending.wait()
         return pending.result
 
     async def run(self) -> None:
@@ -135,11 +150,10 @@ class Settler:
         awaited = self._awaited
         while awaited:
             head = awaited[0]
-            if not head.done.is_set():
+            if not head.done:
                 if now - head.since < self._bound_s:
                     break
-                head.result = SettleFailed(f"no reply in {self._bound_s:.0f}s")
-                head.done.set()
+                head.finish(SettleFailed(f"no reply in {self._bound_s:.0f}s"))
                 late += 1
             awaited.popleft()
         if late:
@@ -154,8 +168,7 @@ class Settler:
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
                 replies = await self._send(batch)
                 for pending, reply in zip(batch, replies, strict=True):
-                    pending.result = reply
-                    pending.done.set()
+                    pending.finish(reply)
 
     async def _send(self, batch: list[_Pending[Any]]) -> list[Any]:
         """Every settle's typed reply; one that cannot land (a script error, a reply of
