@@ -10,8 +10,13 @@ import contextvars
 import anyio
 import anyio.lowlevel
 import pytest
+import redis
 
-from relier.runtime.runs import Runs
+from relier import App
+from relier.protocol import keys
+from relier.protocol import results as result_codec
+from relier.runtime.runs import Runs, run_scope
+from tests.inprocess import runtime
 
 _var: contextvars.ContextVar[str] = contextvars.ContextVar("_var", default="unset")
 
@@ -133,3 +138,39 @@ async def test_an_error_in_the_block_cancels_the_runs() -> None:
             await anyio.lowlevel.checkpoint()
             raise RuntimeError("the fetcher failed")
     assert ended == ["ended"]
+
+
+async def test_a_terminated_run_is_recorded_as_terminated(
+    redis_url: str, rclient: redis.Redis
+) -> None:
+    """Inside Runs, a revoke with terminate cancels the run's own scope (no scope of its
+    own around the call): the task stops at its await, and the run still settles it as
+    REVOKED (terminated), its settle shielded from the cancellation it goes on under."""
+    app = App()
+    started = anyio.Event()
+    in_a_run: list[bool] = []
+
+    @app.task(name="runs.wait")
+    async def wait() -> None:
+        in_a_run.append(run_scope() is not None)
+        started.set()
+        await anyio.sleep(30)
+
+    async with runtime(redis_url, app) as rt:
+        handle = await wait.apush()  # type: ignore[attr-defined]
+        executor = rt.executor()
+        delivery = await rt.take_one()
+        executor._capacity.take()  # as the fetcher does before it hands a delivery out
+        with anyio.fail_after(10):
+            async with Runs() as runs:
+                runs.start(executor.execute(delivery), name="run")
+                await started.wait()
+                assert executor.terminations.terminate([handle.id]) == [handle.id]
+        assert delivery.settled is not None and delivery.settled.accepted
+        assert delivery.settled.reason == "terminated"
+        assert in_a_run == [True]  # the run's scope is what the terminate cancelled
+    stored = rclient.get(keys.result(handle.id))
+    assert stored is not None
+    meta = result_codec.decode(stored)
+    assert meta.status == "REVOKED"
+    assert rclient.llen(keys.processing("default", rt.worker_id)) == 0

@@ -25,6 +25,7 @@ from typing import Final
 
 import anyio
 
+from relier.runtime.runs import run_scope
 from relier.store import control as control_store
 from relier.store.broker import REDIS_ERRORS
 from relier.store.clients import AsyncClient
@@ -79,20 +80,29 @@ class RevokedIds:
 
 class _Run:
     """One registered run: the block :meth:`Terminations.running` guards (a plain
-    context manager, not a generator one: it is entered once per task)."""
+    context manager, not a generator one: it is entered once per task).
 
-    __slots__ = ("_runs", "_task_id", "is_async", "revoked", "scope", "started")
+    Inside a worker's :class:`~relier.runtime.runs.Runs`, the scope a terminate cancels
+    is the run's own (made anyway); it stays cancelled after the task's call, which is
+    harmless: what the run does next is its settle, shielded (delivery.py), and its
+    outcome. Elsewhere (an executor driven directly) the block makes a scope of its own.
+    """
+
+    __slots__ = ("_own", "_runs", "_task_id", "is_async", "revoked", "scope", "started")
 
     def __init__(self, runs: dict[str, _Run], task_id: str, is_async: bool) -> None:
         self._runs = runs
         self._task_id = task_id
-        self.scope = anyio.CancelScope()
+        shared = run_scope()
+        self._own = shared is None
+        self.scope = anyio.CancelScope() if shared is None else shared
         self.is_async = is_async
         self.revoked = False
         self.started = time.time()
 
     def __enter__(self) -> _Run:
-        self.scope.__enter__()
+        if self._own:
+            self.scope.__enter__()
         self._runs[self._task_id] = self
         return self
 
@@ -100,7 +110,12 @@ class _Run:
                  tb: TracebackType | None) -> bool:
         if self._runs.get(self._task_id) is self:
             del self._runs[self._task_id]
-        return self.scope.__exit__(exc_type, exc, tb)
+        if self._own:
+            return self.scope.__exit__(exc_type, exc, tb)
+        # A terminate cancelled the run's scope: the cancellation of the call ends here,
+        # and the executor records the run as terminated.
+        return (self.revoked and exc_type is not None
+                and issubclass(exc_type, anyio.get_cancelled_exc_class()))
 
 
 class Terminations:

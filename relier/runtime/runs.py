@@ -19,12 +19,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any
 
 import anyio
 
 log = logging.getLogger("relier.worker")
+
+_scope: ContextVar[anyio.CancelScope | None] = ContextVar("relier_run_scope", default=None)
+
+
+def run_scope() -> anyio.CancelScope | None:
+    """The cancel scope of the run the caller is part of; None outside :class:`Runs`.
+
+    A revoke with terminate cancels it (revoked.py) instead of a scope of its own
+    around the task's call: one cancel scope per run, not two."""
+    return _scope.get()
 
 
 class Runs:
@@ -51,6 +62,7 @@ class Runs:
             if self._cancelled:
                 scope.cancel()
             self._scopes.add(scope)
+            _scope.set(scope)  # this task's own context: seen by this run alone
             try:
                 await run
             finally:
