@@ -26,6 +26,7 @@ async def run_all(client: aioredis.Redis, ops: Sequence[Op[Any]]) -> list[Any]:
 
 
 async def _run_on_cluster(client: aioredis.Redis, op: Op[Any]) -> Any:
-    if op.fenced is not None:
-        return await outbox.settle(client, op.fenced)
+    fenced = op.cluster_form()
+    if fenced is not None:
+        return await outbox.settle(client, fenced)
     return await runner.run(client, op.call)
