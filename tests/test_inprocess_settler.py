@@ -16,7 +16,7 @@ from relier.protocol import keys
 from relier.protocol import message as wire
 from relier.protocol import results as result_codec
 from relier.protocol.message import TaskMessage
-from relier.runtime.delivery import SettleFailed, Settler
+from relier.runtime.delivery import Delivery, SettleLate, Settler
 from relier.store import coalesce, ops, settles
 from relier.store.broker import Broker
 from tests.inprocess import runtime
@@ -201,7 +201,7 @@ async def test_a_settle_handed_over_lands_even_if_its_run_is_cancelled(
 
 async def test_a_settle_that_cannot_land_gives_up_after_the_bound() -> None:
     """Redis unreachable: the settler keeps trying, but the delivery waiting for it
-    stops after the bound with SettleFailed (its message stays for Phoenix)."""
+    stops after the bound with SettleLate (its message stays for Phoenix)."""
     broker = Broker(App(redis_url="redis://127.0.0.1:1/0").async_client())
     settler = Settler(broker, bound_s=0.3)
     op = settles.ack(held=settles.Held(queue="q", worker_id="w", raw=b"m"), task_id="t",
@@ -213,8 +213,14 @@ async def test_a_settle_that_cannot_land_gives_up_after_the_bound() -> None:
                 started = anyio.current_time()
                 reply = await settler.settle(op, shielded=True)
                 waited = anyio.current_time() - started
+                # A delivery whose settle had no reply in time stays unsettled (its
+                # outcome is "interrupted", not "stale": nothing refused it).
+                delivery = Delivery(b"m", "q", "w", settler)
+                message = TaskMessage(id="t", task="x", args=[], kwargs={}, queue="q")
+                assert await delivery.ack(message, b"", 1) is False
+                assert delivery.settled is None
                 tg.cancel_scope.cancel()
     finally:
         await broker.aclose()
-    assert isinstance(reply, SettleFailed) and "no reply" in reply.error
+    assert isinstance(reply, SettleLate) and "no reply" in reply.error
     assert 0.3 <= waited < 3

@@ -73,6 +73,12 @@ class SettleFailed:
     error: str
 
 
+@dataclass(frozen=True, slots=True)
+class SettleLate(SettleFailed):
+    """No reply within the settler's bound (Redis unreachable, or shutdown ran out of
+    time): the settle may still land later, or not; the delivery counts as not settled."""
+
+
 class _Pending(Generic[T]):
     __slots__ = ("done", "op", "result", "since", "waiter")
 
@@ -153,7 +159,7 @@ class Settler:
             if not head.done:
                 if now - head.since < self._bound_s:
                     break
-                head.finish(SettleFailed(f"no reply in {self._bound_s:.0f}s"))
+                head.finish(SettleLate(f"no reply in {self._bound_s:.0f}s"))
                 late += 1
             awaited.popleft()
         if late:
@@ -290,8 +296,17 @@ class Delivery:
         """Where this delivery's message sits: what every settle takes out first."""
         return Held(queue=self.queue, worker_id=self.worker_id, raw=self.raw)
 
-    async def _landed(self, op: Op[bool]) -> bool:
-        return await self.settler.settle(op, shielded=True) is True
+    async def _landed(self, op: Op[bool]) -> bool | None:
+        """True landed, False refused (or failed for good), None: no reply in time."""
+        reply = await self.settler.settle(op, shielded=True)
+        return None if isinstance(reply, SettleLate) else reply is True
+
+    def _ended(self, accepted: bool | None, settled: Settled) -> bool:
+        # A settle with no reply in time leaves the delivery unsettled ("interrupted"):
+        # its message is still this worker's, for the give-back or Phoenix.
+        if accepted is not None:
+            self.settled = settled
+        return bool(accepted)
 
     async def ack(
         self, message: TaskMessage, result: bytes, result_ttl: int, *, why: str = "success",
@@ -307,8 +322,7 @@ class Delivery:
         accepted = await self._landed(settles.ack(
             held=self.held, task_id=message.id, result=result, result_ttl_s=result_ttl,
             record=idempotency_record(message, self.queue), follow_ups=follow_ups))
-        self.settled = Settled("ack", accepted, message, why)
-        return accepted
+        return self._ended(accepted, Settled("ack", bool(accepted), message, why))
 
     async def dead_letter(
         self, message: TaskMessage | None, entry: bytes, result: bytes, result_ttl: int,
@@ -322,8 +336,8 @@ class Delivery:
             reason=summary.reason, result=result, result_ttl_s=result_ttl,
             dlq_queue=origin_queue, record=idempotency_record(message, self.queue),
             follow_ups=follow_ups))
-        self.settled = Settled("dead_letter", accepted, message, summary.reason, summary.error)
-        return accepted
+        return self._ended(accepted, Settled("dead_letter", bool(accepted), message,
+                                             summary.reason, summary.error))
 
     async def begin_idempotent(self, message: TaskMessage) -> Earlier | None:
         """For an idempotent call, before running it: ``done`` with the result an earlier
@@ -352,8 +366,7 @@ class Delivery:
             held=self.held, new_raw=new_raw, due_ms=math.ceil(due_s * 1000),
             target_queue=message.origin_queue, task_id=message.id, result=result,
             result_ttl_s=result_ttl))
-        self.settled = Settled("schedule", accepted, message, why)
-        return accepted
+        return self._ended(accepted, Settled("schedule", bool(accepted), message, why))
 
     async def defer(self, message: TaskMessage, new_raw: bytes, until_s: float) -> bool:
         """Not on this worker: park the (updated) message in its queue's deferred set
@@ -362,5 +375,4 @@ class Delivery:
         accepted = await self._landed(settles.schedule(
             held=self.held, new_raw=new_raw, due_ms=math.ceil(until_s * 1000),
             target_queue=message.origin_queue, task_id=message.id, deferred=True))
-        self.settled = Settled("schedule", accepted, message, "deferred")
-        return accepted
+        return self._ended(accepted, Settled("schedule", bool(accepted), message, "deferred"))
