@@ -130,7 +130,8 @@ class Settler:
         if not shielded:
             await pending.wait()
             return pending.result
-        self._awaited.append(pending)
+        awaited = self._awaited
+        awaited.append(pending)
         try:
             await pending.wait()
         except anyio.get_cancelled_exc_class():
@@ -138,6 +139,10 @@ class Settler:
             # whether the run that finished is recorded. The late check bounds the wait.
             with anyio.CancelScope(shield=True):
                 await pending.wait()
+        # Settles end about in order: dropping the ended ones at the head here keeps the
+        # list to those still waiting (the late check only reads its head).
+        while awaited and awaited[0].done:
+            awaited.popleft()
         return pending.result
 
     async def run(self) -> None:
