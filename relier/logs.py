@@ -29,6 +29,29 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """``TIME LEVEL LOGGER: MESSAGE`` in UTC; the time text is made once per second.
+
+    ``logging.Formatter`` converts and formats the time of every record, and a busy
+    worker writes one outcome line per task: the seconds part is kept from the last
+    record, and only the milliseconds are added to it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+        self.converter = time.gmtime
+        self._second = -1
+        self._stamp = ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        # Called by format() under the handler's lock: the two fields change together.
+        second = int(record.created)
+        if second != self._second:
+            self._stamp = time.strftime(self.default_time_format, time.gmtime(second))
+            self._second = second
+        return f"{self._stamp},{int(record.msecs):03d}"
+
+
 LEVELS: Final = ("debug", "info", "warning", "error")
 FORMATS: Final = ("text", "json")
 
@@ -44,9 +67,7 @@ def configure(level: str = "info", fmt: str = "text") -> None:
     if fmt.lower() == "json":
         handler.setFormatter(JsonFormatter())
     else:
-        formatter = logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-        formatter.converter = time.gmtime
-        handler.setFormatter(formatter)
+        handler.setFormatter(TextFormatter())
     root = logging.getLogger("relier")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -106,12 +106,22 @@ def test_immutable_steps_ignore_the_parent_result() -> None:
     assert wire.decode(step.raw).args == [1, 1]
 
 
+def test_an_empty_embed_reads_as_no_canvas() -> None:
+    message = with_embed(vector("a_send_task_default.json"), callbacks=None, errbacks=[],
+                         chain=None, chord=None)
+    assert canvas.read_canvas(message).empty
+
+
 @pytest.mark.parametrize(("embed", "named"), [
     ({"chain": [{"task": "t", "subtask_type": "chord", "kwargs": {}}]}, "nested 'chord'"),
     ({"callbacks": [{"task": "t", "options": {"exchange": "topic_x"}}]}, "named exchange"),
     ({"errbacks": [{"task": "t", "options": {"frobnicate": 1}}]}, "frobnicate"),
     ({"chord": {"task": "t", "options": {"serializer": "pickle"}}}, "pickle"),
     ({"chain": "not a list"}, "not a list"),
+    # Falsy but not a list: refused too (read_canvas's fast path takes only None and []).
+    ({"callbacks": ""}, "not a list"),
+    ({"errbacks": {}}, "not a list"),
+    ({"chain": 0}, "not a list"),
     ({"chain": [{"task": "t", "options": {"countdown": "soon"}}]}, "countdown='soon'"),
     ({"callbacks": [{"task": "t", "options": {"eta": "tomorrow"}}]}, "ISO-8601"),
 ])

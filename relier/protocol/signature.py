@@ -167,10 +167,15 @@ def _signatures(value: Any, where: str) -> tuple[Signature, ...]:
     return tuple(read_signature(v, f"{where}[{i}]") for i, v in enumerate(value or []))
 
 
+_NO_CANVAS: Final = Canvas()
+
+
 def read_canvas(message: TaskMessage) -> Canvas:
     """The canvas a message carries; raises :class:`CanvasUnsupported` for any part that
     Relier cannot carry out (checked before the task runs, so nothing is half done)."""
     embed = message.embed
+    if all(v is None or v == [] for v in embed.values()):
+        return _NO_CANVAS  # most messages: nothing to read (checked once per delivery)
     unknown = sorted(k for k, v in embed.items()
                      if v and k not in ("callbacks", "errbacks", "chain", "chord"))
     if unknown:

@@ -14,6 +14,9 @@ class Capacity:
         self.limit = limit
         self.in_use = 0
         self._changed = anyio.Event()
+        #: Tasks waiting in wait_free/wait_idle: a release wakes them only when there are
+        #: some (it happens once per task, and mostly nobody waits).
+        self._waiting = 0
 
     @property
     def free(self) -> int:
@@ -24,18 +27,26 @@ class Capacity:
 
     def release(self) -> None:
         self.in_use -= 1
-        self._notify()
+        if self._waiting:
+            self._notify()
 
     async def wait_free(self) -> int:
         """Wait until at least one slot is free; returns how many are."""
         while self.free <= 0:
-            await self._changed.wait()
+            await self._wait_change()
         return self.free
 
     async def wait_idle(self) -> None:
         """Wait until no task is running."""
         while self.in_use > 0:
+            await self._wait_change()
+
+    async def _wait_change(self) -> None:
+        self._waiting += 1
+        try:
             await self._changed.wait()
+        finally:
+            self._waiting -= 1
 
     def _notify(self) -> None:
         changed, self._changed = self._changed, anyio.Event()

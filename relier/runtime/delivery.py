@@ -9,15 +9,24 @@ A settle that fails on a connection error is sent again until it lands: the scri
 fenced (each first takes its own copy of the message out of the worker's processing
 list), so a settle that did land before its reply was lost refuses the repeat.
 
+A delivery's settle is awaited even when its run is being cancelled (shutdown), so that
+a task that finished is recorded as such, and for at most :data:`SETTLE_BOUND_S` in
+all: past that it replies :class:`SettleFailed` and the message stays in the processing
+list (given back at shutdown, or recovered by Phoenix). Both are the settler's, not a
+cancel scope and a timer per delivery: the shield is entered only when a cancellation
+arrives, and one loop times out the settles that are late.
+
 The delivery carries its message decoded once (:meth:`Delivery.decode`, by the
 executor before anything else reads it); the recorder and the settles use that copy.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Generic, TypeVar
@@ -45,6 +54,11 @@ MAX_BATCH: Final = 256
 MAX_BACKOFF_S: Final = 5.0
 #: Record TTL for an idempotent message that does not carry one (a hand-built message).
 DEFAULT_IDEMPOTENCY_TTL_S: Final = 86400
+#: Seconds a delivery waits for its settle, cancelled or not, before it gives up on it
+#: (the message then stays in the processing list, where Phoenix finds it).
+SETTLE_BOUND_S: Final = 10.0
+#: How often the settler looks for settles older than the bound.
+LATE_CHECK_S: Final = 0.5
 
 
 T = TypeVar("T")
@@ -59,32 +73,105 @@ class SettleFailed:
     error: str
 
 
+@dataclass(frozen=True, slots=True)
+class SettleLate(SettleFailed):
+    """No reply within the settler's bound (Redis unreachable, or shutdown ran out of
+    time): the settle may still land later, or not; the delivery counts as not settled."""
+
+
 class _Pending(Generic[T]):
-    __slots__ = ("done", "op", "result")
+    __slots__ = ("done", "op", "result", "since", "waiter")
 
     def __init__(self, op: Op[T]) -> None:
         self.op = op
-        self.done = anyio.Event()
         self.result: T | SettleFailed = SettleFailed("not sent")
+        self.done = False
+        # A bare future, not an event: one is made per settle, and an event makes one
+        # too, plus its own bookkeeping (the worker runs on asyncio alone: loop.py).
+        self.waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.since = time.monotonic()
+
+    def finish(self, result: T | SettleFailed) -> None:
+        self.result = result
+        self.done = True
+        if not self.waiter.done():
+            self.waiter.set_result(None)
+
+    async def wait(self) -> None:
+        """Until :meth:`finish`. A cancellation of the waiter cancels its future; waiting
+        again (shielded) takes a new one."""
+        while not self.done:
+            if self.waiter.done():
+                self.waiter = asyncio.get_running_loop().create_future()
+            await self.waiter
 
 
 class Settler:
     """Collects settle calls and sends them in batches."""
 
-    def __init__(self, broker: Broker) -> None:
+    def __init__(self, broker: Broker, *, bound_s: float = SETTLE_BOUND_S) -> None:
         self._broker = broker
+        self._bound_s = bound_s
         self._queue: list[_Pending[Any]] = []
+        #: Shielded settles, oldest first, until the late check drops them.
+        self._awaited: deque[_Pending[Any]] = deque()
         self._wakeup = anyio.Event()
 
-    async def settle(self, op: Op[T]) -> T | SettleFailed:
-        """Send one call with the next batch; its typed reply, or why it cannot land."""
+    async def settle(self, op: Op[T], *, shielded: bool = False) -> T | SettleFailed:
+        """Send one call with the next batch; its typed reply, or why it cannot land.
+
+        ``shielded``: a delivery's settle. Its reply is awaited even if the caller is
+        being cancelled meanwhile (the cancellation then reaches it at its next await),
+        and for at most the settler's bound; past that it replies :class:`SettleFailed`.
+        """
         pending = _Pending(op)
         self._queue.append(pending)
         self._wakeup.set()
-        await pending.done.wait()
+        if not shielded:
+            await pending.wait()
+            return pending.result
+        awaited = self._awaited
+        awaited.append(pending)
+        try:
+            await pending.wait()
+        except anyio.get_cancelled_exc_class():
+            # Handed over already: the settle is sent all the same, and its reply says
+            # whether the run that finished is recorded. The late check bounds the wait.
+            with anyio.CancelScope(shield=True):
+                await pending.wait()
+        # Settles end about in order: dropping the ended ones at the head here keeps the
+        # list to those still waiting (the late check only reads its head).
+        while awaited and awaited[0].done:
+            awaited.popleft()
         return pending.result
 
     async def run(self) -> None:
+        """Send settles in batches, and time out the late ones, until cancelled."""
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._time_out_late, name="relier late settles")
+            await self._send_batches()
+
+    async def _time_out_late(self) -> None:
+        while True:
+            await anyio.sleep(LATE_CHECK_S)
+            self._drop_late(time.monotonic())
+
+    def _drop_late(self, now: float) -> None:
+        late = 0
+        awaited = self._awaited
+        while awaited:
+            head = awaited[0]
+            if not head.done:
+                if now - head.since < self._bound_s:
+                    break
+                head.finish(SettleLate(f"no reply in {self._bound_s:.0f}s"))
+                late += 1
+            awaited.popleft()
+        if late:
+            log.error("%d settle(s) did not complete in %.0fs; Phoenix will recover their "
+                      "message(s)", late, self._bound_s)
+
+    async def _send_batches(self) -> None:
         while True:
             await self._wakeup.wait()
             self._wakeup = anyio.Event()
@@ -92,8 +179,7 @@ class Settler:
                 batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
                 replies = await self._send(batch)
                 for pending, reply in zip(batch, replies, strict=True):
-                    pending.result = reply
-                    pending.done.set()
+                    pending.finish(reply)
 
     async def _send(self, batch: list[_Pending[Any]]) -> list[Any]:
         """Every settle's typed reply; one that cannot land (a script error, a reply of
@@ -215,8 +301,17 @@ class Delivery:
         """Where this delivery's message sits: what every settle takes out first."""
         return Held(queue=self.queue, worker_id=self.worker_id, raw=self.raw)
 
-    async def _landed(self, op: Op[bool]) -> bool:
-        return await self.settler.settle(op) is True
+    async def _landed(self, op: Op[bool]) -> bool | None:
+        """True landed, False refused (or failed for good), None: no reply in time."""
+        reply = await self.settler.settle(op, shielded=True)
+        return None if isinstance(reply, SettleLate) else reply is True
+
+    def _ended(self, accepted: bool | None, settled: Settled) -> bool:
+        # A settle with no reply in time leaves the delivery unsettled ("interrupted"):
+        # its message is still this worker's, for the give-back or Phoenix.
+        if accepted is not None:
+            self.settled = settled
+        return bool(accepted)
 
     async def ack(
         self, message: TaskMessage, result: bytes, result_ttl: int, *, why: str = "success",
@@ -232,8 +327,7 @@ class Delivery:
         accepted = await self._landed(settles.ack(
             held=self.held, task_id=message.id, result=result, result_ttl_s=result_ttl,
             record=idempotency_record(message, self.queue), follow_ups=follow_ups))
-        self.settled = Settled("ack", accepted, message, why)
-        return accepted
+        return self._ended(accepted, Settled("ack", bool(accepted), message, why))
 
     async def dead_letter(
         self, message: TaskMessage | None, entry: bytes, result: bytes, result_ttl: int,
@@ -247,8 +341,8 @@ class Delivery:
             reason=summary.reason, result=result, result_ttl_s=result_ttl,
             dlq_queue=origin_queue, record=idempotency_record(message, self.queue),
             follow_ups=follow_ups))
-        self.settled = Settled("dead_letter", accepted, message, summary.reason, summary.error)
-        return accepted
+        return self._ended(accepted, Settled("dead_letter", bool(accepted), message,
+                                             summary.reason, summary.error))
 
     async def begin_idempotent(self, message: TaskMessage) -> Earlier | None:
         """For an idempotent call, before running it: ``done`` with the result an earlier
@@ -277,8 +371,7 @@ class Delivery:
             held=self.held, new_raw=new_raw, due_ms=math.ceil(due_s * 1000),
             target_queue=message.origin_queue, task_id=message.id, result=result,
             result_ttl_s=result_ttl))
-        self.settled = Settled("schedule", accepted, message, why)
-        return accepted
+        return self._ended(accepted, Settled("schedule", bool(accepted), message, why))
 
     async def defer(self, message: TaskMessage, new_raw: bytes, until_s: float) -> bool:
         """Not on this worker: park the (updated) message in its queue's deferred set
@@ -287,5 +380,4 @@ class Delivery:
         accepted = await self._landed(settles.schedule(
             held=self.held, new_raw=new_raw, due_ms=math.ceil(until_s * 1000),
             target_queue=message.origin_queue, task_id=message.id, deferred=True))
-        self.settled = Settled("schedule", accepted, message, "deferred")
-        return accepted
+        return self._ended(accepted, Settled("schedule", bool(accepted), message, "deferred"))

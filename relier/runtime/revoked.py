@@ -20,11 +20,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from types import TracebackType
 from typing import Final
 
 import anyio
 
+from relier.runtime.runs import run_scope
 from relier.store import control as control_store
 from relier.store.broker import REDIS_ERRORS
 from relier.store.clients import AsyncClient
@@ -78,13 +79,43 @@ class RevokedIds:
 
 
 class _Run:
-    __slots__ = ("is_async", "revoked", "scope", "started")
+    """One registered run: the block :meth:`Terminations.running` guards (a plain
+    context manager, not a generator one: it is entered once per task).
 
-    def __init__(self, scope: anyio.CancelScope, is_async: bool) -> None:
-        self.scope = scope
+    Inside a worker's :class:`~relier.runtime.runs.Runs`, the scope a terminate cancels
+    is the run's own (made anyway); it stays cancelled after the task's call, which is
+    harmless: what the run does next is its settle, shielded (delivery.py), and its
+    outcome. Elsewhere (an executor driven directly) the block makes a scope of its own.
+    """
+
+    __slots__ = ("_own", "_runs", "_task_id", "is_async", "revoked", "scope", "started")
+
+    def __init__(self, runs: dict[str, _Run], task_id: str, is_async: bool) -> None:
+        self._runs = runs
+        self._task_id = task_id
+        shared = run_scope()
+        self._own = shared is None
+        self.scope = anyio.CancelScope() if shared is None else shared
         self.is_async = is_async
         self.revoked = False
         self.started = time.time()
+
+    def __enter__(self) -> _Run:
+        if self._own:
+            self.scope.__enter__()
+        self._runs[self._task_id] = self
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> bool:
+        if self._runs.get(self._task_id) is self:
+            del self._runs[self._task_id]
+        if self._own:
+            return self.scope.__exit__(exc_type, exc, tb)
+        # A terminate cancelled the run's scope: the cancellation of the call ends here,
+        # and the executor records the run as terminated.
+        return (self.revoked and exc_type is not None
+                and issubclass(exc_type, anyio.get_cancelled_exc_class()))
 
 
 class Terminations:
@@ -93,17 +124,10 @@ class Terminations:
     def __init__(self) -> None:
         self._runs: dict[str, _Run] = {}
 
-    @contextmanager
-    def running(self, task_id: str, *, is_async: bool) -> Iterator[_Run]:
-        """Register a run for the duration of the block; its scope is what gets cancelled."""
-        with anyio.CancelScope() as scope:
-            run = _Run(scope, is_async)
-            self._runs[task_id] = run
-            try:
-                yield run
-            finally:
-                if self._runs.get(task_id) is run:
-                    del self._runs[task_id]
+    def running(self, task_id: str, *, is_async: bool) -> _Run:
+        """Register a run for the duration of the ``with`` block; its scope is what gets
+        cancelled."""
+        return _Run(self._runs, task_id, is_async)
 
     def terminate(self, task_ids: Iterable[str]) -> list[str]:
         """Cancel the async runs and mark the sync ones; returns the ids found running."""

@@ -40,6 +40,8 @@ def target(message: Outbound) -> str:
 def follow_up_section(follow_ups: FollowUps, result_ttl: int) -> Section:
     """The follow-up part of a settle call (see ``lib/follow_ups.lua``)."""
     msgs, stored = follow_ups.messages, follow_ups.results
+    if not msgs and not stored and follow_ups.chord is None:
+        return Section([], [0, 0, result_ttl, "0"])  # most settles: nothing follows
     section = Section(
         [target(m) for m in msgs] + [keys.result(task_id) for task_id, _ in stored],
         [len(msgs), len(stored), result_ttl, "1" if follow_ups.chord else "0",

@@ -31,6 +31,7 @@ from relier.store.errors import is_noscript
 from relier.store.scripts import ScriptName
 
 if TYPE_CHECKING:
+    from relier.store.coalesce import PlainAck
     from relier.store.outbox import Fenced
 
 T = TypeVar("T")
@@ -51,11 +52,20 @@ class Op(Generic[T]):
     """A script call and the reading of its reply (which raises on a malformed one).
 
     ``fenced`` is the same operation as a Redis Cluster runs it, when ``call`` spans slots
-    (a settle: see :mod:`relier.store.outbox`); :func:`relier.store.ops.run_all` picks."""
+    (a settle: see :mod:`relier.store.outbox`), or a function that builds it (then it is
+    built only on a cluster, where it runs); :func:`relier.store.ops.run_all` picks.
+    ``plain_ack`` says that ``call`` is an ack that one server may run together with
+    others of its processing list (:mod:`relier.store.coalesce`); ``read`` then reads
+    its part of the shared reply, which is what ``call`` alone would have replied."""
 
     call: ScriptCall
     read: Callable[[Any], T]
-    fenced: Fenced | None = None
+    fenced: Fenced | Callable[[], Fenced] | None = None
+    plain_ack: PlainAck | None = None
+
+    def cluster_form(self) -> Fenced | None:
+        """:attr:`fenced`, built now if it was given as a function."""
+        return self.fenced() if callable(self.fenced) else self.fenced
 
 
 def _evalsha_args(call: ScriptCall) -> tuple[Any, ...]:

@@ -20,14 +20,14 @@ from importlib.resources import files
 from typing import Final, Literal
 
 ScriptName = Literal[
-    "enqueue", "idempotent_begin", "fetch", "claim", "ack", "dead_letter", "schedule",
+    "enqueue", "idempotent_begin", "fetch", "claim", "ack", "ack_many", "dead_letter", "schedule",
     "requeue", "reclaim", "pump", "lease", "resurrect", "replay", "rate_limit", "lock_acquire",
     "lock_release", "lock_extend", "dlq_remove", "dlq_recount", "find", "purge", "undefer",
     "revoke", "progress", "canvas_push",
     "tick", "tick_skip", "fence", "record_drop", "revoke_result",
 ]
 SCRIPT_NAMES: Final[tuple[ScriptName, ...]] = (
-    "enqueue", "idempotent_begin", "fetch", "claim", "ack", "dead_letter", "schedule",
+    "enqueue", "idempotent_begin", "fetch", "claim", "ack", "ack_many", "dead_letter", "schedule",
     "requeue", "reclaim", "pump", "lease", "resurrect", "replay", "rate_limit", "lock_acquire",
     "lock_release", "lock_extend", "dlq_remove", "dlq_recount", "find", "purge", "undefer",
     "revoke", "progress", "canvas_push",

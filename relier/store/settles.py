@@ -18,6 +18,7 @@ from relier.protocol.canvas import FollowUps
 from relier.store import keys
 from relier.store.canvas import settle_call
 from relier.store.canvas import target as canvas_target
+from relier.store.coalesce import PlainAck
 from relier.store.outbox import Count, DropRecord, Effect, Fenced, Park, Push, Store, Succeeded
 from relier.store.runner import Op, ScriptCall
 
@@ -93,14 +94,25 @@ def ack(*, held: Held, task_id: str, result: bytes, result_ttl_s: int,
         record: Record | None = None, follow_ups: FollowUps = canvas.NONE) -> Op[bool]:
     """Done: store ``result`` (``b""``: none), mark ``record`` succeeded, drop the message,
     and send ``follow_ups`` (chain step, callbacks, chord part) only if it lands."""
+    processing, result_key = held.processing, keys.result(task_id)
     call = ScriptCall(
-        "ack", [held.processing, keys.result(task_id), *([record.name] if record else [])],
+        "ack", [processing, result_key, *([record.name] if record else [])],
         [held.raw, task_id, result, result_ttl_s, record.ttl_s if record else 0])
-    effects = _stored(task_id, result, result_ttl_s)
-    if record:
-        effects.append(Succeeded(record.name, task_id, result, record.ttl_s))
-    return Op(settle_call(call, 6, follow_ups, result_ttl_s), _landed,
-              fenced_settle(held, effects, follow_ups, result_ttl_s))
+    # Without a record or follow-ups, it can share one call with the batch's other acks.
+    plain = None
+    if not (record or follow_ups.messages or follow_ups.results or follow_ups.chord):
+        plain = PlainAck(processing=processing, raw=held.raw, result_key=result_key,
+                         result=result, result_ttl_s=result_ttl_s)
+
+    def on_a_cluster() -> Fenced:  # built only where it runs: every ack builds an Op
+        # The record first: a caller that sees the result and dispatches the call again
+        # finds it succeeded (on one server the script does both at once).
+        effects: list[Effect] = (
+            [Succeeded(record.name, task_id, result, record.ttl_s)] if record else [])
+        return fenced_settle(held, effects + _stored(task_id, result, result_ttl_s),
+                             follow_ups, result_ttl_s)
+
+    return Op(settle_call(call, 6, follow_ups, result_ttl_s), _landed, on_a_cluster, plain)
 
 
 def dead_letter(*, held: Held, task_id: str, entry: bytes, reason: str, result: bytes,
