@@ -22,11 +22,12 @@ import redis
 from redis.cluster import ClusterNode, RedisCluster
 
 import relier as relier_api
-from relier import AdmissionRejectedError, ConfigurationError, TaskFailed
+from relier import AdmissionRejectedError, App, ConfigurationError, TaskFailed
 from relier.embedded import free_port
 from relier.store import keys, outbox, runner, schedules
 from relier.store.broker import Broker, Outgoing
 from relier.store.clients import async_client
+from relier.store.cluster import parse_cluster_url
 from tests.conftest import FAST, StartWorker, pointed_at
 from tests.polling import poll
 from tests.taskapps import sharded
@@ -428,3 +429,25 @@ def test_metrics_and_events_on_a_cluster(start_worker: StartWorker, url: str) ->
     text = poll(scrape, 20, "the queue metrics, read from every shard")
     for queue in QUEUES:
         assert f'relier_queue_depth{{queue="{queue}"}}' in text
+
+
+@pytest.mark.parametrize(("url", "problem"), [
+    ("redis+cluster://127.0.0.1:7000/3", "a cluster has only database 0"),
+    ("redis+cluster://127.0.0.1:99999", "invalid port"),
+    ("redis+cluster://:7000", "has no host"),
+    ("redis+cluster://127.0.0.1:7000?ssl=1", "options are not read here"),
+])
+def test_a_bad_cluster_url_is_one_line(url: str, problem: str) -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        App(redis_url=url).settings  # noqa: B018 - reading the settings checks the URL
+    assert problem in str(refused.value) and "\n" not in str(refused.value)
+    assert "expected like redis+cluster://" in str(refused.value)
+
+
+def test_a_cluster_url_with_credentials_is_read_and_redacted() -> None:
+    target = parse_cluster_url("redis+cluster://app:s3cret@10.0.0.1,10.0.0.2:7001/0")
+    assert target.nodes == (("10.0.0.1", 6379), ("10.0.0.2", 7001))
+    assert (target.username, target.password) == ("app", "s3cret")
+    with pytest.raises(ConfigurationError) as refused:
+        parse_cluster_url("redis+cluster://app:s3cret@10.0.0.1/2")
+    assert "s3cret" not in str(refused.value)

@@ -10,7 +10,7 @@ asks the nodes for the slot map and sends each command to the node serving its k
 A Lua script may only touch keys of one hash slot. Relier's scripts work on one queue at
 a time, and every key of queue ``q`` hashes like ``q``'s own list, so on a cluster a queue
 name must carry a hash tag (``{emails}``): then kombu's priority lists (``{emails}\\x06\\x163``
-...) and Relier's ``relier:{emails}:...`` keys share its slot. What a delivery does beyond
+...) and Relier's ``relier:q:{emails}:...`` keys share its slot. What a delivery does beyond
 its queue's slot (a result, an idempotency record, a follow-up on another queue) goes
 through the queue's outbox (:mod:`relier.store.outbox`).
 """
