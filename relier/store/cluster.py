@@ -106,9 +106,14 @@ def async_client(url: str, **options: Any) -> aioredis.Redis:
     return cast(aioredis.Redis, client)
 
 
+#: Both faces of redis-py's cluster client (a tuple: ``isinstance`` with a ``X | Y`` union
+#: builds the union on every call, and this is asked on every push and settle batch).
+_CLUSTER_CLIENTS: Final = (redis.cluster.RedisCluster, aiocluster.RedisCluster)
+
+
 def is_cluster(client: object) -> bool:
     """Whether ``client`` talks to a cluster (either face)."""
-    return isinstance(client, redis.cluster.RedisCluster | aiocluster.RedisCluster)
+    return isinstance(client, _CLUSTER_CLIENTS)
 
 
 @asynccontextmanager
