@@ -21,7 +21,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Final, cast
-from urllib.parse import unquote
 
 import redis
 import redis.asyncio as aioredis
@@ -30,6 +29,7 @@ import redis.cluster
 from redis.crc import key_slot
 
 from relier.errors import ConfigurationError
+from relier.store import addresses
 from relier.store.keys import hash_tag as hash_tag
 
 CLUSTER_SCHEME: Final = "redis+cluster"
@@ -61,10 +61,9 @@ def parse_cluster_url(url: str) -> ClusterTarget:
         raise _refuse(url, f"options are not read here (?{query}); pass them to the App")
     if path.strip("/") not in ("", "0"):
         raise _refuse(url, f"a cluster has only database 0, not /{path.strip('/')}")
-    user, sep, password = credentials.partition(":")
-    return ClusterTarget(
-        nodes=tuple(_address(url, item) for item in hosts.split(",")),
-        username=unquote(user) or None, password=unquote(password) if sep else None)
+    username, password = addresses.credentials(credentials)
+    return ClusterTarget(nodes=tuple(_address(url, item) for item in hosts.split(",")),
+                         username=username, password=password)
 
 
 def _refuse(url: str, problem: str) -> ConfigurationError:
@@ -74,12 +73,10 @@ def _refuse(url: str, problem: str) -> ConfigurationError:
 
 
 def _address(url: str, item: str) -> tuple[str, int]:
-    host, _, port = item.strip().rpartition(":") if ":" in item else (item.strip(), "", "")
-    if not host:
-        raise _refuse(url, f"node address {item!r} has no host")
-    if port and not (port.isdigit() and 0 < int(port) < 65536):
-        raise _refuse(url, f"node address {item!r} has an invalid port")
-    return host, int(port) if port else DEFAULT_PORT
+    try:
+        return addresses.host_and_port(item, DEFAULT_PORT)
+    except ValueError as problem:
+        raise _refuse(url, f"node address {item!r} {problem}") from None
 
 
 def sync_client(url: str, **options: Any) -> redis.Redis:

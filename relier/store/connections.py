@@ -29,7 +29,7 @@ import redis.asyncio.sentinel as aiosentinel
 import redis.sentinel
 
 from relier.errors import ConfigurationError
-from relier.store import cluster
+from relier.store import addresses, cluster
 
 SENTINEL_SCHEME: Final = "redis+sentinel"
 SENTINEL_EXAMPLE: Final = "redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster/0"
@@ -62,7 +62,7 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
     location, _, query = location.partition("?")
     hosts, _, path = location.partition("/")
     service, db = _service_and_db(url, path)
-    username, password = _credentials(credentials)
+    username, password = addresses.credentials(credentials)
     options = _query_options(url, query)
     return SentinelTarget(
         sentinels=tuple(_address(url, item) for item in hosts.split(",")),
@@ -86,13 +86,6 @@ def _service_and_db(url: str, path: str) -> tuple[str, int]:
     return parts[0], int(parts[1]) if len(parts) == 2 else 0
 
 
-def _credentials(text: str) -> tuple[str | None, str | None]:
-    if not text:
-        return None, None
-    user, sep, password = text.partition(":")
-    return unquote(user) or None, unquote(password) if sep else None
-
-
 def _query_options(url: str, query: str) -> dict[str, str]:
     options = {name: values[-1] for name, values in parse_qs(query).items()}
     unknown = sorted(set(options) - _QUERY_OPTIONS)
@@ -103,12 +96,10 @@ def _query_options(url: str, query: str) -> dict[str, str]:
 
 
 def _address(url: str, item: str) -> tuple[str, int]:
-    host, _, port = item.strip().rpartition(":") if ":" in item else (item.strip(), "", "")
-    if not host:
-        raise _refuse(url, f"sentinel address {item!r} has no host")
-    if port and not (port.isdigit() and 0 < int(port) < 65536):
-        raise _refuse(url, f"sentinel address {item!r} has an invalid port")
-    return host, int(port) if port else DEFAULT_SENTINEL_PORT
+    try:
+        return addresses.host_and_port(item, DEFAULT_SENTINEL_PORT)
+    except ValueError as problem:
+        raise _refuse(url, f"sentinel address {item!r} {problem}") from None
 
 
 def _sentinel_kwargs(target: SentinelTarget, options: dict[str, Any]) -> dict[str, Any]:
