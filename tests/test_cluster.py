@@ -15,7 +15,6 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import anyio
 import msgspec
 import pytest
 import redis
@@ -31,6 +30,7 @@ from relier.store.cluster import parse_cluster_url
 from tests.conftest import FAST, StartWorker, pointed_at
 from tests.polling import poll
 from tests.taskapps import sharded
+from tests.test_lock import take_turns
 from tests.topologies import Cluster
 
 APP = "tests.taskapps.sharded:app"
@@ -391,22 +391,7 @@ def test_every_read_and_admin_command_works_on_a_cluster(
 async def test_locks_take_turns_on_a_cluster(url: str, rc: RedisCluster) -> None:
     async with pointed_at(url, sharded.app):
         app = sharded.app
-        client = app.broker().client
-        entered: list[int] = []
-
-        async def bump() -> None:
-            async with app.lock("counter", ttl=10) as lock:
-                assert lock.token is not None and await lock.aowned()
-                entered.append(lock.token)
-                value = int(await client.get("n{counter}") or 0)
-                await anyio.sleep(0.01)
-                await client.set("n{counter}", value + 1)
-
-        async with anyio.create_task_group() as tg:
-            for _ in range(10):
-                tg.start_soon(bump)
-        assert int(await client.get("n{counter}")) == 10
-        assert entered == sorted(set(entered))
+        await take_turns(app, "n{counter}", 10)
         with app.lock("sync-side", ttl=5) as held:  # the blocking face, on the cluster too
             assert held.owned()
     assert not rc.exists(keys.lock("counter"))

@@ -17,8 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent / "relier"
 #: Layer of each package (or top-level module); a module may import its own layer and
 #: the layers below it. Top-level modules not listed are the client layer.
 LAYERS = {"errors": 0, "protocol": 0, "store": 1, "runtime": 3, "observability": 4,
-          "cli": 5, "cli_checks": 5, "cli_common": 5, "cli_dlq": 5, "cli_help": 5, "banner": 5, "__main__": 5,
-          "integrations": 5,
+          "cli": 5, "cli_checks": 5, "cli_common": 5, "cli_dlq": 5, "cli_help": 5,
+          "banner": 5, "__main__": 5, "integrations": 5,
           "testing": 5, "demo": 5}
 CLIENT = 2
 

@@ -42,7 +42,9 @@ def test_processes_take_turns_and_tokens_only_grow(redis_url: str, rclient: redi
     assert rclient.exists(keys.lock("shared")) == 0  # every hold was released
 
 
-async def test_tasks_take_turns(app: App) -> None:
+async def take_turns(app: App, counter: str, tasks: int) -> None:
+    """``tasks`` concurrent read-modify-writes of ``counter``, each under the lock
+    ``counter``: none is lost, and the tokens only grow (also run on a cluster)."""
     client = app.broker().client
     entered: list[int] = []
 
@@ -50,15 +52,19 @@ async def test_tasks_take_turns(app: App) -> None:
         async with app.lock("counter", ttl=10) as lock:
             assert lock.token is not None and await lock.aowned()
             entered.append(lock.token)
-            value = int(await client.get("n") or 0)
+            value = int(await client.get(counter) or 0)
             await anyio.sleep(0.01)
-            await client.set("n", value + 1)
+            await client.set(counter, value + 1)
 
     async with anyio.create_task_group() as tg:
-        for _ in range(20):
+        for _ in range(tasks):
             tg.start_soon(bump)
-    assert int(await client.get("n")) == 20
+    assert int(await client.get(counter)) == tasks
     assert entered == sorted(set(entered))
+
+
+async def test_tasks_take_turns(app: App) -> None:
+    await take_turns(app, "n", 20)
 
 
 async def test_an_expired_lease_is_taken_over_and_the_loser_is_told(app: App) -> None:
