@@ -15,18 +15,14 @@ first take until the queue and its processing lists are empty, divided by N.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import redis
 
-from benchmarks.common import QUEUE
-from benchmarks.observability_cost import cpu_seconds, fetched, fill
-from benchmarks.profile_noop import _drained
+from benchmarks.observability_cost import cpu_seconds, fill
+from benchmarks.profile_noop import _drained, start_drain
 from relier.embedded import EmbeddedServer
 
 
@@ -35,14 +31,8 @@ def measure(tree: Path, n: int) -> tuple[float, float]:
     with EmbeddedServer() as server:
         client = redis.Redis.from_url(server.url)
         fill(server.url, n)
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "relier", "worker", "-A", "benchmarks.relier_app:app",
-             "-Q", QUEUE, "-c", "200", "--redis-url", server.url],
-            cwd=tree, env={**os.environ, "RELIER_TRACING": "0"},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        worker = start_drain(tree, server.url, client)
         try:
-            while fetched(client) == 0:
-                time.sleep(0.001)
             cpu0, t0 = cpu_seconds(worker.pid), time.perf_counter()
             while not _drained(client, n):
                 time.sleep(0.005)

@@ -69,19 +69,30 @@ def _redis_cpu(client: redis.Redis) -> float:
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
+def start_drain(tree: Path, url: str, client: redis.Redis) -> subprocess.Popen[bytes]:
+    """A worker of the source tree ``tree`` draining the pre-filled queue (concurrency
+    200, tracing off), returned once it has taken its first message."""
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "relier", "worker", "-A", "benchmarks.relier_app:app",
+         "-Q", QUEUE, "-c", "200", "--redis-url", url],
+        cwd=tree, env={**os.environ, "RELIER_TRACING": "0"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while fetched(client) == 0:
+            time.sleep(0.001)
+    except BaseException:
+        worker.kill()
+        raise
+    return worker
+
+
 def profile(n: int, tree: Path, out: Path) -> tuple[float, float, float]:
     """(tasks/s, worker CPU µs/task, Redis CPU µs/task) of one profiled drain."""
     with EmbeddedServer() as server:
         client = redis.Redis.from_url(server.url)
         fill(server.url, n)
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "relier", "worker", "-A", "benchmarks.relier_app:app",
-             "-Q", QUEUE, "-c", "200", "--redis-url", server.url],
-            cwd=tree, env={**os.environ, "RELIER_TRACING": "0"},
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        worker = start_drain(tree, server.url, client)
         try:
-            while fetched(client) == 0:
-                time.sleep(0.001)
             spy = subprocess.Popen(["py-spy", "record", "-p", str(worker.pid), "-r", "250",
                                     "-f", "raw", "-o", str(out), "--nonblocking"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
