@@ -40,8 +40,9 @@ def requeue(*, held: Held, task_id: str, target_queue: str, message: bytes) -> R
                                                                                  "unknown"),
                       keys.dlq_reasons(target_queue)],
         [held.raw, task_id, "requeue", message, "", 0, ""]), _moved,
-        Fenced.of(queue=held.queue, processing=held.processing, raw=held.raw,
-                  effects=[Push(keys.queue_list(target_queue), message, consuming_end=True)])))
+        lambda: Fenced.of(
+            queue=held.queue, processing=held.processing, raw=held.raw,
+            effects=[Push(keys.queue_list(target_queue), message, consuming_end=True)])))
 
 
 def quarantine(*, held: Held, task_id: str, dlq_queue: str, entry: bytes, reason: str,
@@ -55,12 +56,11 @@ def quarantine(*, held: Held, task_id: str, dlq_queue: str, entry: bytes, reason
                       keys.result(task_id or "unknown"), keys.dlq_reasons(dlq_queue),
                       *([record.name] if record else [])],
         [held.raw, task_id, "quarantine", entry, result, result_ttl_s, reason])
-    effects = dead_letter_effects(
-        dlq_queue=dlq_queue, task_id=task_id, entry=entry, reason=reason, result=result,
-        result_ttl_s=result_ttl_s, record=record)
     return Recovery("quarantine", task_id, Op(
         settle_call(call, 8, follow_ups, result_ttl_s), _moved,
-        fenced_settle(held, effects, follow_ups, result_ttl_s)))
+        lambda: fenced_settle(held, dead_letter_effects(
+            dlq_queue=dlq_queue, task_id=task_id, entry=entry, reason=reason, result=result,
+            result_ttl_s=result_ttl_s, record=record), follow_ups, result_ttl_s)))
 
 
 def resurrector_lease(*, holder: str, lease_ms: int) -> Op[bool]:

@@ -51,21 +51,21 @@ class ScriptCall:
 class Op(Generic[T]):
     """A script call and the reading of its reply (which raises on a malformed one).
 
-    ``fenced`` is the same operation as a Redis Cluster runs it, when ``call`` spans slots
-    (a settle: see :mod:`relier.store.outbox`), or a function that builds it (then it is
-    built only on a cluster, where it runs); :func:`relier.store.ops.run_all` picks.
+    ``fenced`` builds the same operation as a Redis Cluster runs it, when ``call`` spans
+    slots (a settle: see :mod:`relier.store.outbox`); it is called only on a cluster, so
+    one server never pays for it. :func:`relier.store.ops.run_all` picks.
     ``plain_ack`` says that ``call`` is an ack that one server may run together with
     others of its processing list (:mod:`relier.store.coalesce`); ``read`` then reads
     its part of the shared reply, which is what ``call`` alone would have replied."""
 
     call: ScriptCall
     read: Callable[[Any], T]
-    fenced: Fenced | Callable[[], Fenced] | None = None
+    fenced: Callable[[], Fenced] | None = None
     plain_ack: PlainAck | None = None
 
     def cluster_form(self) -> Fenced | None:
-        """:attr:`fenced`, built now if it was given as a function."""
-        return self.fenced() if callable(self.fenced) else self.fenced
+        """The cluster form, built now (None: ``call`` runs as it is there too)."""
+        return self.fenced() if self.fenced is not None else None
 
 
 def _evalsha_args(call: ScriptCall) -> tuple[Any, ...]:

@@ -127,7 +127,7 @@ def dead_letter(*, held: Held, task_id: str, entry: bytes, reason: str, result: 
          keys.dlq_reasons(dlq_queue), *([record.name] if record else [])],
         [held.raw, task_id, entry, result, result_ttl_s, reason])
     return Op(settle_call(call, 7, follow_ups, result_ttl_s), _landed,
-              fenced_settle(held, dead_letter_effects(
+              lambda: fenced_settle(held, dead_letter_effects(
                   dlq_queue=dlq_queue, task_id=task_id, entry=entry, reason=reason,
                   result=result, result_ttl_s=result_ttl_s, record=record),
                   follow_ups, result_ttl_s))
@@ -152,13 +152,12 @@ def schedule(*, held: Held, new_raw: bytes, due_ms: int, target_queue: str,
     ``deferred``) until ``due_ms``; ``result`` (a retry's ``RETRY`` state) is stored for
     ``task_id`` when not empty."""
     parked = keys.deferred(target_queue) if deferred else keys.delayed(target_queue)
-    effects: list[Effect] = [Park(parked, due_ms, new_raw),
-                             *_stored(task_id, result, result_ttl_s)]
     return Op(ScriptCall(
         "schedule", [held.processing, parked, keys.result(task_id or "unknown")],
         [held.raw, new_raw, due_ms, result, result_ttl_s],
-    ), _landed, Fenced.of(queue=held.queue, processing=held.processing, raw=held.raw,
-                          effects=effects))
+    ), _landed, lambda: Fenced.of(
+        queue=held.queue, processing=held.processing, raw=held.raw,
+        effects=[Park(parked, due_ms, new_raw), *_stored(task_id, result, result_ttl_s)]))
 
 
 def idempotent_begin(*, record: Record, task_id: str) -> Op[Earlier | None]:
